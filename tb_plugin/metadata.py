@@ -1,0 +1,128 @@
+"""Plugin name, tag layout and summary metadata of the Health plugin.
+
+Everything tb_plugin records lands in ordinary TensorBoard event files. To be
+kept by both TensorBoard loaders with their default reservoirs, the
+per-record series are stored in the formats of TensorBoard's own plugins:
+
+* numbers per record (entropy, tie fraction, gradient norm, ...) are
+  ``scalars`` summaries (data class SCALAR: 1000 points kept per tag by both
+  loaders), so they also plot in TensorBoard's Time Series dashboard;
+* distributions per record (top-1 probability, log10|g|, predicted-class
+  counts, ...) are ``histograms`` summaries, a float64 tensor of shape
+  ``[bins, 3]`` holding ``(left_edge, right_edge, count)`` rows (data class
+  TENSOR: 500 kept by the Python loader, 100 by the Rust one).
+
+One ``health`` summary per recorded name (the *index* tag, see
+:func:`index_tag`) carries a JSON description of that record family: its kind
+and, for gradients, the variables in depth order. The manifest (model
+architecture, loss, optimizer, versions) is one more ``health`` summary.
+The Health plugin is active exactly when some run has a ``health`` summary.
+
+This module imports no TensorFlow.
+"""
+
+import json
+
+from tensorboard.compat.proto import summary_pb2
+from tensorboard.plugins.histogram import metadata as histogram_metadata
+from tensorboard.plugins.scalar import metadata as scalar_metadata
+
+PLUGIN_NAME = "health"
+FORMAT_VERSION = 1
+
+TAG_PREFIX = "health"
+MANIFEST_TAG = "health/manifest"
+
+# Record kinds named in an index summary.
+KIND_PREDICTIONS = "predictions"
+KIND_GRADIENTS = "gradients"
+
+# Prediction tasks.
+TASK_MULTICLASS = "multiclass"
+TASK_BINARY = "binary"
+TASK_REGRESSION = "regression"
+
+# Scalar statistics of a prediction record (suffixes under index_tag(name)).
+PRED_ENTROPY = "entropy"  # mean entropy / log K, in [0, 1]
+PRED_TIE_FRACTION = "tie_fraction"  # rows whose top-1 value is tied
+PRED_ZERO_LOGIT_FRACTION = "zero_logit_fraction"  # logits exactly 0
+PRED_NONFINITE = "nonfinite"  # count of NaN/Inf outputs
+PRED_ACCURACY = "accuracy"  # argmax accuracy, lowest index wins ties
+PRED_TIE_TOLERANT_ACCURACY = "tie_tolerant_accuracy"  # in_top_k(k=1) style
+PRED_OUTPUT_STD = "output_std"  # regression: std of outputs over the batch
+PRED_TARGET_STD = "target_std"  # regression: std of targets over the batch
+PRED_COUNT = "count"  # rows in the record
+# Histogram statistics of a prediction record.
+PRED_TOP1_HIST = "top1_probability"  # bins over [0, 1]
+PRED_CLASS_PROB_HIST = "class_probability"  # all class probabilities
+PRED_PREDICTED_CLASSES = "predicted_classes"  # one bin per class [i, i+1)
+PRED_LABEL_CLASSES = "label_classes"  # one bin per class [i, i+1)
+PRED_OUTPUT_HIST = "outputs"  # regression outputs
+
+# Statistics of a gradient record, per variable (suffixes under
+# variable_tag(name, path)).
+GRAD_NORM = "norm"  # L2 norm of the gradient
+GRAD_MAX_ABS = "max_abs"
+GRAD_ZERO_FRACTION = "zero_fraction"  # entries exactly 0
+GRAD_NONFINITE = "nonfinite"  # count of NaN/Inf entries
+GRAD_WEIGHT_NORM = "weight_norm"  # L2 norm of the variable
+GRAD_UPDATE_RATIO = "update_ratio"  # ||update|| / ||weight||, when known
+GRAD_LOG10_HIST = "log10_abs"  # histogram of log10|g| over nonzero entries
+# Per-record summary of all variables (suffixes under index_tag(name)).
+GRAD_FIRST_LAST_RATIO = "first_last_ratio"  # first kernel norm / last
+
+PROBABILITY_BINS = 40  # bins over [0, 1] for probability histograms
+LOG10_RANGE = (-12.0, 4.0)  # log10|g| histogram range; outside is clipped
+LOG10_BINS = 32  # half a decade per bin
+
+
+def index_tag(name):
+    """The tag of the ``health`` index summary of record family `name`."""
+    return "%s/%s" % (TAG_PREFIX, name)
+
+
+def stat_tag(name, stat):
+    """The tag of statistic `stat` of record family `name`."""
+    return "%s/%s/%s" % (TAG_PREFIX, name, stat)
+
+
+def variable_tag(name, variable_path, stat):
+    """The tag of per-variable statistic `stat` in gradient family `name`."""
+    return "%s/%s/%s/%s" % (TAG_PREFIX, name, variable_path, stat)
+
+
+def create_index_metadata(description=""):
+    """SummaryMetadata for an index or manifest summary (a JSON string)."""
+    content = json.dumps({"version": FORMAT_VERSION}).encode("utf-8")
+    return summary_pb2.SummaryMetadata(
+        summary_description=description,
+        plugin_data=summary_pb2.SummaryMetadata.PluginData(
+            plugin_name=PLUGIN_NAME, content=content
+        ),
+        data_class=summary_pb2.DATA_CLASS_TENSOR,
+    )
+
+
+def create_scalar_metadata(description=""):
+    """SummaryMetadata for a per-record number, in the scalars format."""
+    metadata = scalar_metadata.create_summary_metadata(
+        display_name=None, description=description
+    )
+    metadata.data_class = summary_pb2.DATA_CLASS_SCALAR
+    return metadata
+
+
+def create_histogram_metadata(description=""):
+    """SummaryMetadata for a per-record distribution, in the histograms format."""
+    metadata = histogram_metadata.create_summary_metadata(
+        display_name=None, description=description
+    )
+    metadata.data_class = summary_pb2.DATA_CLASS_TENSOR
+    return metadata
+
+
+def parse_index(value):
+    """Decodes the JSON carried by an index or manifest summary value."""
+    if isinstance(value, bytes):
+        value = value.decode("utf-8")
+    return json.loads(value)
