@@ -1,0 +1,254 @@
+// The Health plugin UI: run selector, tabs, and the three views.
+
+import { api, ApiError, clearCache } from "./api";
+import { disposeAll } from "./charts";
+import { decodeStep } from "./decode";
+import { clear, el, emptyState, errorState, loadingState } from "./dom";
+import { companionRuns, dashboardFor, requestWidth } from "./shape";
+import { defaultSelection, newState, runColor, type State, type Tab } from "./state";
+import { injectStyle } from "./style";
+import type { Finding, RunInfo } from "./types";
+import { renderCollapse } from "./views/collapse";
+import { renderGradients } from "./views/gradients";
+import { renderOverview } from "./views/overview";
+
+export interface App {
+  state: State;
+  /** Re-renders the side bar and the current tab. */
+  refresh(): void;
+  setTab(tab: Tab): void;
+  openFinding(run: string, f: Finding): void;
+  openRun(run: RunInfo): void;
+  content: HTMLElement;
+}
+
+export function errorText(e: unknown): string {
+  if (e instanceof ApiError) return e.message;
+  if (e instanceof Error) return e.message;
+  return String(e);
+}
+
+export function createApp(root: HTMLElement): App {
+  injectStyle(root.ownerDocument);
+  const state = newState();
+  const side = el("div", { class: "hp-side" });
+  const tabs: Record<Tab, HTMLButtonElement> = {
+    overview: el("button", { class: "hp-tab", testid: "tab-overview" }, "Overview"),
+    collapse: el("button", { class: "hp-tab", testid: "tab-collapse" }, "Prediction collapse"),
+    gradients: el("button", { class: "hp-tab", testid: "tab-gradients" }, "Gradients"),
+  };
+  const reload = el("button", { class: "btn", title: "Reload data from the server" }, "Reload");
+  const bar = el("div", { class: "hp-bar" }, tabs.overview, tabs.collapse, tabs.gradients, el("span", { class: "spacer" }), reload);
+  const content = el("div", { class: "hp-content" });
+  const main = el("div", { class: "hp-main" }, bar, content);
+  clear(root);
+  root.appendChild(el("div", { class: "hp-root" }, side, main));
+
+  let loaded = false;
+  let renderToken = 0;
+
+  const app: App = {
+    state,
+    content,
+    refresh: () => {
+      renderSide();
+      renderTab();
+    },
+    setTab: (tab) => {
+      state.tab = tab;
+      app.refresh();
+    },
+    openFinding: (run, f) => {
+      const all = state.runs.map((r) => r.run);
+      state.selected = new Set([run, ...companionRuns(run, all)]);
+      state.focus = {
+        run,
+        kind: f.kind,
+        layer: f.layer ?? null,
+        first: decodeStep(f.first_step),
+        last: decodeStep(f.last_step),
+        finding: f,
+      };
+      const info = state.runs.find((r) => r.run === run);
+      const dash = dashboardFor(String(f.kind), f.evidence, f.layer, info?.gradients.flatMap((g) => g.variables) ?? []);
+      if (dash === "gradients") {
+        state.gradStep = state.focus.first;
+        state.gradVariable = null; // resolved from focus.layer by the view
+      }
+      app.setTab(dash);
+    },
+    openRun: (r) => {
+      const all = state.runs.map((x) => x.run);
+      state.selected = new Set([r.run, ...companionRuns(r.run, all)]);
+      state.focus = null;
+      app.setTab(r.predictions.length > 0 || r.gradients.length === 0 ? "collapse" : "gradients");
+    },
+  };
+
+  for (const t of Object.keys(tabs) as Tab[]) {
+    tabs[t].addEventListener("click", () => {
+      if (t === "overview") state.focus = null;
+      app.setTab(t);
+    });
+  }
+  reload.addEventListener("click", () => {
+    clearCache();
+    void load();
+  });
+
+  function renderSide(): void {
+    clear(side);
+    side.appendChild(el("h2", {}, "Runs"));
+    if (!loaded || state.runs.length === 0) return;
+    const filter = el("input", {
+      class: "run-filter",
+      attrs: { type: "search", placeholder: "Filter runs (regex)", "aria-label": "Filter runs" },
+    });
+    filter.value = state.filter;
+    const list = el("div", { class: "hp-runs", testid: "run-selector" });
+    const matcher = () => {
+      try {
+        return new RegExp(state.filter, "i");
+      } catch {
+        return null;
+      }
+    };
+    const fill = () => {
+      clear(list);
+      const re = matcher();
+      for (const r of state.runs) {
+        if (re && !re.test(r.run)) continue;
+        const cb = el("input", { attrs: { type: "checkbox" } });
+        cb.checked = state.selected.has(r.run);
+        cb.addEventListener("change", () => {
+          if (cb.checked) state.selected.add(r.run);
+          else state.selected.delete(r.run);
+          renderTab();
+        });
+        list.appendChild(
+          el(
+            "label",
+            { class: "hp-run", title: r.run, data: { run: r.run } },
+            cb,
+            el("span", { class: "swatch", style: { background: runColor(state, r.run) } }),
+            el("span", { class: "name" }, r.run),
+            el("span", { class: `badge badge-${badgeClass(r.status)}` }, statusText(r.status)),
+          ),
+        );
+      }
+    };
+    filter.addEventListener("input", () => {
+      state.filter = filter.value;
+      fill();
+    });
+    const all = el("button", { on: { click: () => setAll(true) } }, "Select all");
+    const none = el("button", { on: { click: () => setAll(false) } }, "None");
+    const setAll = (on: boolean) => {
+      const re = matcher();
+      for (const r of state.runs) {
+        if (re && !re.test(r.run)) continue;
+        if (on) state.selected.add(r.run);
+        else state.selected.delete(r.run);
+      }
+      fill();
+      renderTab();
+    };
+    side.append(filter, el("div", { class: "run-actions" }, all, none), list);
+    fill();
+  }
+
+  function markTabs(): void {
+    for (const t of Object.keys(tabs) as Tab[]) {
+      tabs[t].classList.toggle("active", t === state.tab);
+      tabs[t].setAttribute("aria-selected", String(t === state.tab));
+    }
+  }
+
+  function renderTab(): void {
+    const token = ++renderToken;
+    markTabs();
+    if (!loaded) return;
+    disposeAll();
+    clear(content);
+    content.scrollTop = 0;
+    if (state.runs.length === 0) {
+      content.appendChild(noDataState());
+      return;
+    }
+    const isCurrent = () => token === renderToken;
+    if (state.tab === "overview") renderOverview(app, content);
+    else if (state.tab === "collapse") void renderCollapse(app, content, isCurrent);
+    else void renderGradients(app, content, isCurrent);
+  }
+
+  async function load(): Promise<void> {
+    loaded = false;
+    disposeAll();
+    clear(content);
+    content.appendChild(loadingState("Loading runs…"));
+    markTabs();
+    renderSide();
+    try {
+      const resp = await api.runs();
+      const runs = Array.isArray(resp?.runs) ? resp.runs.filter((r) => r && typeof r.run === "string") : [];
+      state.runs = runs.map(normaliseRun);
+      const names = new Set(state.runs.map((r) => r.run));
+      const kept = [...state.selected].filter((r) => names.has(r));
+      state.selected = kept.length ? new Set(kept) : defaultSelection(state.runs);
+      loaded = true;
+      state.width = requestWidth(chartWidthGuess(content));
+      app.refresh();
+    } catch (e) {
+      clear(content);
+      content.appendChild(errorState(errorText(e), () => void load()));
+    }
+  }
+
+  void load();
+  return app;
+}
+
+function normaliseRun(r: RunInfo): RunInfo {
+  return {
+    run: r.run,
+    status: typeof r.status === "string" ? r.status : "no_data",
+    findings: Array.isArray(r.findings) ? r.findings.filter((f) => f && typeof f === "object") : [],
+    predictions: Array.isArray(r.predictions) ? r.predictions.filter((p) => p && typeof p.name === "string") : [],
+    gradients: Array.isArray(r.gradients)
+      ? r.gradients
+          .filter((g) => g && typeof g.name === "string")
+          .map((g) => ({ name: g.name, variables: Array.isArray(g.variables) ? g.variables.map(String) : [] }))
+      : [],
+    has_manifest: !!r.has_manifest,
+  };
+}
+
+/** Pixel width of one chart in the two-column grid. */
+function chartWidthGuess(content: HTMLElement): number {
+  const w = content.clientWidth || (content.ownerDocument.defaultView?.innerWidth ?? 1280) - 240;
+  return Math.floor((w - 32 - 16) / 2) - 80;
+}
+
+export function badgeClass(status: string): string {
+  return status === "healthy" || status === "unhealthy" || status === "no_data" ? status : "other";
+}
+
+export function statusText(status: string): string {
+  return status === "no_data" ? "no data" : status;
+}
+
+export function noDataState(): HTMLElement {
+  const e = emptyState(
+    "No health data yet: add tb_plugin.HealthCallback(log_dir) to model.fit callbacks",
+  );
+  e.appendChild(
+    el(
+      "div",
+      { class: "state-detail" },
+      "For example: ",
+      el("code", {}, "model.fit(x, y, callbacks=[tb_plugin.HealthCallback(log_dir)])"),
+      ", then point TensorBoard at the same log directory and press Reload.",
+    ),
+  );
+  return e;
+}

@@ -1,0 +1,614 @@
+// ECharts setup (only the parts used, via echarts/core) and option builders.
+// Tooltip formatters return HTML: every name in them goes through escapeHtml.
+
+import * as echarts from "echarts/core";
+import { BarChart, HeatmapChart, LineChart } from "echarts/charts";
+import {
+  DataZoomComponent,
+  GridComponent,
+  LegendComponent,
+  MarkAreaComponent,
+  MarkLineComponent,
+  TooltipComponent,
+  VisualMapContinuousComponent,
+} from "echarts/components";
+import { CanvasRenderer } from "echarts/renderers";
+import type { EChartsCoreOption, ECharts } from "echarts/core";
+import { escapeHtml, formatExact, formatShort, valueHtml } from "./format";
+import type { LineData } from "./shape";
+import { GREY, ORANGE, RED } from "./style";
+
+echarts.use([
+  LineChart,
+  BarChart,
+  HeatmapChart,
+  GridComponent,
+  TooltipComponent,
+  LegendComponent,
+  DataZoomComponent,
+  VisualMapContinuousComponent,
+  MarkLineComponent,
+  MarkAreaComponent,
+  CanvasRenderer,
+]);
+
+export type Option = EChartsCoreOption;
+
+// ---------------------------------------------------------------- registry
+
+const live = new Set<ECharts>();
+let resizeObserver: ResizeObserver | null = null;
+
+function observe(elem: HTMLElement, chart: ECharts): void {
+  if (typeof ResizeObserver === "undefined") return;
+  if (!resizeObserver) {
+    resizeObserver = new ResizeObserver((entries) => {
+      for (const e of entries) {
+        const c = echarts.getInstanceByDom(e.target as HTMLElement);
+        if (c && !c.isDisposed()) c.resize();
+      }
+    });
+  }
+  resizeObserver.observe(elem);
+  void chart;
+}
+
+/** Disposes every chart (before a view is rebuilt). */
+export function disposeAll(): void {
+  for (const c of live) {
+    if (!c.isDisposed()) {
+      const dom = c.getDom();
+      resizeObserver?.unobserve(dom);
+      c.dispose();
+    }
+  }
+  live.clear();
+}
+
+/**
+ * Draws `option` into `elem` and records the number of drawn points on
+ * `pointsHost` (the element with the chart's data-testid).
+ */
+export function mountChart(
+  elem: HTMLElement,
+  option: Option,
+  points: number,
+  pointsHost: HTMLElement = elem,
+  group?: string,
+): ECharts {
+  const existing = echarts.getInstanceByDom(elem);
+  if (existing) {
+    live.delete(existing);
+    existing.dispose();
+  }
+  const chart = echarts.init(elem, undefined, { renderer: "canvas" });
+  chart.setOption(option);
+  if (group) {
+    chart.group = group;
+    echarts.connect(group);
+  }
+  live.add(chart);
+  observe(elem, chart);
+  pointsHost.setAttribute("data-points", String(points));
+  return chart;
+}
+
+// ---------------------------------------------------------------- common pieces
+
+const AXIS_LABEL = { color: GREY, fontSize: 11 };
+const SPLIT_LINE = { lineStyle: { color: "#eee" } };
+
+function baseTooltip(): Record<string, unknown> {
+  return {
+    confine: true,
+    backgroundColor: "rgba(255,255,255,0.97)",
+    borderColor: "#ddd",
+    textStyle: { color: "#212121", fontSize: 12 },
+    extraCssText: "box-shadow: 0 2px 6px rgba(0,0,0,.15); max-width: 420px; white-space: normal;",
+  };
+}
+
+function marker(color: string, dashed = false): string {
+  // colour comes from our own palette, never from data
+  const safe = /^#[0-9a-fA-F]{3,8}$|^rgba?\([\d.,\s]+\)$/.test(color) ? color : "#999";
+  return dashed
+    ? `<span style="display:inline-block;width:10px;border-top:2px dashed ${safe};margin:0 6px 3px 0"></span>`
+    : `<span style="display:inline-block;width:10px;height:10px;border-radius:5px;background:${safe};margin-right:6px"></span>`;
+}
+
+export function zoomComponents(
+  window?: [number, number] | null,
+  mode: "value" | "index" = "value",
+): Record<string, unknown>[] {
+  const w =
+    window && mode === "value"
+      ? { startValue: window[0], endValue: window[1] }
+      : window
+        ? { startValue: window[0], endValue: window[1] }
+        : {};
+  return [
+    { type: "inside", xAxisIndex: 0, zoomOnMouseWheel: "shift", moveOnMouseWheel: false, ...w },
+    {
+      type: "slider",
+      xAxisIndex: 0,
+      height: 14,
+      bottom: 4,
+      showDetail: false,
+      borderColor: "#e0e0e0",
+      fillerColor: "rgba(245,124,0,0.15)",
+      handleStyle: { color: ORANGE, borderColor: ORANGE },
+      moveHandleSize: 4,
+      dataBackground: { lineStyle: { color: "#ccc" }, areaStyle: { color: "#eee" } },
+      ...w,
+    },
+  ];
+}
+
+// ---------------------------------------------------------------- line charts
+
+export interface LineSpec {
+  name: string; // series name (run / stat); escaped in tooltips
+  color: string;
+  data: LineData;
+  dashed?: boolean;
+  stack?: string;
+  area?: boolean;
+  step?: boolean;
+  width?: number;
+  /** tooltip formatting of the original value */
+  fmt?: (v: number | null) => string;
+}
+
+export interface RefLine {
+  value: number;
+  label: string;
+  color?: string;
+}
+
+export interface LineChartSpec {
+  series: LineSpec[];
+  yLog?: boolean;
+  yMin?: number;
+  yMax?: number;
+  yName?: string;
+  yPercent?: boolean;
+  refLines?: RefLine[];
+  markStep?: number | null; // vertical line at a focus step
+  zoom?: [number, number] | null;
+  legend?: boolean;
+}
+
+/** Number of data items handed to ECharts (gaps included). */
+export function pointCount(series: LineSpec[]): number {
+  return series.reduce((a, s) => a + s.data.points.length, 0);
+}
+
+export function lineOption(spec: LineChartSpec): Option {
+  const legend = spec.legend ?? spec.series.length > 1;
+  const yFmt = (v: number) => (spec.yPercent ? `${Math.round(v * 1000) / 10}%` : formatShort(v));
+  const series = spec.series.map((s, i) => {
+    const markAreaData = s.data.nonFinite
+      .filter((r) => r.to > r.from)
+      .map((r) => [
+        { xAxis: r.from, name: r.label, itemStyle: { color: "rgba(211,47,47,0.12)" } },
+        { xAxis: r.to },
+      ]);
+    const nfLines = s.data.nonFinite.map((r) => ({
+      xAxis: r.from,
+      name: r.label,
+      lineStyle: { color: RED, type: "dashed", width: 1 },
+      label: { show: true, formatter: r.label, color: RED, fontSize: 10, position: "insideEndTop" },
+    }));
+    const focus =
+      i === 0 && spec.markStep !== undefined && spec.markStep !== null
+        ? [
+            {
+              xAxis: spec.markStep,
+              name: "finding",
+              lineStyle: { color: ORANGE, type: "solid", width: 1.5 },
+              label: { show: true, formatter: `step ${spec.markStep}`, color: ORANGE, fontSize: 10, position: "insideEndTop" },
+            },
+          ]
+        : [];
+    const markLines = [...nfLines, ...focus];
+    return {
+      type: "line",
+      name: s.name,
+      data: s.data.points,
+      encode: { x: 0, y: 1 },
+      showSymbol: s.data.points.length <= 40,
+      symbolSize: 4,
+      connectNulls: false,
+      step: s.step ? "end" : undefined,
+      stack: s.stack,
+      sampling: s.stack ? undefined : "lttb",
+      color: s.color,
+      lineStyle: { width: s.width ?? 1.6, type: s.dashed ? "dashed" : "solid" },
+      areaStyle: s.area ? { opacity: 0.55 } : undefined,
+      emphasis: { focus: "series" },
+      animation: false,
+      markLine: markLines.length
+        ? { symbol: "none", silent: true, animation: false, data: markLines }
+        : undefined,
+      markArea: markAreaData.length ? { silent: true, data: markAreaData } : undefined,
+    };
+  });
+  // Reference lines are drawn as two-point dashed series: horizontal
+  // markLines are not placed reliably on log axes.
+  const xs = spec.series.flatMap((s) => s.data.points.map((p) => p[0]));
+  const x0 = xs.length ? Math.min(...xs) : 0;
+  const x1 = xs.length ? Math.max(...xs) : 1;
+  const refSeries = (spec.refLines ?? [])
+    .filter((r) => Number.isFinite(r.value) && (!spec.yLog || r.value > 0))
+    .map((r) => ({
+      type: "line",
+      name: r.label,
+      id: `ref:${r.label}`,
+      data: [
+        [x0, r.value],
+        [x1, r.value],
+      ],
+      silent: true,
+      showSymbol: false,
+      symbol: "none",
+      color: r.color ?? GREY,
+      lineStyle: { color: r.color ?? GREY, type: "dashed", width: 1 },
+      tooltip: { show: false },
+      endLabel: { show: true, formatter: r.label, color: r.color ?? GREY, fontSize: 10, offset: [-4, -8], align: "right" },
+      animation: false,
+      z: 1,
+    }));
+  const specs = spec.series;
+  let yMin: number | undefined = spec.yMin;
+  let yMax: number | undefined = spec.yMax;
+  if (spec.yLog) {
+    const r = logRange(spec.series, spec.refLines ?? []);
+    if (r) [yMin, yMax] = r;
+  }
+  return {
+    animation: false,
+    grid: { left: 56, right: 32, top: legend ? 34 : 14, bottom: 44 },
+    legend: legend
+      ? {
+          type: "scroll",
+          top: 0,
+          left: 8,
+          right: 8,
+          itemHeight: 8,
+          textStyle: { fontSize: 11, color: GREY },
+          data: spec.series.map((s) => s.name),
+        }
+      : undefined,
+    tooltip: {
+      ...baseTooltip(),
+      trigger: "axis",
+      axisPointer: { type: "line", lineStyle: { color: "#bbb" } },
+      formatter: (params: unknown) => lineTooltip(params as TooltipParam[], specs, spec.yPercent),
+    },
+    xAxis: {
+      type: "value",
+      name: "step",
+      nameLocation: "end",
+      nameGap: 4,
+      nameTextStyle: { color: GREY, fontSize: 10, verticalAlign: "top", padding: [14, 0, 0, 0] },
+      min: "dataMin",
+      max: "dataMax",
+      axisLabel: { ...AXIS_LABEL, formatter: (v: number) => formatShort(v) },
+      splitLine: { show: false },
+    },
+    yAxis: {
+      type: spec.yLog ? "log" : "value",
+      name: spec.yName,
+      nameTextStyle: { color: GREY, fontSize: 10, align: "left" },
+      min: yMin,
+      max: yMax,
+      scale: !spec.yLog && spec.yMin === undefined,
+      axisLabel: { ...AXIS_LABEL, formatter: yFmt },
+      splitLine: SPLIT_LINE,
+    },
+    dataZoom: zoomComponents(spec.zoom ?? null),
+    series: [...series, ...refSeries],
+  };
+}
+
+/** Decade-aligned range of a log axis covering the data and the reference lines. */
+export function logRange(series: LineSpec[], refs: RefLine[]): [number, number] | null {
+  let lo = Infinity;
+  let hi = -Infinity;
+  for (const s of series) {
+    for (const p of s.data.points) {
+      const y = p[1];
+      if (y !== null && y > 0) {
+        if (y < lo) lo = y;
+        if (y > hi) hi = y;
+      }
+    }
+  }
+  if (lo > hi) return null;
+  for (const r of refs) {
+    if (r.value > 0 && Number.isFinite(r.value)) {
+      lo = Math.min(lo, r.value);
+      hi = Math.max(hi, r.value);
+    }
+  }
+  const a = Math.floor(Math.log10(lo));
+  let b = Math.ceil(Math.log10(hi));
+  if (b <= a) b = a + 1;
+  return [Math.pow(10, a), Math.pow(10, b)];
+}
+
+interface TooltipParam {
+  seriesName: string;
+  seriesIndex: number;
+  value: unknown;
+  color: string;
+  data?: unknown;
+}
+
+/** Axis tooltip of a line chart: step, then each series' exact original value. */
+export function lineTooltip(params: TooltipParam[], specs: LineSpec[], percent = false): string {
+  if (!Array.isArray(params)) return "";
+  params = params.filter((p) => p.seriesIndex < specs.length);
+  if (params.length === 0) return "";
+  const first = params[0].value as unknown[];
+  const step = Array.isArray(first) ? (first[0] as number) : null;
+  const rows = params.map((p) => {
+    const v = p.value as unknown[];
+    if (!Array.isArray(v)) return "";
+    const st = v[0] as number;
+    const raw = v[2] as number | null;
+    const spec = specs[p.seriesIndex];
+    const fmt = spec?.fmt ?? ((x: number | null) => formatExact(x) + (percent && x !== null && Number.isFinite(x) ? ` (${(x * 100).toFixed(2)}%)` : ""));
+    const stepNote = st !== step ? ` <span style="color:#9e9e9e">@${escapeHtml(st)}</span>` : "";
+    return `<div>${marker(spec?.color ?? "#999", spec?.dashed)}${escapeHtml(p.seriesName)}: ${valueHtml(raw, () => fmt(raw))}${stepNote}</div>`;
+  });
+  return `<div style="color:#757575;margin-bottom:2px">step <b>${escapeHtml(step)}</b></div>${rows.join("")}`;
+}
+
+// ---------------------------------------------------------------- heatmaps
+
+export interface HeatmapSpec {
+  xSteps: number[];
+  yLabels: string[];
+  cells: [number, number, number, number][];
+  min: number;
+  max: number;
+  yName?: string;
+  yInverse?: boolean;
+  /** color ramp of the visual map */
+  colors?: string[];
+  /** extra fixed-colour cell groups: zero / non-finite gradients */
+  extra?: { name: string; color: string; cells: [number, number, number, number][] }[];
+  /** tooltip body for a cell: gets x index, y index, value, 4th column, extra group name */
+  cellTooltip: (x: number, y: number, v: number, aux: number, group: string | null) => string;
+  markY?: { index: number; label: string } | null;
+  markX?: { index: number; label: string } | null;
+  highlightY?: number | null;
+  zoom?: [number, number] | null; // index window
+  plotHeight?: number; // approximate plot height in px (for label density)
+  visualLabel?: (v: number) => string;
+}
+
+export function heatmapPoints(spec: HeatmapSpec): number {
+  return spec.cells.length + (spec.extra ?? []).reduce((a, e) => a + e.cells.length, 0);
+}
+
+/** The focus marks of a heatmap (chosen step column, highlighted row, reference row). */
+export function heatmapMarks(
+  spec: Pick<HeatmapSpec, "xSteps" | "yLabels" | "markX" | "markY" | "highlightY">,
+): { markLine: unknown } {
+  const marks: Record<string, unknown>[] = [];
+  if (spec.markY) {
+    marks.push({
+      yAxis: spec.yLabels[spec.markY.index],
+      name: spec.markY.label,
+      lineStyle: { color: "#1565c0", type: "dashed", width: 1 },
+      label: { show: true, formatter: spec.markY.label, color: "#1565c0", fontSize: 10, position: "insideEndTop" },
+    });
+  }
+  if (spec.markX) {
+    marks.push({
+      xAxis: String(spec.xSteps[spec.markX.index]),
+      name: spec.markX.label,
+      lineStyle: { color: "#1565c0", type: "solid", width: 1.5 },
+      label: { show: true, formatter: spec.markX.label, color: "#1565c0", fontSize: 10, position: "insideEndTop" },
+    });
+  }
+  return { markLine: { symbol: "none", silent: true, animation: false, data: marks } };
+}
+
+/** y-axis labels with the highlighted row marked (canvas text, never HTML). */
+export function heatmapYAxisLabel(
+  spec: Pick<HeatmapSpec, "highlightY" | "yLabels" | "plotHeight">,
+  width: number,
+): Record<string, unknown> {
+  const hl = spec.highlightY ?? -1;
+  const maxLabels = Math.max(2, Math.floor((spec.plotHeight ?? 200) / 12));
+  const every = Math.max(1, Math.ceil(spec.yLabels.length / maxLabels));
+  return {
+    ...AXIS_LABEL,
+    // always show the highlighted row's label
+    interval: (i: number) => i === hl || i % every === 0,
+    fontSize: 10,
+    width,
+    overflow: "truncate",
+    formatter: (v: string, i: number) => (i === hl ? `\u25B6 ${v}` : v),
+    color: (_v: unknown, i: number) => (i === hl ? "#1565c0" : GREY),
+    fontWeight: "normal",
+  };
+}
+
+export function heatmapOption(spec: HeatmapSpec): Option {
+  const { markLine } = heatmapMarks(spec);
+  const longest = spec.yLabels.reduce((a, l) => Math.max(a, l.length), 0);
+  const left = Math.min(150, Math.max(48, longest * 6 + 12));
+  const main = {
+    type: "heatmap",
+    id: "main",
+    name: "value",
+    data: spec.cells,
+    encode: { x: 0, y: 1, value: 2 },
+    progressive: 0,
+    animation: false,
+    emphasis: { disabled: true },
+    markLine,
+  };
+  const extra = (spec.extra ?? []).map((e) => ({
+    type: "heatmap",
+    name: e.name,
+    data: e.cells,
+    encode: { x: 0, y: 1 },
+    itemStyle: { color: e.color },
+    progressive: 0,
+    animation: false,
+    emphasis: { disabled: true },
+  }));
+  const names = ["value", ...(spec.extra ?? []).map((e) => e.name)];
+  return {
+    animation: false,
+    grid: { left, right: 56, top: spec.yName ? 24 : 16, bottom: 44 },
+    tooltip: {
+      ...baseTooltip(),
+      trigger: "item",
+      formatter: (p: { value: [number, number, number, number]; seriesIndex: number }) => {
+        const [x, y, v, aux] = p.value;
+        return spec.cellTooltip(x, y, v, aux, p.seriesIndex === 0 ? null : names[p.seriesIndex]);
+      },
+    },
+    xAxis: {
+      type: "category",
+      data: spec.xSteps.map(String),
+      name: "step",
+      nameLocation: "end",
+      nameGap: 4,
+      nameTextStyle: { color: GREY, fontSize: 10, verticalAlign: "top", padding: [14, 0, 0, 0] },
+      axisLabel: { ...AXIS_LABEL, hideOverlap: true },
+      splitArea: { show: false },
+    },
+    yAxis: {
+      type: "category",
+      data: spec.yLabels,
+      inverse: spec.yInverse ?? false,
+      name: spec.yName,
+      nameTextStyle: { color: GREY, fontSize: 10 },
+      axisLabel: heatmapYAxisLabel(spec, left - 8),
+    },
+    visualMap: {
+      type: "continuous",
+      seriesIndex: 0,
+      dimension: 2,
+      min: spec.min,
+      max: spec.max > spec.min ? spec.max : spec.min + 1e-9,
+      calculable: false,
+      orient: "vertical",
+      right: 4,
+      top: 12,
+      itemWidth: 10,
+      itemHeight: 110,
+      textStyle: { fontSize: 10, color: GREY },
+      text: [
+        spec.visualLabel ? spec.visualLabel(spec.max) : formatShort(spec.max),
+        spec.visualLabel ? spec.visualLabel(spec.min) : formatShort(spec.min),
+      ],
+      textGap: 4,
+      inRange: { color: spec.colors ?? ["#fff3e0", "#ffb74d", "#f57c00", "#bf360c", "#3e1000"] },
+    },
+    dataZoom: zoomComponents(spec.zoom ?? null, "index"),
+    series: [main, ...extra],
+  };
+}
+
+// ---------------------------------------------------------------- bars
+
+export interface BarSpec {
+  labels: string[]; // categories (variables), escaped in tooltips
+  values: (number | null)[]; // drawn value per category (null = not drawn)
+  colors?: (string | null)[];
+  yLog?: boolean;
+  yName?: string;
+  tooltip: (index: number) => string;
+  refLines?: RefLine[];
+  highlight?: number | null;
+}
+
+/**
+ * Bars; with yLog the bars are drawn as log10(value) above a decade-aligned
+ * floor on a linear axis (ECharts log-axis bars grow from the top), and the
+ * axis labels show the values.
+ */
+export function barOption(spec: BarSpec): Option {
+  const longest = spec.labels.reduce((a, l) => Math.max(a, l.length), 0);
+  const rotate = spec.labels.length > 4 || longest > 10 ? 30 : 0;
+  const drawable = spec.values.map((v) =>
+    v === null || !Number.isFinite(v) || (spec.yLog && v <= 0) ? null : v,
+  );
+  let base = 0;
+  let top = 1;
+  if (spec.yLog) {
+    const logs = drawable.filter((v): v is number => v !== null).map(Math.log10);
+    for (const r of spec.refLines ?? []) if (r.value > 0) logs.push(Math.log10(r.value));
+    base = logs.length ? Math.floor(Math.min(...logs)) - 1 : 0;
+    top = logs.length ? Math.max(Math.ceil(Math.max(...logs)), base + 1) : 1;
+  }
+  const y = (v: number) => (spec.yLog ? Math.log10(v) - base : v);
+  const data = drawable.map((v, i) => ({
+    value: v === null ? null : y(v),
+    itemStyle: {
+      color: spec.colors?.[i] ?? (spec.highlight === i ? "#bf360c" : ORANGE),
+      borderColor: spec.highlight === i ? "#1565c0" : undefined,
+      borderWidth: spec.highlight === i ? 2 : 0,
+    },
+  }));
+  return {
+    animation: false,
+    grid: { left: 56, right: 18, top: 22, bottom: rotate ? 70 : 30 },
+    tooltip: {
+      ...baseTooltip(),
+      trigger: "axis",
+      axisPointer: { type: "shadow" },
+      formatter: (params: { dataIndex: number }[]) =>
+        Array.isArray(params) && params.length ? spec.tooltip(params[0].dataIndex) : "",
+    },
+    xAxis: {
+      type: "category",
+      data: spec.labels,
+      axisLabel: { ...AXIS_LABEL, fontSize: 10, rotate, interval: 0, width: 110, overflow: "truncate" },
+    },
+    yAxis: {
+      type: "value",
+      name: spec.yName,
+      nameTextStyle: { color: GREY, fontSize: 10, align: "left" },
+      min: 0,
+      max: spec.yLog ? top - base : undefined,
+      interval: spec.yLog ? Math.max(1, Math.ceil((top - base) / 6)) : undefined,
+      axisLabel: {
+        ...AXIS_LABEL,
+        formatter: (v: number) => formatShort(spec.yLog ? Math.pow(10, v + base) : v),
+      },
+      splitLine: SPLIT_LINE,
+    },
+    series: [
+      {
+        type: "bar",
+        data,
+        barMaxWidth: 36,
+        animation: false,
+        markLine: spec.refLines?.length
+          ? {
+              symbol: "none",
+              silent: true,
+              data: spec.refLines
+                .filter((r) => !spec.yLog || r.value > 0)
+                .map((r) => ({
+                  yAxis: spec.yLog ? Math.log10(r.value) - base : r.value,
+                  lineStyle: { color: r.color ?? GREY, type: "dashed" },
+                  label: { formatter: r.label, color: r.color ?? GREY, fontSize: 10, position: "insideEndTop" },
+                })),
+            }
+          : undefined,
+      },
+    ],
+  };
+}
+
+export { echarts };

@@ -1,0 +1,60 @@
+// Application state shared by the views.
+
+import type { Finding, RunInfo } from "./types";
+import { RUN_COLORS } from "./style";
+
+export type Tab = "overview" | "collapse" | "gradients";
+
+export interface Focus {
+  run: string;
+  kind: string;
+  layer: string | null;
+  first: number | null;
+  last: number | null;
+  finding: Finding;
+}
+
+export interface State {
+  runs: RunInfo[];
+  selected: Set<string>;
+  tab: Tab;
+  focus: Focus | null;
+  /** chosen step of the per-layer gradient profile (null = last step) */
+  gradStep: number | null;
+  /** chosen variable of the log10|g| histogram (null = focus layer or first kernel) */
+  gradVariable: string | null;
+  /** `width` query parameter for series routes */
+  width: number;
+  filter: string;
+}
+
+export function newState(): State {
+  return {
+    runs: [],
+    selected: new Set(),
+    tab: "overview",
+    focus: null,
+    gradStep: null,
+    gradVariable: null,
+    width: 500,
+    filter: "",
+  };
+}
+
+/** Stable colour of a run: by its position in the full run list. */
+export function runColor(state: State, run: string): string {
+  const i = state.runs.findIndex((r) => r.run === run);
+  return RUN_COLORS[(i < 0 ? 0 : i) % RUN_COLORS.length];
+}
+
+/** Selected runs in listing order. */
+export function selectedRuns(state: State): RunInfo[] {
+  return state.runs.filter((r) => state.selected.has(r.run));
+}
+
+/** Initial selection: everything when few runs, else the unhealthy ones (or the first two). */
+export function defaultSelection(runs: RunInfo[]): Set<string> {
+  if (runs.length <= 6) return new Set(runs.map((r) => r.run));
+  const bad = runs.filter((r) => r.status === "unhealthy").slice(0, 6);
+  return new Set((bad.length ? bad : runs.slice(0, 2)).map((r) => r.run));
+}

@@ -1,0 +1,126 @@
+// CSS injected from the bundle as one <style> element (TensorBoard's CSP allows
+// inline styles but no external stylesheets or fonts).
+
+export const ORANGE = "#f57c00";
+export const GREY = "#616161";
+export const RED = "#d32f2f";
+export const GREEN = "#388e3c";
+
+/** Run colours (TensorBoard-like palette, orange first). */
+export const RUN_COLORS = [
+  "#ff7043",
+  "#0077bb",
+  "#009988",
+  "#cc3311",
+  "#33bbee",
+  "#ee3377",
+  "#bbbbbb",
+  "#7e57c2",
+  "#8d6e63",
+  "#c0ca33",
+];
+
+const CSS = `
+:root { color-scheme: light; }
+html, body { margin: 0; padding: 0; background: #f5f5f5; }
+body, .hp-root, .hp-root button, .hp-root select, .hp-root input {
+  font-family: Roboto, "Helvetica Neue", "Segoe UI", Arial, sans-serif;
+  font-size: 13px; color: #212121;
+}
+.hp-root { display: flex; height: 100vh; overflow: hidden; }
+.hp-side { width: 240px; flex: none; background: #fff; border-right: 1px solid #e0e0e0;
+  display: flex; flex-direction: column; overflow: hidden; }
+.hp-side h2 { font-size: 12px; font-weight: 500; text-transform: uppercase; letter-spacing: .04em;
+  color: ${GREY}; margin: 14px 16px 6px; }
+.hp-side .run-filter { margin: 0 16px 6px; padding: 4px 6px; border: 1px solid #ccc; border-radius: 3px; }
+.hp-side .run-actions { margin: 0 16px 6px; display: flex; gap: 8px; }
+.hp-side .run-actions button { background: none; border: none; color: ${ORANGE}; cursor: pointer; padding: 0; font-size: 12px; }
+.hp-runs { overflow: auto; flex: 1; padding-bottom: 12px; }
+.hp-run { display: flex; align-items: center; gap: 6px; padding: 3px 16px; cursor: pointer; }
+.hp-run:hover { background: #fafafa; }
+.hp-run input { margin: 0; accent-color: ${ORANGE}; }
+.hp-run .swatch { width: 10px; height: 10px; border-radius: 2px; flex: none; }
+.hp-run .name { flex: 1; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
+.hp-main { flex: 1; display: flex; flex-direction: column; min-width: 0; }
+.hp-bar { display: flex; align-items: center; background: #fff; border-bottom: 1px solid #e0e0e0;
+  padding: 0 12px; height: 44px; flex: none; gap: 4px; }
+.hp-tab { background: none; border: none; border-bottom: 2px solid transparent; height: 44px; padding: 0 14px;
+  cursor: pointer; color: ${GREY}; font-weight: 500; text-transform: uppercase; font-size: 12px; letter-spacing: .04em; }
+.hp-tab:hover { color: #212121; }
+.hp-tab.active { color: ${ORANGE}; border-bottom-color: ${ORANGE}; }
+.hp-bar .spacer { flex: 1; }
+.btn { background: #fff; border: 1px solid #ccc; border-radius: 3px; padding: 4px 10px; cursor: pointer; color: #424242; }
+.btn:hover { border-color: ${ORANGE}; color: ${ORANGE}; }
+.hp-content { flex: 1; overflow: auto; padding: 16px; }
+.badge { display: inline-block; border-radius: 10px; padding: 1px 8px; font-size: 11px; font-weight: 500;
+  text-transform: uppercase; letter-spacing: .03em; white-space: nowrap; }
+.badge-healthy { background: #e8f5e9; color: ${GREEN}; }
+.badge-unhealthy { background: #ffebee; color: ${RED}; }
+.badge-no_data, .badge-other { background: #eeeeee; color: ${GREY}; }
+.badge-error { background: ${RED}; color: #fff; }
+.badge-warning { background: #ffb74d; color: #4e2a00; }
+.panel { background: #fff; border: 1px solid #e0e0e0; border-radius: 4px; margin-bottom: 16px; }
+.panel > h3 { margin: 0; padding: 10px 14px; font-size: 14px; font-weight: 500; border-bottom: 1px solid #eee; }
+.runs-table { width: 100%; border-collapse: collapse; }
+.runs-table th { text-align: left; font-weight: 500; color: ${GREY}; font-size: 12px; padding: 6px 14px; border-bottom: 1px solid #eee; }
+.runs-table td { padding: 6px 14px; border-bottom: 1px solid #f3f3f3; vertical-align: middle; }
+.runs-table tr:last-child td { border-bottom: none; }
+.runs-table tr.run-row { cursor: pointer; }
+.runs-table tr.run-row:hover { background: #fff8f0; }
+.runs-table .runname { font-family: "Roboto Mono", Menlo, Consolas, monospace; font-size: 12px; word-break: break-all; }
+.muted { color: #757575; }
+.cards { display: grid; grid-template-columns: repeat(auto-fill, minmax(420px, 1fr)); gap: 12px; padding: 12px; }
+.card { border: 1px solid #e0e0e0; border-left: 4px solid #ffb74d; border-radius: 4px; padding: 10px 12px;
+  cursor: pointer; background: #fff; transition: box-shadow .15s; min-width: 0; }
+.card.sev-error { border-left-color: ${RED}; }
+.card:hover, .card:focus { box-shadow: 0 2px 6px rgba(0,0,0,.15); outline: none; }
+.card-head { display: flex; gap: 8px; align-items: center; flex-wrap: wrap; margin-bottom: 6px; }
+.card-kind { font-weight: 500; }
+.card-meta { color: #757575; font-size: 12px; }
+.card-meta .mono { font-family: "Roboto Mono", Menlo, Consolas, monospace; color: #424242; }
+.card-msg { margin: 4px 0 8px; line-height: 1.4; }
+.card-suggest { background: #fff8e1; border-radius: 3px; padding: 6px 8px; line-height: 1.4; margin-top: 8px; }
+.card-suggest b { color: ${ORANGE}; font-weight: 500; }
+.card-open { color: ${ORANGE}; font-size: 12px; margin-top: 6px; }
+.evidence { border-collapse: collapse; width: 100%; font-size: 12px; }
+.evidence td { padding: 2px 6px; border-bottom: 1px solid #f3f3f3; vertical-align: top; }
+.evidence td:first-child { color: #757575; width: 40%; }
+.evidence td:last-child { font-family: "Roboto Mono", Menlo, Consolas, monospace; word-break: break-all; }
+.nonfinite { color: ${RED}; font-weight: 500; }
+.grid2 { display: grid; grid-template-columns: repeat(2, minmax(0, 1fr)); gap: 16px; }
+.chart-panel { background: #fff; border: 1px solid #e0e0e0; border-radius: 4px; padding: 8px 10px 6px; min-width: 0; }
+.chart-panel.wide { grid-column: 1 / -1; }
+.chart-panel h4 { margin: 0 0 2px; font-size: 13px; font-weight: 500; }
+.chart-panel .sub { color: #757575; font-size: 12px; margin-bottom: 4px; min-height: 16px; }
+.chart-panel .controls { display: flex; gap: 8px; align-items: center; margin-bottom: 4px; flex-wrap: wrap; }
+.chart-panel select { max-width: 100%; padding: 2px 4px; }
+.chart { width: 100%; height: 260px; }
+.chart.tall { height: 320px; }
+.multi { display: grid; gap: 8px; }
+.multi-item { min-width: 0; }
+.multi-item .run-title { font-size: 12px; font-weight: 500; margin: 2px 0 0 4px; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
+.na { color: #9e9e9e; font-size: 12px; padding: 10px 4px; }
+.focus-banner { background: #fff3e0; border: 1px solid #ffe0b2; border-radius: 4px; padding: 8px 12px; margin-bottom: 12px;
+  display: flex; gap: 8px; align-items: center; }
+.focus-banner .mono { font-family: "Roboto Mono", Menlo, Consolas, monospace; }
+.focus-banner button { margin-left: auto; }
+.state { display: flex; flex-direction: column; align-items: center; justify-content: center; text-align: center;
+  padding: 48px 24px; color: ${GREY}; gap: 8px; }
+.state-title { font-size: 16px; color: #424242; }
+.state-detail { max-width: 560px; line-height: 1.5; }
+.state-detail code, .state code { background: #eee; padding: 1px 4px; border-radius: 3px; font-family: "Roboto Mono", Menlo, Consolas, monospace; }
+.state-error .state-title { color: ${RED}; }
+.state-message { white-space: pre-wrap; background: #ffebee; color: #b71c1c; padding: 8px 12px; border-radius: 4px; max-width: 720px; margin: 0; }
+.spinner { width: 24px; height: 24px; border: 3px solid #ffe0b2; border-top-color: ${ORANGE}; border-radius: 50%; animation: hp-spin .8s linear infinite; }
+@keyframes hp-spin { to { transform: rotate(360deg); } }
+.section-title { font-size: 12px; font-weight: 500; text-transform: uppercase; letter-spacing: .04em; color: ${GREY}; margin: 4px 0 8px; }
+.legend-note { font-size: 12px; color: #757575; margin: -8px 0 12px; }
+`;
+
+export function injectStyle(doc: Document = document): void {
+  if (doc.getElementById("health-plugin-style")) return;
+  const s = doc.createElement("style");
+  s.id = "health-plugin-style";
+  s.textContent = CSS;
+  doc.head.appendChild(s);
+}

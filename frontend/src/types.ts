@@ -1,0 +1,103 @@
+// Route JSON shapes (see CONTRACT.md, "Plugin routes"). Numbers may arrive as
+// the strings "NaN" / "Infinity" / "-Infinity" (non-finite floats), so every
+// numeric field is typed as RawNumber and decoded with decode.ts.
+
+export type RawNumber = number | string | null;
+
+export type RunStatus = "healthy" | "unhealthy" | "no_data";
+
+export interface Finding {
+  kind: string;
+  severity: "error" | "warning" | string;
+  layer: string | null;
+  first_step: RawNumber;
+  last_step: RawNumber;
+  evidence: Record<string, unknown>;
+  message: string;
+  suggestion: string;
+}
+
+export interface RunPredictionInfo {
+  name: string;
+  task: string;
+  num_classes: RawNumber;
+}
+
+export interface RunGradientInfo {
+  name: string;
+  variables: string[];
+}
+
+export interface RunInfo {
+  run: string;
+  status: RunStatus | string;
+  findings: Finding[];
+  predictions: RunPredictionInfo[];
+  gradients: RunGradientInfo[];
+  has_manifest: boolean;
+}
+
+export interface RunsResponse {
+  runs: RunInfo[];
+}
+
+export interface RawSeries {
+  steps: RawNumber[];
+  values: RawNumber[];
+}
+
+export interface RawHistogram {
+  edges: RawNumber[];
+  steps: RawNumber[];
+  counts: RawNumber[][];
+}
+
+export interface PredictionsResponse {
+  run: string;
+  name: string;
+  task: string;
+  num_classes: RawNumber;
+  from_logits: boolean | null;
+  scalars: Record<string, RawSeries>;
+  histograms: Record<string, RawHistogram>;
+}
+
+export interface GradientThresholds {
+  vanishing_ratio: RawNumber;
+  exploding_ratio: RawNumber;
+  update_ratio_low: RawNumber;
+  update_ratio_guideline: RawNumber;
+}
+
+export interface GradientsResponse {
+  run: string;
+  name: string;
+  variables: string[];
+  steps: RawNumber[];
+  matrix: Record<string, (RawNumber | null)[][]>;
+  first_last_ratio: RawSeries;
+  thresholds: GradientThresholds;
+}
+
+export interface GradientHistogramResponse extends RawHistogram {
+  run: string;
+  name: string;
+  variable: string;
+}
+
+export interface ManifestResponse {
+  run: string;
+  manifest: Record<string, unknown> | null;
+}
+
+/** Decoded numeric series: NaN / +-Infinity kept as JS numbers, null = missing. */
+export interface Series {
+  steps: number[];
+  values: (number | null)[];
+}
+
+export interface Histogram {
+  edges: number[];
+  steps: number[];
+  counts: number[][];
+}

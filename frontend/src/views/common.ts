@@ -1,0 +1,178 @@
+// Building blocks shared by the dashboards: chart panels, focus banner.
+
+import type { App } from "../app";
+import {
+  heatmapOption,
+  heatmapPoints,
+  lineOption,
+  mountChart,
+  pointCount,
+  type HeatmapSpec,
+  type LineChartSpec,
+} from "../charts";
+import { clear, el } from "../dom";
+import { humanize, stepRangeText } from "../format";
+import type { ECharts } from "echarts/core";
+
+export interface ChartPanel {
+  panel: HTMLElement; // carries data-testid and data-points
+  body: HTMLElement; // where the chart or the per-run charts go
+  sub: HTMLElement;
+  controls: HTMLElement;
+}
+
+export function chartPanel(
+  testid: string,
+  title: string,
+  subtitle: string,
+  opts: { wide?: boolean } = {},
+): ChartPanel {
+  const sub = el("div", { class: "sub" }, subtitle);
+  const controls = el("div", { class: "controls" });
+  const body = el("div", { class: "chart-body" });
+  const panel = el(
+    "div",
+    { class: `chart-panel${opts.wide ? " wide" : ""}`, testid, data: { points: undefined } },
+    el("h4", {}, title),
+    sub,
+    controls,
+    body,
+  );
+  return { panel, body, sub, controls };
+}
+
+export function notApplicable(p: ChartPanel, text: string): void {
+  clear(p.body);
+  p.body.appendChild(el("div", { class: "na" }, text));
+  p.panel.setAttribute("data-points", "0");
+}
+
+/** Draws a line chart into a panel (or a "not recorded" note when there is nothing). */
+export function drawLines(p: ChartPanel, spec: LineChartSpec, naText: string, group?: string): ECharts | null {
+  const n = pointCount(spec.series);
+  clear(p.body);
+  if (n === 0) {
+    notApplicable(p, naText);
+    return null;
+  }
+  const div = el("div", { class: "chart" });
+  p.body.appendChild(div);
+  return mountChart(div, lineOption(spec), n, p.panel, group);
+}
+
+export interface MultiItem {
+  run: string;
+  label: string;
+  chartDiv: HTMLElement | null;
+  chart: ECharts | null;
+  points: number;
+}
+
+/** Lays out one cell per run side by side inside a panel. */
+export function multiLayout(p: ChartPanel, labels: { run: string; label: string; color: string }[]): HTMLElement[] {
+  clear(p.body);
+  const grid = el("div", { class: "multi" });
+  const cols = Math.min(labels.length, labels.length > 4 ? 3 : labels.length >= 2 ? 2 : 1);
+  grid.style.gridTemplateColumns = `repeat(${Math.max(1, cols)}, minmax(0, 1fr))`;
+  p.body.appendChild(grid);
+  return labels.map((l) => {
+    const cell = el(
+      "div",
+      { class: "multi-item", data: { run: l.run } },
+      el(
+        "div",
+        { class: "run-title", title: l.label },
+        el("span", {
+          style: { display: "inline-block", width: "8px", height: "8px", borderRadius: "2px", background: l.color, marginRight: "6px" },
+        }),
+        l.label,
+      ),
+    );
+    grid.appendChild(cell);
+    return cell;
+  });
+}
+
+/** Draws a heatmap into a multi-layout cell; returns the points drawn. */
+export function drawHeatmapCell(
+  cell: HTMLElement,
+  spec: HeatmapSpec | null,
+  naText: string,
+  tall = false,
+): { chart: ECharts | null; points: number } {
+  const old = cell.querySelector(".chart, .na");
+  if (old) old.remove();
+  if (!spec || heatmapPoints(spec) === 0) {
+    cell.appendChild(el("div", { class: "na" }, naText));
+    cell.setAttribute("data-points", "0");
+    return { chart: null, points: 0 };
+  }
+  const div = el("div", { class: `chart${tall ? " tall" : ""}` });
+  cell.appendChild(div);
+  const n = heatmapPoints(spec);
+  const chart = mountChart(div, heatmapOption(spec), n, cell);
+  return { chart, points: n };
+}
+
+export function setPanelPoints(p: ChartPanel, cells: HTMLElement[]): void {
+  const total = cells.reduce((a, c) => a + Number(c.getAttribute("data-points") ?? 0), 0);
+  p.panel.setAttribute("data-points", String(total));
+}
+
+export function focusBanner(app: App, dashboard: string): HTMLElement | null {
+  const f = app.state.focus;
+  if (!f) return null;
+  const clearBtn = el("button", { class: "btn" }, "Clear focus");
+  clearBtn.addEventListener("click", () => {
+    app.state.focus = null;
+    app.refresh();
+  });
+  const back = el("button", { class: "btn", style: { marginLeft: "0" } }, "Back to overview");
+  back.addEventListener("click", () => {
+    app.state.focus = null;
+    app.setTab("overview");
+  });
+  return el(
+    "div",
+    { class: "focus-banner", testid: "focus-banner", data: { dashboard, run: f.run, kind: f.kind } },
+    el("span", { class: `badge badge-${f.finding.severity === "error" ? "error" : "warning"}` }, String(f.finding.severity)),
+    el("b", {}, humanize(f.kind)),
+    " in run ",
+    el("span", { class: "mono" }, f.run),
+    f.layer ? " · layer " : null,
+    f.layer ? el("span", { class: "mono" }, f.layer) : null,
+    f.first !== null || f.last !== null ? ` · ${stepRangeText(f.first, f.last)}` : null,
+    clearBtn,
+    back,
+  );
+}
+
+/** Which chart of a dashboard best shows a finding kind. */
+export function chartForKind(kind: string, dashboard: "collapse" | "gradients"): string {
+  const k = kind.toLowerCase();
+  if (dashboard === "collapse") {
+    if (/zero_logit|zero-logit|relu|logit/.test(k)) return "chart-zero-logits";
+    if (/tie/.test(k)) return "chart-ties";
+    if (/accura/.test(k)) return "chart-accuracy";
+    if (/class|constant|single|majority|predicted/.test(k)) return "chart-class-shares";
+    if (/spread|std|regress|variance/.test(k)) return "chart-regression-spread";
+    if (/top1|top_1|confiden|saturat|overconf/.test(k)) return "chart-top1-heatmap";
+    return "chart-entropy";
+  }
+  if (/update/.test(k)) return "chart-update-ratio";
+  if (/zero|dead/.test(k)) return "chart-zero-grad";
+  if (/nonfinite|nan|inf/.test(k)) return "chart-grad-heatmap";
+  if (/first_last|ratio/.test(k)) return "chart-first-last";
+  return "chart-grad-heatmap";
+}
+
+export function scrollToTestid(root: HTMLElement, testid: string): void {
+  const target = root.querySelector(`[data-testid="${testid}"]`) as HTMLElement | null;
+  if (!target) return;
+  target.setAttribute("data-focused", "true");
+  target.style.boxShadow = "0 0 0 2px #f57c00";
+  // scroll the content pane (not the iframe) so the chart is at the top
+  const pane = root.closest(".hp-content") as HTMLElement | null;
+  if (pane) pane.scrollTop = Math.max(0, target.offsetTop - pane.offsetTop - 8);
+  else target.scrollIntoView({ block: "start" });
+}

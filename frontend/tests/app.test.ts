@@ -1,0 +1,165 @@
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { clearCache, setFetcher } from "../src/api";
+import { render } from "../src/index";
+
+const XSS = "<img src=x onerror=alert(1)>";
+
+const RUNS = {
+  runs: [
+    {
+      run: "relu/train",
+      status: "unhealthy",
+      findings: [
+        {
+          kind: "uniform_predictions",
+          severity: "error",
+          layer: "logits",
+          first_step: 32,
+          last_step: 598,
+          evidence: { entropy: 1.0, tie_tolerant_accuracy: 0.99, bad: "NaN" },
+          message: "Predictions are uniform.",
+          suggestion: "Remove the ReLU on the logits.",
+        },
+        {
+          kind: "vanishing_gradients",
+          severity: "warning",
+          layer: "dense",
+          first_step: 0,
+          last_step: 10,
+          evidence: { first_last_ratio: 1e-8 },
+          message: "Gradients fade.",
+          suggestion: "Use ReLU + He init.",
+        },
+      ],
+      predictions: [{ name: "predictions", task: "multiclass", num_classes: 10 }],
+      gradients: [{ name: "gradients", variables: ["s/dense/kernel"] }],
+      has_manifest: true,
+    },
+    {
+      run: XSS,
+      status: "no_data",
+      findings: [
+        {
+          kind: "<script>x</script>",
+          severity: "warning",
+          layer: "<b>l</b>",
+          first_step: "NaN",
+          last_step: null,
+          evidence: { "<i>k</i>": "<img src=y onerror=alert(2)>" },
+          message: "<img src=z onerror=alert(3)>",
+          suggestion: "<u>s</u>",
+        },
+      ],
+      predictions: [],
+      gradients: [],
+      has_manifest: false,
+    },
+  ],
+};
+
+function respond(body: unknown, status = 200): Response {
+  return new Response(JSON.stringify(body), { status });
+}
+
+async function until(pred: () => boolean, ms = 2000): Promise<void> {
+  const t0 = Date.now();
+  while (!pred()) {
+    if (Date.now() - t0 > ms) throw new Error("timeout");
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+const q = (sel: string) => document.querySelector(sel);
+const qa = (sel: string) => Array.from(document.querySelectorAll(sel));
+
+beforeEach(() => {
+  document.head.innerHTML = "";
+  document.body.innerHTML = "";
+  clearCache();
+});
+afterEach(() => clearCache());
+
+describe("render()", () => {
+  it("shows loading, then the overview with run rows and finding cards", async () => {
+    let release: (r: Response) => void = () => undefined;
+    setFetcher((u) => {
+      expect(u).toBe("./runs");
+      return new Promise<Response>((res) => (release = res));
+    });
+    render();
+    expect(q('[data-testid="loading"]')).not.toBeNull();
+    expect(q("style#health-plugin-style")).not.toBeNull();
+    release(respond(RUNS));
+    await until(() => q('[data-testid="overview"]') !== null);
+    const rows = qa('[data-testid="run-row"]');
+    expect(rows.map((r) => [r.getAttribute("data-run"), r.getAttribute("data-status")])).toEqual([
+      ["relu/train", "unhealthy"],
+      [XSS, "no_data"],
+    ]);
+    const cards = qa('[data-testid="finding-card"]');
+    expect(cards.map((c) => c.getAttribute("data-kind"))).toEqual([
+      "uniform_predictions",
+      "vanishing_gradients",
+      "<script>x</script>",
+    ]);
+    expect(cards[0].textContent).toContain("since steps 32–598");
+    expect(cards[0].textContent).toContain("Remove the ReLU on the logits.");
+    expect(cards[0].querySelector(".nonfinite")?.textContent).toBe("NaN");
+    for (const t of ["tab-overview", "tab-collapse", "tab-gradients"]) expect(q(`[data-testid="${t}"]`)).not.toBeNull();
+  });
+
+  it("renders hostile names as text only", async () => {
+    setFetcher(async () => respond(RUNS));
+    render();
+    await until(() => q('[data-testid="overview"]') !== null);
+    expect(qa("img").length).toBe(0);
+    expect(qa("script").length).toBe(0);
+    expect(qa("u").length).toBe(0);
+    expect(qa("i").length).toBe(0);
+    expect(document.body.textContent).toContain(XSS);
+    expect(document.body.textContent).toContain("<img src=z onerror=alert(3)>");
+    expect(document.body.textContent).toContain("<b>l</b>");
+  });
+
+  it("shows the empty state when there are no runs", async () => {
+    setFetcher(async () => respond({ runs: [] }));
+    render();
+    await until(() => q('[data-testid="empty-state"]') !== null);
+    expect(q('[data-testid="empty-state"]')?.textContent).toContain(
+      "No health data yet: add tb_plugin.HealthCallback(log_dir) to model.fit callbacks",
+    );
+  });
+
+  it("shows the server's error message", async () => {
+    setFetcher(async () => respond({ error: "Failed to read logdir" }, 500));
+    render();
+    await until(() => q('[data-testid="error-state"]') !== null);
+    expect(q('[data-testid="error-state"]')?.textContent).toContain("Failed to read logdir");
+  });
+
+  it("an error in a dashboard fetch shows error-state with the message", async () => {
+    setFetcher(async (u) =>
+      u === "./runs" ? respond(RUNS) : respond({ error: "unknown run: relu/train" }, 404),
+    );
+    render();
+    await until(() => q('[data-testid="overview"]') !== null);
+    (q('[data-testid="finding-card"][data-kind="uniform_predictions"]') as HTMLElement).click();
+    await until(() => q('[data-testid="error-state"]') !== null);
+    expect(q('[data-testid="tab-collapse"]')?.classList.contains("active")).toBe(true);
+    expect(q('[data-testid="error-state"]')?.textContent).toContain("unknown run: relu/train");
+  });
+
+  it("a gradient finding opens the gradients tab", async () => {
+    const seen: string[] = [];
+    setFetcher(async (u) => {
+      seen.push(u);
+      return u === "./runs" ? respond(RUNS) : respond({ error: "nope" }, 404);
+    });
+    render();
+    await until(() => q('[data-testid="overview"]') !== null);
+    (q('[data-testid="finding-card"][data-kind="vanishing_gradients"]') as HTMLElement).click();
+    await until(() => q('[data-testid="error-state"]') !== null);
+    expect(q('[data-testid="tab-gradients"]')?.classList.contains("active")).toBe(true);
+    expect(seen.some((u) => u.startsWith("./gradients?run=relu%2Ftrain&name=gradients&width="))).toBe(true);
+  });
+});
