@@ -9,6 +9,8 @@ Custom training loops use :mod:`tb_plugin.summary`. Viewing (the TensorBoard
 plugin and the ``tb-health`` CLI) needs only TensorBoard.
 """
 
+import importlib
+
 __version__ = "0.1.0"
 
 __all__ = ["HealthCallback", "summary", "__version__"]
@@ -22,7 +24,5 @@ def __getattr__(name):
 
         return HealthCallback
     if name == "summary":
-        from tb_plugin import summary
-
-        return summary
+        return importlib.import_module("tb_plugin.summary")
     raise AttributeError("module 'tb_plugin' has no attribute %r" % name)

@@ -1,0 +1,30 @@
+"""Public recording API of tb_plugin for custom training loops (needs TensorFlow).
+
+Use it like ``tf.summary``::
+
+    import tensorflow as tf
+    from tb_plugin import summary as health
+
+    writer = tf.summary.create_file_writer("logs/run1/train")
+    with writer.as_default():
+        for step, (x, y) in enumerate(dataset):
+            with tf.GradientTape() as tape:
+                logits = model(x, training=True)
+                loss = loss_fn(y, logits)
+            grads = tape.gradient(loss, model.trainable_variables)
+            optimizer.apply_gradients(zip(grads, model.trainable_variables))
+            if step % 50 == 0:
+                health.prediction_distribution(
+                    "predictions", logits, step=step, labels=y, from_logits=True)
+                health.gradient_magnitudes(
+                    "gradients", grads, model.trainable_variables, step=step)
+
+Functions: :func:`prediction_distribution`, :func:`gradient_magnitudes`,
+:func:`manifest` (see :mod:`tb_plugin.summary_v2`).
+"""
+
+from tb_plugin.summary_v2 import gradient_magnitudes
+from tb_plugin.summary_v2 import manifest
+from tb_plugin.summary_v2 import prediction_distribution
+
+__all__ = ["prediction_distribution", "gradient_magnitudes", "manifest"]

@@ -1,0 +1,341 @@
+"""HealthCallback with real Keras training; values checked against numpy."""
+
+import glob
+import importlib.util
+import json
+import math
+import os
+import warnings
+
+import numpy as np
+import pytest
+
+tf = pytest.importorskip("tensorflow")
+import keras  # noqa: E402
+
+from tb_plugin import metadata  # noqa: E402
+from tb_plugin.callback import HealthCallback  # noqa: E402
+from tensorboard.backend.event_processing import event_file_loader  # noqa: E402
+from tensorboard.util import tensor_util  # noqa: E402
+
+
+def read_events(run_dir):
+    out = {}
+    for path in sorted(glob.glob(os.path.join(run_dir, "events.out.tfevents.*"))):
+        for event in event_file_loader.EventFileLoader(path).Load():
+            for v in event.summary.value:
+                out.setdefault(v.tag, {})[event.step] = tensor_util.make_ndarray(v.tensor)
+    return out
+
+
+def np_softmax(x):
+    e = np.exp(x - x.max(-1, keepdims=True))
+    return e / e.sum(-1, keepdims=True)
+
+
+def data(n=256, d=20, k=5, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, d)).astype(np.float32)
+    y = rng.integers(0, k, size=n).astype(np.int32)
+    return x, y
+
+
+def small_model(d=20, k=5, out_activation=None, seed=0, name="m"):
+    keras.utils.set_random_seed(seed)
+    return keras.Sequential(
+        [keras.Input((d,)), keras.layers.Dense(16, activation="tanh", name="hidden"),
+         keras.layers.Dense(k, activation=out_activation, name="out")], name=name)
+
+
+def test_train_records_match_numpy_at_step_0(tmp_path):
+    x, y = data()
+    model = small_model()
+    lr = 0.1
+    model.compile(keras.optimizers.SGD(lr),
+                  keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    w0 = [w.copy() for w in model.get_weights()]
+    cb = HealthCallback(str(tmp_path), log_every_n_steps=3, report_findings=False)
+    model.fit(x, y, batch_size=32, epochs=1, shuffle=False, verbose=0, callbacks=[cb])
+    ev = read_events(str(tmp_path / "train"))
+    steps = sorted(ev["health/predictions/entropy"])
+    assert steps == [0, 3, 6]  # 8 steps, every 3rd (step 0 included)
+    assert sorted(ev["health/gradients/hidden/kernel/norm"] if "health/gradients/hidden/kernel/norm" in ev
+                  else ev["health/gradients/m/hidden/kernel/norm"]) == [0, 3, 6]
+
+    # Recompute step 0 by hand from the initial weights and the first batch.
+    ref = small_model()
+    ref.set_weights(w0)
+    xb, yb = x[:32], y[:32]
+    with tf.GradientTape() as tape:
+        logits = ref(xb, training=True)
+        loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)(yb, logits)
+    grads = tape.gradient(loss, ref.trainable_variables)
+    logits = logits.numpy().astype(np.float64)
+    p = np_softmax(logits)
+    s0 = lambda tag: float(ev[tag][0])  # noqa: E731
+    np.testing.assert_allclose(
+        s0("health/predictions/entropy"), -(p * np.log(p)).sum(-1).mean() / math.log(5), rtol=1e-4)
+    np.testing.assert_allclose(s0("health/predictions/accuracy"), (logits.argmax(-1) == yb).mean())
+    assert s0("health/predictions/count") == 32
+    np.testing.assert_array_equal(
+        ev["health/predictions/label_classes"][0][:, 2], np.bincount(yb, minlength=5))
+    paths = [v.path for v in model.trainable_variables]
+    assert paths == ["m/hidden/kernel", "m/hidden/bias", "m/out/kernel", "m/out/bias"]
+    for path, g, w in zip(paths, grads, w0):
+        g = g.numpy().astype(np.float64)
+        t = "health/gradients/%s/" % path
+        np.testing.assert_allclose(s0(t + "norm"), np.linalg.norm(g), rtol=1e-4)
+        np.testing.assert_allclose(s0(t + "max_abs"), np.abs(g).max(), rtol=1e-4)
+        np.testing.assert_allclose(s0(t + "weight_norm"), np.linalg.norm(w - lr * g), rtol=1e-4)
+        if np.linalg.norm(w) > 0:
+            np.testing.assert_allclose(
+                s0(t + "update_ratio"), lr * np.linalg.norm(g) / np.linalg.norm(w), rtol=1e-3)
+        else:  # zero-initialised bias: ratio undefined
+            assert np.isnan(s0(t + "update_ratio"))
+        assert ev[t + "log10_abs"][0][:, 2].sum() == (g != 0).sum()
+    np.testing.assert_allclose(
+        s0("health/gradients/first_last_ratio"),
+        np.linalg.norm(grads[0]) / np.linalg.norm(grads[2]), rtol=1e-4)
+    idx = metadata.parse_index(ev["health/gradients"][0].item())
+    assert [v["path"] for v in idx["variables"]] == paths
+    assert idx["variables"][0]["shape"] == [20, 16]
+    pidx = metadata.parse_index(ev["health/predictions"][0].item())
+    assert pidx == {"kind": "predictions", "task": "multiclass", "num_classes": 5,
+                    "from_logits": True, "has_labels": True}
+    # The patches are gone after fit.
+    assert "compute_loss" not in model.__dict__
+    assert "apply" not in model.optimizer.__dict__
+
+
+def test_validation_accumulates_all_batches_and_coexists_with_tensorboard(tmp_path):
+    x, y = data(n=128)
+    xv, yv = data(n=100, seed=1)  # 100 rows: 4 batches of 32, the last one partial
+    model = small_model(out_activation="softmax")
+    model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+    cbs = [keras.callbacks.TensorBoard(str(tmp_path), histogram_freq=1, update_freq=2),
+           HealthCallback(str(tmp_path), log_every_n_steps=2, report_findings=False)]
+    hist = model.fit(x, y, batch_size=32, epochs=2, validation_data=(xv, yv), verbose=0,
+                     callbacks=cbs)
+    val = read_events(str(tmp_path / "validation"))
+    assert sorted(val["health/predictions/count"]) == [4, 8]  # train step of each validation
+    assert float(val["health/predictions/count"][8]) == 100
+    p = model.predict(xv, verbose=0).astype(np.float64)  # final weights = last validation
+    ent = -(p * np.log(p)).sum(-1).mean() / math.log(5)
+    np.testing.assert_allclose(float(val["health/predictions/entropy"][8]), ent, rtol=1e-4)
+    np.testing.assert_allclose(float(val["health/predictions/accuracy"][8]),
+                               (p.argmax(-1) == yv).mean())
+    np.testing.assert_allclose(float(val["health/predictions/accuracy"][8]),
+                               hist.history["val_accuracy"][-1], atol=1e-6)
+    np.testing.assert_array_equal(val["health/predictions/predicted_classes"][8][:, 2],
+                                  np.bincount(p.argmax(-1), minlength=5))
+    np.testing.assert_array_equal(
+        val["health/predictions/top1_probability"][8][:, 2],
+        np.histogram(p.max(-1), bins=metadata.PROBABILITY_BINS, range=(0, 1))[0])
+    assert "health/predictions/zero_logit_fraction" not in val  # probabilities
+    train = read_events(str(tmp_path / "train"))
+    assert sorted(train["health/predictions/entropy"]) == [0, 2, 4, 6]
+    assert any(t.startswith("epoch_") for t in train)  # Keras TensorBoard's own tags
+    assert any(t.endswith("/histogram") for t in train)
+    assert any(t.startswith("epoch_") for t in val)
+    # Both writers' files are in the same run directories.
+    assert len(glob.glob(str(tmp_path / "train" / "events*"))) >= 2
+    from tensorboard.backend.event_processing import event_accumulator
+    acc = event_accumulator.EventAccumulator(str(tmp_path / "train"))
+    acc.Reload()
+    assert "health/predictions/entropy" in acc.Tags()["tensors"]
+    assert "epoch_loss" in acc.Tags()["tensors"]
+
+
+def test_manifest(tmp_path):
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([
+        keras.Input((300,)),
+        keras.layers.Dense(96, activation="elu", name="hidden1",
+                           kernel_initializer=keras.initializers.RandomNormal(0, 1e-3)),
+        keras.layers.Dropout(0.2, name="dropout1"),
+        keras.layers.Dense(7, activation="relu", name="logits")], name="seed000")
+    model.compile(keras.optimizers.Adam(1e-3),
+                  keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    x, y = data(n=64, d=300, k=7)
+    model.fit(x, y, batch_size=32, epochs=1, verbose=0,
+              callbacks=[HealthCallback(str(tmp_path), report_findings=False)])
+    ev = read_events(str(tmp_path / "train"))
+    assert list(ev["health/manifest"]) == [0]
+    m = json.loads(ev["health/manifest"][0].item())
+    assert m["model"] == "seed000" and m["output_layer"] == "logits"
+    assert [(l["name"], l["class"], l["activation"]) for l in m["layers"]] == [
+        ("hidden1", "Dense", "elu"), ("dropout1", "Dropout", None), ("logits", "Dense", "relu")]
+    assert m["layers"][0]["params"] == 300 * 96 + 96
+    assert m["layers"][0]["trainable_params"] == 300 * 96 + 96
+    assert m["layers"][0]["kernel_initializer"]["class_name"] == "RandomNormal"
+    assert m["layers"][0]["kernel_initializer"]["config"]["stddev"] == 1e-3
+    assert m["layers"][1]["kernel_initializer"] is None
+    assert m["loss"] == {"class": "SparseCategoricalCrossentropy",
+                         "name": "sparse_categorical_crossentropy", "from_logits": True}
+    assert m["optimizer"]["class"] == "Adam"
+    np.testing.assert_allclose(m["optimizer"]["learning_rate"], 1e-3)
+    assert m["versions"]["tensorflow"] == tf.__version__
+    assert m["versions"]["keras"] == keras.__version__
+    assert m["versions"]["tb_plugin"]
+
+
+@pytest.mark.parametrize("loss,task,from_logits,k,ytype", [
+    (keras.losses.BinaryCrossentropy(from_logits=True), "binary", True, 1, "binary"),
+    ("binary_crossentropy", "binary", False, 1, "binary"),
+    ("mse", "regression", None, 1, "regression"),
+    (keras.losses.CategoricalCrossentropy(), "multiclass", False, 3, "onehot"),
+])
+def test_task_inference_from_loss(tmp_path, loss, task, from_logits, k, ytype):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64, 4)).astype(np.float32)
+    if ytype == "binary":
+        y = rng.integers(0, 2, size=(64, 1)).astype(np.float32)
+    elif ytype == "onehot":
+        y = np.eye(3, dtype=np.float32)[rng.integers(0, 3, size=64)]
+    else:
+        y = rng.normal(size=(64, 1)).astype(np.float32) * 5
+    act = "sigmoid" if (ytype == "binary" and not from_logits) else (
+        "softmax" if ytype == "onehot" else None)
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(k, activation=act)])
+    model.compile("sgd", loss)
+    model.fit(x, y, batch_size=16, epochs=1, verbose=0, validation_split=0.25, shuffle=False,
+              callbacks=[HealthCallback(str(tmp_path), log_every_n_steps=1,
+                                        report_findings=False)])
+    ev = read_events(str(tmp_path / "train"))
+    idx = metadata.parse_index(ev["health/predictions"][0].item())
+    assert idx["task"] == task and idx["from_logits"] == from_logits
+    assert idx["num_classes"] == k
+    if task == "regression":
+        assert "health/predictions/output_std" in ev and "health/predictions/target_std" in ev
+        np.testing.assert_allclose(float(ev["health/predictions/target_std"][0]),
+                                   y[:16].std(), rtol=1e-4)
+        val = read_events(str(tmp_path / "validation"))
+        assert float(val["health/predictions/outputs"][3][:, 2].sum()) == 16
+    else:
+        assert "health/predictions/tie_fraction" in ev
+        if ytype == "onehot":
+            np.testing.assert_array_equal(ev["health/predictions/label_classes"][0][:, 2],
+                                          y[:16].sum(0))
+
+
+def test_callback_never_breaks_training(tmp_path):
+    x, y = data(n=64)
+    # 1. setup fails (log_dir is a file): one warning, training completes.
+    bad = tmp_path / "file"
+    bad.write_text("not a directory")
+    model = small_model()
+    model.compile("sgd", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        hist = model.fit(x, y, epochs=2, verbose=0,
+                         callbacks=[HealthCallback(str(bad / "run"), report_findings=False)])
+    assert len(hist.history["loss"]) == 2
+    msgs = [str(w.message) for w in caught if "HealthCallback" in str(w.message)]
+    assert len(msgs) == 1 and "disabled" in msgs[0]
+    # 2. unknown custom loss: predictions skipped with a warning, gradients recorded.
+    model = small_model()
+    model.compile("sgd", lambda yt, yp: tf.reduce_mean(tf.square(yp)))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model.fit(x, y, epochs=1, verbose=0,
+                  callbacks=[HealthCallback(str(tmp_path / "ok"), report_findings=False)])
+    assert any("cannot infer the task" in str(w.message) for w in caught)
+    ev = read_events(str(tmp_path / "ok" / "train"))
+    assert "health/gradients/m/out/kernel/norm" in ev
+    assert "health/predictions" not in ev
+
+
+def test_restores_model_and_jit_compile(tmp_path):
+    x, y = data(n=64)
+    model = small_model()
+    model.compile("sgd", keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  jit_compile=True)
+    model.fit(x, y, batch_size=32, epochs=1, verbose=0,
+              callbacks=[HealthCallback(str(tmp_path), log_every_n_steps=1,
+                                        report_findings=False)])
+    assert model.jit_compile is True
+    ev = read_events(str(tmp_path / "train"))
+    assert sorted(ev["health/predictions/entropy"]) == [0, 1]
+    # A second fit without the callback records nothing more.
+    model.fit(x, y, batch_size=32, epochs=1, verbose=0)
+    model.evaluate(x, y, verbose=0)
+    ev2 = read_events(str(tmp_path / "train"))
+    assert sorted(ev2["health/predictions/entropy"]) == [0, 1]
+    assert not os.path.exists(tmp_path / "validation")
+
+
+@pytest.mark.skipif(importlib.util.find_spec("tb_plugin.diagnosis") is None,
+                    reason="tb_plugin.diagnosis not available")
+def test_report_findings_and_stop_on(tmp_path, capsys):
+    """Seed 000: ReLU on the logits. Findings print once; stop_on stops fit."""
+    x, y = data(n=256, d=20, k=7)
+    model = small_model(k=7, out_activation="relu")
+    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    cb = HealthCallback(str(tmp_path), log_every_n_steps=1)
+    model.fit(x, y, batch_size=32, epochs=2, verbose=0, callbacks=[cb])
+    err = capsys.readouterr().err
+    lines = [l for l in err.splitlines() if l.startswith("tb_plugin:")]
+    assert lines, err[-2000:]
+    kinds = {(k, l) for k, l in cb._reported}
+    assert len(lines) == len(kinds)  # once per kind + layer
+    first_kind = sorted(kinds)[0][0]
+    model = small_model(k=7, out_activation="relu")
+    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    hist = model.fit(x, y, batch_size=32, epochs=5, verbose=0, callbacks=[
+        HealthCallback(str(tmp_path / "stop"), log_every_n_steps=1, stop_on=(first_kind,))])
+    assert len(hist.history["loss"]) == 1
+
+
+MIRRORED_CODE = r"""
+import glob, json, numpy as np, tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+import keras
+from tb_plugin.callback import HealthCallback
+from tensorboard.backend.event_processing import event_file_loader
+from tensorboard.util import tensor_util
+logdir = %r
+strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+rng = np.random.default_rng(0)
+x = rng.normal(size=(64, 6)).astype(np.float32); y = rng.integers(0, 3, 64)
+with strategy.scope():
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(3, name="out")], name="m")
+    model.compile(keras.optimizers.SGD(0.1),
+                  keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+w0 = [w.copy() for w in model.get_weights()]
+model.fit(x, y, batch_size=32, epochs=1, shuffle=False, verbose=0, validation_data=(x, y),
+          callbacks=[HealthCallback(logdir, log_every_n_steps=1, report_findings=False)])
+out = {}
+for run in ["train", "validation"]:
+    for f in glob.glob(logdir + "/" + run + "/events*"):
+        for e in event_file_loader.EventFileLoader(f).Load():
+            for v in e.summary.value:
+                out.setdefault(run + ":" + v.tag, []).append(
+                    [e.step, tensor_util.make_ndarray(v.tensor).tolist()])
+# reference gradient of the global batch 0 (mean loss over 32 rows)
+ref = keras.Sequential([keras.Input((6,)), keras.layers.Dense(3)])
+ref.set_weights(w0)
+with tf.GradientTape() as tape:
+    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)(y[:32], ref(x[:32]))
+g = tape.gradient(loss, ref.trainable_variables)
+out["ref_norm"] = float(tf.norm(g[0]))
+print("RESULT" + json.dumps(out, default=lambda b: b.decode()))
+"""
+
+
+def test_callback_under_mirrored_strategy(tmp_path):
+    import subprocess
+    import sys
+    r = subprocess.run([sys.executable, "-c", MIRRORED_CODE % str(tmp_path)],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    out = json.loads(r.stdout.split("RESULT", 1)[1])
+    norms = out["train:health/gradients/m/out/kernel/norm"]
+    assert [s for s, _ in norms] == [0, 1]  # one copy per step
+    np.testing.assert_allclose(norms[0][1], out["ref_norm"], rtol=1e-4)
+    counts = out["train:health/predictions/count"]
+    assert [c for _, c in counts] == [32, 32]  # the global batch
+    val = out["validation:health/predictions/count"]
+    assert val == [[2, 64]]

@@ -1,0 +1,280 @@
+"""tb_plugin.stats against numpy recomputations, eagerly and in tf.function."""
+
+import math
+
+import numpy as np
+import pytest
+
+tf = pytest.importorskip("tensorflow")
+
+from tb_plugin import metadata  # noqa: E402
+from tb_plugin import stats  # noqa: E402
+
+P = metadata.PROBABILITY_BINS
+
+
+def np_hist(values, lo, hi, bins, mask=None):
+    v = np.asarray(values, np.float64).ravel()
+    keep = np.isfinite(v)
+    if mask is not None:
+        keep &= np.asarray(mask, bool).ravel()
+    v = np.clip(v[keep], lo, hi)
+    return np.histogram(v, bins=bins, range=(lo, hi))[0].astype(np.float64)
+
+
+def np_softmax(x):
+    x = np.asarray(x, np.float64)
+    e = np.exp(x - x.max(-1, keepdims=True))
+    return e / e.sum(-1, keepdims=True)
+
+
+def np_multiclass(x, y, from_logits):
+    x = np.asarray(x, np.float64)
+    p = np_softmax(x) if from_logits else x / x.sum(-1, keepdims=True)
+    q = p
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ent = -np.where(q > 0, q * np.log(np.where(q > 0, q, 1)), 0).sum(-1)
+    k = x.shape[1]
+    mx = x.max(-1, keepdims=True)
+    ties = ((x == mx).sum(-1) > 1)
+    pred = x.argmax(-1)
+    top1 = (np_softmax(x) if from_logits else x).max(-1)
+    out = {
+        "entropy": ent.mean() / math.log(k),
+        "tie_fraction": ties.mean(),
+        "count": len(x),
+        "nonfinite": 0,
+        "top1": np_hist(top1, 0, 1, P),
+        "classp": np_hist(np_softmax(x) if from_logits else x, 0, 1, P),
+        "pred_counts": np.bincount(pred, minlength=k),
+    }
+    if from_logits:
+        out["zero_logit_fraction"] = (x == 0).mean()
+    if y is not None:
+        out["accuracy"] = (pred == y).mean()
+        out["tie_tolerant_accuracy"] = (x[np.arange(len(x)), y] >= mx[:, 0]).mean()
+        out["label_counts"] = np.bincount(y, minlength=k)
+    return out
+
+
+def finalize(fn, *args, **kwargs):
+    sums = fn(*args, **kwargs)
+    return sums
+
+
+@pytest.mark.parametrize("graph", [False, True])
+@pytest.mark.parametrize("from_logits", [True, False])
+def test_multiclass_matches_numpy(graph, from_logits):
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(64, 7)).astype(np.float32)
+    logits[:5] = 0.0  # seed 000: ReLU logits all zero -> uniform, tied rows
+    logits[5, [2, 4]] = 3.0  # a tie not at index 0
+    logits[5, [0, 1, 3, 5, 6]] = -1.0
+    y = rng.integers(0, 7, size=64).astype(np.int64)
+    y[5] = 4  # tie-tolerant hit, argmax miss (argmax picks 2)
+    outputs = logits if from_logits else np_softmax(logits).astype(np.float32)
+
+    def compute(o, lab):
+        sums = stats.multiclass_sums(o, lab, from_logits=from_logits)
+        return stats.finalize_prediction_sums(sums, metadata.TASK_MULTICLASS, 7)
+
+    if graph:
+        compute = tf.function(compute)
+    scalars, hists = compute(tf.constant(outputs), tf.constant(y))
+    ref = np_multiclass(outputs, y, from_logits)
+    np.testing.assert_allclose(scalars["entropy"], ref["entropy"], rtol=1e-5)
+    if from_logits:
+        np.testing.assert_allclose(scalars["zero_logit_fraction"], ref["zero_logit_fraction"])
+        # With logits the softmax of a zero row is exactly uniform and tied.
+        assert ref["tie_fraction"] >= 6 / 64
+    else:
+        assert "zero_logit_fraction" not in scalars
+    np.testing.assert_allclose(scalars["tie_fraction"], ref["tie_fraction"])
+    np.testing.assert_allclose(scalars["accuracy"], ref["accuracy"])
+    np.testing.assert_allclose(scalars["tie_tolerant_accuracy"], ref["tie_tolerant_accuracy"])
+    assert float(scalars["tie_tolerant_accuracy"]) > float(scalars["accuracy"])
+    assert float(scalars["count"]) == 64
+    np.testing.assert_array_equal(hists["top1_probability"], ref["top1"])
+    np.testing.assert_array_equal(hists["class_probability"], ref["classp"])
+    np.testing.assert_array_equal(hists["predicted_classes"], ref["pred_counts"])
+    np.testing.assert_array_equal(hists["label_classes"], ref["label_counts"])
+
+
+def test_uniform_logits_match_in_top_k():
+    """Seed 000: all-zero logits; in_top_k says 100% accuracy, argmax doesn't."""
+    logits = tf.zeros([32, 7])
+    y = tf.constant(np.arange(32) % 7, tf.int32)
+    sums = stats.multiclass_sums(logits, y, from_logits=True)
+    scalars, hists = stats.finalize_prediction_sums(sums, metadata.TASK_MULTICLASS, 7)
+    in_top_k = tf.reduce_mean(tf.cast(tf.nn.in_top_k(y, logits, 1), tf.float32))
+    assert float(scalars["tie_tolerant_accuracy"]) == float(in_top_k) == 1.0
+    np.testing.assert_allclose(scalars["accuracy"], np.mean(np.arange(32) % 7 == 0))
+    np.testing.assert_allclose(scalars["entropy"], 1.0, rtol=1e-6)
+    assert float(scalars["tie_fraction"]) == 1.0
+    assert float(scalars["zero_logit_fraction"]) == 1.0
+    # 1/7 falls in bin floor(40/7) = 5 for every class probability.
+    expected = np.zeros(P)
+    expected[int(P / 7)] = 32 * 7
+    np.testing.assert_array_equal(hists["class_probability"], expected)
+    expected_pred = np.zeros(7)
+    expected_pred[0] = 32
+    np.testing.assert_array_equal(hists["predicted_classes"], expected_pred)
+
+
+def test_tie_tolerant_matches_in_top_k_random():
+    rng = np.random.default_rng(1)
+    logits = rng.integers(-2, 3, size=(200, 5)).astype(np.float32)  # many ties
+    y = rng.integers(0, 5, size=200).astype(np.int32)
+    sums = stats.multiclass_sums(logits, y, from_logits=True)
+    expected = np.mean(tf.nn.in_top_k(y, logits, 1).numpy())
+    np.testing.assert_allclose(sums["tie_tolerant_correct"] / sums["labeled_rows"], expected)
+
+
+def test_one_hot_labels_and_additivity():
+    rng = np.random.default_rng(2)
+    logits = rng.normal(size=(40, 4)).astype(np.float32)
+    y = rng.integers(0, 4, size=40)
+    onehot = np.eye(4, dtype=np.float32)[y]
+    a = stats.multiclass_sums(logits, onehot, from_logits=True)
+    b = stats.multiclass_sums(logits, y, from_logits=True)
+    for key in b:
+        np.testing.assert_allclose(a[key], b[key])
+    halves = [stats.multiclass_sums(logits[:15], y[:15], True),
+              stats.multiclass_sums(logits[15:], y[15:], True)]
+    for key in b:
+        np.testing.assert_allclose(halves[0][key] + halves[1][key], b[key], rtol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", [tf.float16, tf.bfloat16])
+def test_low_precision_inputs(dtype):
+    rng = np.random.default_rng(3)
+    logits = rng.normal(size=(16, 3))
+    x = tf.cast(tf.constant(logits), dtype)
+    sums = stats.multiclass_sums(x, None, from_logits=True)
+    scalars, _ = stats.finalize_prediction_sums(sums, metadata.TASK_MULTICLASS, 3)
+    xr = tf.cast(x, tf.float32).numpy()
+    ref = np_multiclass(xr, None, True)
+    np.testing.assert_allclose(scalars["entropy"], ref["entropy"], rtol=1e-4)
+    g = stats.gradient_stats(tf.cast(tf.constant([[3.0, 4.0]]), dtype))
+    np.testing.assert_allclose(g["norm"], 5.0)
+
+
+def test_nonfinite_rows_are_counted_not_propagated():
+    logits = np.array([[1.0, 2.0, 3.0], [np.nan, 0.0, 1.0], [np.inf, 0, 0]], np.float32)
+    sums = stats.multiclass_sums(logits, np.array([2, 2, 0]), from_logits=True)
+    scalars, hists = stats.finalize_prediction_sums(sums, metadata.TASK_MULTICLASS, 3)
+    assert float(scalars["nonfinite"]) == 2
+    ref = np_multiclass(logits[:1], None, True)
+    np.testing.assert_allclose(scalars["entropy"], ref["entropy"], rtol=1e-5)
+    np.testing.assert_allclose(scalars["accuracy"], 1 / 3)
+    assert float(np.sum(hists["top1_probability"])) == 1
+
+
+@pytest.mark.parametrize("from_logits", [True, False])
+def test_binary_matches_numpy(from_logits):
+    rng = np.random.default_rng(4)
+    z = rng.normal(size=(50,)).astype(np.float32)
+    z[:6] = 0.0  # p == 0.5 exactly: ties
+    y = rng.integers(0, 2, size=50)
+    p64 = 1 / (1 + np.exp(-z.astype(np.float64)))
+    outputs = z if from_logits else (1 / (1 + np.exp(-z))).astype(np.float32)
+    sums = stats.binary_sums(outputs[:, None], y.astype(np.float32), from_logits)
+    scalars, hists = stats.finalize_prediction_sums(sums, metadata.TASK_BINARY, 1)
+    p = p64 if from_logits else outputs.astype(np.float64)
+    ent = -(p * np.log(p) + (1 - p) * np.log(1 - p))
+    np.testing.assert_allclose(scalars["entropy"], ent.mean() / math.log(2), rtol=1e-4)
+    np.testing.assert_allclose(scalars["tie_fraction"], 6 / 50)
+    pred = (p > 0.5).astype(int)
+    np.testing.assert_allclose(scalars["accuracy"], (pred == y).mean())
+    np.testing.assert_allclose(
+        scalars["tie_tolerant_accuracy"], ((pred == y) | (p == 0.5)).mean()
+    )
+    np.testing.assert_array_equal(hists["predicted_classes"], np.bincount(pred, minlength=2))
+    np.testing.assert_array_equal(hists["label_classes"], np.bincount(y, minlength=2))
+    np.testing.assert_array_equal(hists["top1_probability"], np_hist(np.maximum(p, 1 - p), 0, 1, P))
+    np.testing.assert_array_equal(hists["class_probability"], np_hist(p, 0, 1, P))
+    if from_logits:
+        np.testing.assert_allclose(scalars["zero_logit_fraction"], 6 / 50)
+
+
+def test_regression_matches_numpy():
+    rng = np.random.default_rng(5)
+    out = (1000 + 0.01 * rng.normal(size=(30, 1))).astype(np.float32)
+    tgt = rng.normal(size=(30, 1)).astype(np.float32) * 3
+    lo, hi = stats.finite_range(out)
+    sums = stats.regression_sums(out, tgt, lo, hi)
+    scalars, hists = stats.finalize_prediction_sums(sums, metadata.TASK_REGRESSION, 1)
+    np.testing.assert_allclose(scalars["output_std"], out.astype(np.float64).std(), rtol=1e-3)
+    np.testing.assert_allclose(scalars["target_std"], tgt.astype(np.float64).std(), rtol=1e-5)
+    assert float(lo) == out.min() and float(hi) == out.max()
+    np.testing.assert_array_equal(
+        hists["outputs"], np_hist(out, float(lo), float(hi), P)
+    )
+
+
+def test_histogram_edges_clipping_and_exclusion():
+    v = np.array([-5.0, 0.0, 0.5, 1.0, 7.0, np.nan, np.inf], np.float32)
+    counts = stats.fixed_histogram(v, 0.0, 1.0, 4).numpy()
+    np.testing.assert_array_equal(counts, [2, 0, 1, 2])  # clipped, last bin closed
+    t = stats.histogram_tensor(counts, 0.0, 1.0).numpy()
+    assert t.dtype == np.float64 and t.shape == (4, 3)
+    np.testing.assert_allclose(t[:, 0], [0, 0.25, 0.5, 0.75])
+    np.testing.assert_allclose(t[:, 1], [0.25, 0.5, 0.75, 1.0])
+    c = stats.class_histogram_tensor(tf.constant([3.0, 0.0, 1.0])).numpy()
+    np.testing.assert_array_equal(c, [[0, 1, 3], [1, 2, 0], [2, 3, 1]])
+
+
+def test_log10_histogram_matches_numpy():
+    rng = np.random.default_rng(6)
+    g = (10.0 ** rng.uniform(-15, 6, size=(40, 30)) * rng.choice([-1, 1], size=(40, 30)))
+    g = g.astype(np.float32)
+    g[0, :10] = 0.0
+    counts = stats.log10_abs_histogram(g).numpy()
+    a = np.abs(g.astype(np.float64))
+    lo, hi = metadata.LOG10_RANGE
+    ref = np_hist(np.log10(a[a > 0]), lo, hi, metadata.LOG10_BINS)
+    # float32 log vs float64 log10 may move values sitting on a bin edge.
+    assert np.abs(counts - ref).sum() <= 2
+    assert counts.sum() == (a > 0).sum()
+
+
+@pytest.mark.parametrize("graph", [False, True])
+def test_gradient_stats_match_numpy(graph):
+    rng = np.random.default_rng(7)
+    g = rng.normal(size=(20, 10)).astype(np.float32) * 1e-3
+    g[:3] = 0.0
+    w_before = rng.normal(size=(20, 10)).astype(np.float32)
+    w_after = w_before - 0.1 * g
+    fn = stats.gradient_stats
+    if graph:
+        fn = tf.function(fn)
+    out = fn(tf.constant(g), tf.constant(w_after), tf.constant(w_after - w_before))
+    g64 = g.astype(np.float64)
+    np.testing.assert_allclose(out["norm"], np.linalg.norm(g64), rtol=1e-5)
+    np.testing.assert_allclose(out["max_abs"], np.abs(g64).max(), rtol=1e-6)
+    np.testing.assert_allclose(out["zero_fraction"], (g == 0).mean())
+    assert float(out["nonfinite"]) == 0
+    np.testing.assert_allclose(out["weight_norm"], np.linalg.norm(w_after), rtol=1e-5)
+    np.testing.assert_allclose(
+        out["update_ratio"],
+        np.linalg.norm(w_after.astype(np.float64) - w_before) / np.linalg.norm(w_before),
+        rtol=1e-3,
+    )
+    assert out["log10_abs"].numpy().sum() == (g != 0).sum()
+
+
+def test_gradient_nonfinite_and_first_last_ratio():
+    g = tf.constant([1.0, np.nan, np.inf, 0.0])
+    out = stats.gradient_stats(g)
+    assert float(out["nonfinite"]) == 2
+    assert np.isnan(float(out["max_abs"]))
+    assert out["log10_abs"].numpy().sum() == 1
+    ratio = stats.first_last_ratio([(tf.constant(1e-3), 2), (tf.constant(5.0), 1),
+                                    (tf.constant(2.0), 2)])
+    np.testing.assert_allclose(ratio, 5e-4)
+    assert stats.first_last_ratio([(tf.constant(1.0), 2), (tf.constant(1.0), 1)]) is None
+
+
+def test_non_numeric_input_raises():
+    with pytest.raises(ValueError, match="dtype string"):
+        stats.gradient_stats(tf.constant(["a"]))
