@@ -1,0 +1,201 @@
+"""``tb-health``: diagnose the health records of a TensorBoard log directory.
+
+    tb-health check LOGDIR [--run REGEX] [--json]
+
+Exit status: 0 when no run has an error finding, 1 when at least one does,
+2 on bad usage or a log directory that does not exist or cannot be read.
+Needs TensorBoard and numpy only (no TensorFlow).
+"""
+
+import argparse
+import json
+import logging
+import os
+import re
+import sys
+import textwrap
+
+EXIT_OK = 0
+EXIT_ERRORS = 1
+EXIT_USAGE = 2
+
+
+class _UsageError(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    # Report usage errors by exception, so main() returns 2 instead of exiting.
+    def error(self, message):
+        raise _UsageError(message)
+
+
+def _build_parser():
+    parser = _Parser(
+        prog="tb-health",
+        description="Catch neural networks that fail silently: diagnose the records "
+        "written by tb_plugin.HealthCallback in a TensorBoard log directory.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    check = sub.add_parser(
+        "check",
+        help="diagnose every run of LOGDIR that has health records",
+        description="Diagnose every run of LOGDIR that has health records. Exit "
+        "status 0: no error finding; 1: at least one error finding; 2: bad usage or "
+        "unreadable LOGDIR.",
+    )
+    check.add_argument("logdir", metavar="LOGDIR", help="TensorBoard log directory")
+    check.add_argument(
+        "--run",
+        metavar="REGEX",
+        default=None,
+        help="only runs whose name (as TensorBoard shows it, e.g. exp1/train) "
+        "matches this regular expression (re.search)",
+    )
+    check.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON document instead of a table",
+    )
+    return parser
+
+
+def _steps(f):
+    a, b = f.get("first_step"), f.get("last_step")
+    if a is None:
+        return "-"
+    if b is None or b == a:
+        return str(a)
+    return "%d-%d" % (a, b)
+
+
+def _format_human(result, out):
+    runs = result["runs"]
+    width = 100
+    if not runs:
+        out.write("No run with health records in %s.\n" % result["logdir"])
+        return
+    counts = {"error": 0, "warning": 0}
+    status_counts = {}
+    for r in runs:
+        status_counts[r["status"]] = status_counts.get(r["status"], 0) + 1
+        findings = r["findings"]
+        label = {"healthy": "healthy", "unhealthy": "UNHEALTHY", "no_data": "no data"}.get(
+            r["status"], r["status"])
+        n = len(findings)
+        out.write("Run %s: %s%s\n" % (r["run"], label,
+                                      " (%d finding%s)" % (n, "" if n == 1 else "s") if n else ""))
+        if not findings:
+            continue
+        rows = [("SEVERITY", "KIND", "LAYER", "STEPS")]
+        for f in findings:
+            counts[f["severity"]] = counts.get(f["severity"], 0) + 1
+            rows.append((f["severity"], f["kind"], f["layer"] or "-", _steps(f)))
+        widths = [max(len(row[i]) for row in rows) for i in range(4)]
+        header = "  " + "  ".join(c.ljust(w) for c, w in zip(rows[0], widths)) + "  MESSAGE"
+        out.write(header + "\n")
+        indent = " " * (2 + sum(widths) + 2 * 4)
+        for f, row in zip(findings, rows[1:]):
+            lead = "  " + "  ".join(c.ljust(w) for c, w in zip(row, widths)) + "  "
+            msg_width = max(40, width - len(lead))
+            lines = textwrap.wrap(f["message"], msg_width) or [""]
+            out.write(lead + lines[0] + "\n")
+            for line in lines[1:]:
+                out.write(indent + line + "\n")
+            sugg = textwrap.wrap("Suggestion: " + f["suggestion"], msg_width)
+            for line in sugg:
+                out.write(indent + line + "\n")
+    out.write(
+        "\n%d run%s: %d unhealthy, %d healthy, %d without data; %d error%s, %d warning%s.\n"
+        % (len(runs), "" if len(runs) == 1 else "s",
+           status_counts.get("unhealthy", 0), status_counts.get("healthy", 0),
+           status_counts.get("no_data", 0),
+           counts.get("error", 0), "" if counts.get("error", 0) == 1 else "s",
+           counts.get("warning", 0), "" if counts.get("warning", 0) == 1 else "s")
+    )
+
+
+def _check(args, out, err):
+    logdir = args.logdir
+    if not os.path.exists(logdir):
+        err.write("tb-health: error: log directory does not exist: %s\n" % logdir)
+        return EXIT_USAGE
+    if not os.path.isdir(logdir):
+        err.write("tb-health: error: not a directory: %s\n" % logdir)
+        return EXIT_USAGE
+    if not os.access(logdir, os.R_OK | os.X_OK):
+        err.write("tb-health: error: log directory is not readable: %s\n" % logdir)
+        return EXIT_USAGE
+    if args.run is not None:
+        try:
+            re.compile(args.run)
+        except re.error as e:
+            err.write("tb-health: error: bad --run regular expression %r: %s\n"
+                      % (args.run, e))
+            return EXIT_USAGE
+
+    from tb_plugin import diagnosis
+
+    try:
+        result = diagnosis.check_logdir(logdir, run_regex=args.run)
+    except (OSError, FileNotFoundError) as e:
+        err.write("tb-health: error: cannot read %s: %s\n" % (logdir, e))
+        return EXIT_USAGE
+    if args.json:
+        out.write(json.dumps(result, indent=2, allow_nan=False) + "\n")
+    else:
+        _format_human(result, out)
+    has_error = any(
+        f.get("severity") == "error" for r in result["runs"] for f in r["findings"]
+    )
+    return EXIT_ERRORS if has_error else EXIT_OK
+
+
+def _use_tensorboard_without_tensorflow():
+    # TensorBoard imports TensorFlow (when installed) only for file I/O; on a
+    # local log directory its own TF-free stub does the same, starts seconds
+    # faster and keeps TF's start-up chatter off stderr. Marking the
+    # "no_tensorflow" variant of tensorboard.compat selects the stub.
+    if "tensorflow" not in sys.modules:
+        import types
+
+        sys.modules.setdefault("tensorboard.compat.notf", types.ModuleType("notf"))
+
+
+def _quiet_tensorboard_logging():
+    # TensorBoard's loaders log at INFO/WARNING through the "tensorboard" logger
+    # (via absl when present); keep stderr for real problems.
+    logging.getLogger("tensorboard").setLevel(logging.ERROR)
+    logging.getLogger("absl").setLevel(logging.ERROR)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("tb-health: warning: %(message)s"))
+    ours = logging.getLogger("tb_plugin")
+    if not ours.handlers:
+        ours.addHandler(handler)
+    ours.setLevel(logging.WARNING)
+    ours.propagate = False
+
+
+def main(argv=None):
+    """Entry point of ``tb-health``; returns the exit status."""
+    out, err = sys.stdout, sys.stderr
+    parser = _build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except _UsageError as e:
+        parser.print_usage(err)
+        err.write("tb-health: error: %s\n" % e)
+        return EXIT_USAGE
+    except SystemExit as e:  # --help / --version
+        return int(e.code or 0) if isinstance(e.code, int) else EXIT_USAGE
+    if args.command != "check":
+        parser.print_usage(err)
+        err.write("tb-health: error: a command is required (check)\n")
+        return EXIT_USAGE
+    _quiet_tensorboard_logging()
+    _use_tensorboard_without_tensorflow()
+    return _check(args, out, err)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1124 @@
+"""Rules that turn the recorded health statistics into findings.
+
+Each rule looks at one TensorBoard run (:class:`tb_plugin.reader.RunRecords`)
+and reports what it sees as :class:`Finding` objects: a kind, a severity, the
+variable concerned (if any), the steps over which the problem held, the
+numbers that support it and one sentence for the user plus a suggestion.
+
+Precision matters as much as recall: a healthy run must get no finding. So
+every rule that describes a *state* of training (collapse, vanishing
+gradients, dead units) needs the condition to hold for several consecutive
+records, after a warm-up, over a good part of the run — the start of ordinary
+training (near-uniform predictions of a freshly initialised classifier,
+small gradients of a zero-initialised layer) never qualifies. Non-finite
+values and a misconfigured output layer need no persistence: they are never
+ordinary.
+
+Pure Python + numpy; imports no TensorFlow.
+"""
+
+import dataclasses
+import logging
+import math
+import re
+from typing import Optional
+
+import numpy as np
+
+from tb_plugin import metadata
+
+logger = logging.getLogger(__name__)
+
+SEVERITY_ERROR = "error"
+SEVERITY_WARNING = "warning"
+
+KIND_NONFINITE = "nonfinite"
+KIND_PREDICTION_COLLAPSE = "prediction_collapse"
+KIND_CLASS_COLLAPSE = "class_collapse"
+KIND_TIED_PREDICTIONS = "tied_predictions"
+KIND_VANISHING = "vanishing_gradients"
+KIND_EXPLODING = "exploding_gradients"
+KIND_DEAD_UNITS = "dead_units"
+KIND_OUTPUT_ACTIVATION = "output_activation_mismatch"
+
+KINDS = (
+    KIND_NONFINITE,
+    KIND_OUTPUT_ACTIVATION,
+    KIND_PREDICTION_COLLAPSE,
+    KIND_TIED_PREDICTIONS,
+    KIND_CLASS_COLLAPSE,
+    KIND_EXPLODING,
+    KIND_VANISHING,
+    KIND_DEAD_UNITS,
+)
+
+STATUS_HEALTHY = "healthy"
+STATUS_UNHEALTHY = "unhealthy"
+STATUS_NO_DATA = "no_data"
+
+
+# ---------------------------------------------------------------------------
+# Thresholds
+
+
+@dataclasses.dataclass
+class Thresholds:
+    """Every number the rules compare against. Override any by keyword.
+
+    The comment on each field says where its default comes from.
+    """
+
+    # --- persistence (all "state" rules) ---
+    # Records before this fraction of the run's step range are not judged for
+    # state rules. AUTOTRAINER (Zhang et al., ICSE'21) likewise judges
+    # training-state issues only after judgment_point = 0.3 of training.
+    warmup_fraction: float = 0.3
+    # A state must hold on at least this many consecutive records ("several").
+    persist_records: int = 3
+    # ... and on at least this fraction of the records after the warm-up, so a
+    # passing transient is not reported (our choice: a majority of the run).
+    persist_fraction: float = 0.5
+
+    # --- prediction_collapse ---
+    # Mean normalised entropy (entropy / log K; 1 = uniform). All logits 0
+    # (seed 000) gives exactly 1. Our choice: 0.98 is still nearly uniform
+    # (e.g. K=7 with logits of std ~0.3), while a classifier that has trained
+    # for 30% of its steps is far below it.
+    collapse_entropy: float = 0.98
+    # Regression: output std / target std over the recorded batch. Below 1%
+    # the outputs do not follow the inputs (seed 002: "output constant
+    # regardless of input"). Our choice; a freshly initialised regression net
+    # is at ~0.1-1.
+    collapse_std_ratio: float = 0.01
+
+    # --- tied_predictions ---
+    # Fraction of rows whose top-1 value occurs more than once. Exact float
+    # ties practically never happen in a healthy model, so 10% is already
+    # pathological (seed 000: 100%). Our choice.
+    tie_fraction: float = 0.1
+    # Tie-tolerant accuracy (tf.nn.in_top_k k=1, seed 000's metric) minus
+    # argmax accuracy: above 5 points the reported accuracy is overstated.
+    tie_accuracy_gap: float = 0.05
+
+    # --- class_collapse ---
+    # Share of predictions going to a single class...
+    class_collapse_fraction: float = 0.95
+    # ...while the labels give that class at most this share (our choice:
+    # a 95%-vs-70% gap is far beyond a classifier leaning to the majority).
+    class_collapse_label_share: float = 0.7
+
+    # --- vanishing_gradients ---
+    # Gradient norm of an earlier kernel / that of the last kernel.
+    # AUTOTRAINER's vanishing rule: first/last < beta_1 = 1e-3.
+    vanishing_ratio: float = 1e-3
+    # Update-to-weight ratio ||dw|| / ||w||: CS231n (Karpathy, "Neural
+    # Networks Part 3": ratio of updates to values "somewhere around 1e-3").
+    update_ratio_guideline: float = 1e-3
+    # A layer whose update ratio is two orders of magnitude below that
+    # guideline...
+    update_ratio_low: float = 1e-5
+    # ...and 100x below the update ratio of the output layer is not learning
+    # (plain low learning rates slow every layer alike; our choice).
+    vanishing_update_gap: float = 1e-2
+
+    # --- exploding_gradients ---
+    # AUTOTRAINER's exploding rule: first/last gradient norm ratio > beta_3 =
+    # 70. Shown by the plugin as a reference band; not a trigger on its own:
+    # a ratio cannot see every layer exploding at once.
+    exploding_ratio: float = 70.0
+    # Growth of a kernel's gradient norm over its own baseline (median of its
+    # first records): three orders of magnitude (our choice; healthy runs
+    # change gradient norms by ~10x at most, diverging SGD grows them
+    # geometrically).
+    explode_growth: float = 1e3
+    # Records used for the baseline of the growth rule.
+    explode_baseline_records: int = 3
+    # Growth only counts once the norm is at least this large, so small
+    # gradients waking up (e.g. a zero-initialised layer) are not "exploding".
+    explode_min_norm: float = 1.0
+    # Absolute gradient L2 norm of any kernel: far beyond usual clipping
+    # thresholds (clipnorm ~1-10, Pascanu et al. 2013), catches a run that
+    # starts exploded (e.g. a huge init) where there is no growth to see.
+    explode_abs_norm: float = 1e6
+
+    # --- dead_units ---
+    # Fraction of a layer's bias gradient entries that are exactly zero, i.e.
+    # units that got no gradient from any example of the batch.
+    # AUTOTRAINER's dying-ReLU rule: zero-gradient ratio >= gamma = 0.7.
+    dead_fraction: float = 0.7
+    # At or above this the layer is (nearly) entirely dead: severity error.
+    dead_error_fraction: float = 0.99
+
+    def to_json(self):
+        return dataclasses.asdict(self)
+
+
+# ---------------------------------------------------------------------------
+# Findings
+
+
+def _json_number(x):
+    if isinstance(x, (bool, np.bool_)):
+        return bool(x)
+    if isinstance(x, (int, np.integer)):
+        return int(x)
+    x = float(x)
+    if math.isnan(x):
+        return "NaN"
+    if math.isinf(x):
+        return "Infinity" if x > 0 else "-Infinity"
+    return x
+
+
+def json_safe(obj):
+    """`obj` with numpy scalars/arrays made Python, non-finite floats strings."""
+    if isinstance(obj, dict):
+        return {str(k): json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return [json_safe(v) for v in obj.tolist()]
+    if isinstance(obj, (bool, np.bool_, int, np.integer, float, np.floating)):
+        return _json_number(obj)
+    if obj is None or isinstance(obj, str):
+        return obj
+    return str(obj)
+
+
+@dataclasses.dataclass
+class Finding:
+    kind: str
+    severity: str  # "error" | "warning"
+    layer: Optional[str]  # variable path (or output layer) or None
+    first_step: Optional[int]
+    last_step: Optional[int]
+    evidence: dict
+    message: str
+    suggestion: str
+
+    def to_json(self):
+        """A JSON-able dict; non-finite numbers become "NaN"/"Infinity"/"-Infinity"."""
+        return {
+            "kind": self.kind,
+            "severity": self.severity,
+            "layer": self.layer,
+            "first_step": None if self.first_step is None else int(self.first_step),
+            "last_step": None if self.last_step is None else int(self.last_step),
+            "evidence": json_safe(self.evidence),
+            "message": self.message,
+            "suggestion": self.suggestion,
+        }
+
+
+# ---------------------------------------------------------------------------
+# Helpers
+
+
+def _r(x, digits=4):
+    """A float rounded to `digits` significant digits, for evidence."""
+    x = float(x)
+    if not math.isfinite(x) or x == 0:
+        return x
+    return float("%.*g" % (digits, x))
+
+
+def _fmt(x):
+    x = float(x)
+    if not math.isfinite(x):
+        return str(x)
+    if x == 0:
+        return "0"
+    if abs(x) >= 1e4 or abs(x) < 1e-3:
+        return "%.1e" % x
+    return "%.3g" % x
+
+
+def _what(pred):
+    """How messages name a prediction family."""
+    return "predictions" if pred.name == "predictions" else "%r predictions" % pred.name
+
+
+def _pct(x):
+    return "%d%%" % round(100 * float(x))
+
+
+def _align(series_list):
+    """Common steps of several Series and their values on those steps."""
+    if not series_list:
+        return np.zeros(0, np.int64), []
+    common = series_list[0].steps
+    for s in series_list[1:]:
+        common = np.intersect1d(common, s.steps)
+    out = []
+    for s in series_list:
+        # Last value per step wins (steps are sorted, possibly repeated).
+        idx = np.searchsorted(s.steps, common, side="right") - 1
+        out.append(s.values[idx])
+    return common, out
+
+
+def _streaks(cond):
+    """Maximal runs of True in a boolean array: list of (start, end) inclusive."""
+    out = []
+    start = None
+    for i, c in enumerate(cond):
+        if c and start is None:
+            start = i
+        elif not c and start is not None:
+            out.append((start, i - 1))
+            start = None
+    if start is not None:
+        out.append((start, len(cond) - 1))
+    return out
+
+
+class _Span:
+    """The step range of a run, for warm-up computations."""
+
+    def __init__(self, first, last):
+        self.first = int(first)
+        self.last = int(last)
+
+    def warmup_step(self, fraction):
+        return self.first + fraction * (self.last - self.first)
+
+
+def _sustained(steps, cond, span, th, state=True):
+    """The streak over which `cond` is sustained, as (start, end) indices.
+
+    `state` rules ignore the warm-up and need the streak to cover
+    `persist_fraction` of the records after it; otherwise (events such as
+    an explosion, which often ends the run) `persist_records` consecutive
+    records anywhere suffice. The returned streak is extended backwards over
+    the warm-up while `cond` holds, so that its start is when it began.
+    """
+    n = len(steps)
+    cond = np.asarray(cond, dtype=bool)
+    if n == 0:
+        return None
+    if state:
+        eligible = steps >= span.warmup_step(th.warmup_fraction)
+        n_eligible = int(eligible.sum())
+        need = max(th.persist_records, int(math.ceil(th.persist_fraction * n_eligible)))
+    else:
+        eligible = np.ones(n, dtype=bool)
+        need = th.persist_records
+    best = None
+    for a, b in _streaks(cond & eligible):
+        if b - a + 1 >= need and (best is None or b - a > best[1] - best[0]):
+            best = (a, b)
+    if best is None:
+        return None
+    a, b = best
+    while a > 0 and cond[a - 1]:
+        a -= 1
+    return a, b
+
+
+def _make_series(steps, values):
+    from tb_plugin.reader import Series
+
+    return Series(steps=np.asarray(steps, np.int64), values=np.asarray(values, np.float64))
+
+
+def _nanmedian(x):
+    x = np.asarray(x, dtype=np.float64)
+    x = x[np.isfinite(x)]
+    return float(np.median(x)) if x.size else float("nan")
+
+
+def _is_kernel(path, shape):
+    if shape:
+        return len(shape) >= 2
+    leaf = path.rsplit("/", 1)[-1]
+    return leaf in ("kernel", "embeddings", "depthwise_kernel", "pointwise_kernel",
+                    "recurrent_kernel", "weight", "weights", "W")
+
+
+def _layer_of(path):
+    return path.rsplit("/", 1)[0] if "/" in path else path
+
+
+def _short(path):
+    """'sequential/dense_1/kernel' -> 'dense_1/kernel' for messages."""
+    parts = path.split("/")
+    return "/".join(parts[-2:]) if len(parts) > 2 else path
+
+
+def _run_span(run):
+    lo, hi = None, None
+
+    def visit(series):
+        nonlocal lo, hi
+        if series is None or len(series.steps) == 0:
+            return
+        a, b = int(series.steps.min()), int(series.steps.max())
+        lo = a if lo is None else min(lo, a)
+        hi = b if hi is None else max(hi, b)
+
+    for p in run.predictions.values():
+        for s in p.scalars.values():
+            visit(s)
+    for g in run.gradients.values():
+        for per_var in g.stats.values():
+            for s in per_var.values():
+                visit(s)
+    if lo is None:
+        return None
+    return _Span(lo, hi)
+
+
+# ---------------------------------------------------------------------------
+# Rules: predictions
+
+
+def _nonfinite_predictions(pred, span, th):
+    s = pred.scalars.get(metadata.PRED_NONFINITE)
+    if s is None or len(s) == 0:
+        return []
+    bad = ~np.isfinite(s.values) | (s.values > 0)
+    if not bad.any():
+        return []
+    idx = np.flatnonzero(bad)
+    first = int(s.steps[idx[0]])
+    count = pred.scalars.get(metadata.PRED_COUNT)
+    evidence = {
+        "first_step": first,
+        "records_with_nonfinite": int(bad.sum()),
+        "records": int(len(s)),
+        "nonfinite_outputs_first": _r(float(s.values[idx[0]])),
+    }
+    if count is not None and len(count):
+        evidence["rows_per_record"] = _r(_nanmedian(count.values))
+    return [
+        Finding(
+            kind=KIND_NONFINITE,
+            severity=SEVERITY_ERROR,
+            layer=None,
+            first_step=first,
+            last_step=int(s.steps[idx[-1]]),
+            evidence=evidence,
+            message="The model's %s contain NaN or Inf from step %d on."
+            % (_what(pred), first),
+            suggestion="Find the first non-finite value: check the input data for "
+            "NaN/Inf, lower the learning rate, add gradient clipping (clipnorm), "
+            "and guard log/division/sqrt in custom losses with an epsilon.",
+        )
+    ]
+
+
+def _prediction_collapse(pred, span, th, output_layer):
+    if pred.task == metadata.TASK_REGRESSION:
+        out_std = pred.scalars.get(metadata.PRED_OUTPUT_STD)
+        tgt_std = pred.scalars.get(metadata.PRED_TARGET_STD)
+        if out_std is None or tgt_std is None:
+            return []
+        steps, (o, t) = _align([out_std, tgt_std])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = o / t
+        cond = np.isfinite(ratio) & (t > 0) & (ratio < th.collapse_std_ratio)
+        hit = _sustained(steps, cond, span, th)
+        if hit is None:
+            return []
+        a, b = hit
+        evidence = {
+            "output_std": _r(_nanmedian(o[a:b + 1])),
+            "target_std": _r(_nanmedian(t[a:b + 1])),
+            "std_ratio": _r(_nanmedian(ratio[a:b + 1])),
+            "threshold": th.collapse_std_ratio,
+            "records": int(b - a + 1),
+        }
+        if output_layer:
+            evidence["output_layer"] = output_layer
+        return [
+            Finding(
+                kind=KIND_PREDICTION_COLLAPSE,
+                severity=SEVERITY_ERROR,
+                layer=None,
+                first_step=int(steps[a]),
+                last_step=int(steps[b]),
+                evidence=evidence,
+                message="The %s are nearly constant: their std is %s against the "
+                "targets' %s (ratio %s), so the output does not depend on the input."
+                % (_what(pred), _fmt(evidence["output_std"]), _fmt(evidence["target_std"]),
+                   _fmt(evidence["std_ratio"])),
+                suggestion="Check the weight initialisation (a tiny init such as "
+                "N(0, 1e-3) starves the signal; use Glorot/He), look for vanishing "
+                "gradients, and check that the inputs actually reach the model.",
+            )
+        ]
+
+    ent = pred.scalars.get(metadata.PRED_ENTROPY)
+    if ent is None or len(ent) == 0:
+        return []
+    cond = np.isfinite(ent.values) & (ent.values >= th.collapse_entropy)
+    hit = _sustained(ent.steps, cond, span, th)
+    if hit is None:
+        return []
+    a, b = hit
+    steps = ent.steps
+    k = 2 if pred.task == metadata.TASK_BINARY else pred.num_classes
+    evidence = {
+        "normalized_entropy": _r(_nanmedian(ent.values[a:b + 1])),
+        "threshold": th.collapse_entropy,
+        "num_classes": int(k),
+        "uniform_probability": _r(1.0 / k),
+        "records": int(b - a + 1),
+    }
+    window = (steps[a], steps[b])
+    for stat in (metadata.PRED_ZERO_LOGIT_FRACTION, metadata.PRED_TIE_FRACTION,
+                 metadata.PRED_ACCURACY, metadata.PRED_TIE_TOLERANT_ACCURACY):
+        s = pred.scalars.get(stat)
+        if s is not None and len(s):
+            m = (s.steps >= window[0]) & (s.steps <= window[1])
+            if m.any():
+                evidence[stat] = _r(_nanmedian(s.values[m]))
+    if output_layer:
+        evidence["output_layer"] = output_layer
+    zero = evidence.get(metadata.PRED_ZERO_LOGIT_FRACTION)
+    detail = ""
+    if isinstance(zero, float) and zero >= 0.5:
+        detail = "; %s of the logits are exactly 0" % _pct(zero)
+    return [
+        Finding(
+            kind=KIND_PREDICTION_COLLAPSE,
+            severity=SEVERITY_ERROR,
+            layer=None,
+            first_step=int(steps[a]),
+            last_step=int(steps[b]),
+            evidence=evidence,
+            message="The %s are nearly uniform over the %d classes "
+            "(normalised entropy %s, every class ~%s%s): the model is not telling the "
+            "classes apart." % (_what(pred), k, _fmt(evidence["normalized_entropy"]),
+                                _fmt(1.0 / k), detail),
+            suggestion="Look for the cause among this run's other findings. Common ones: "
+            "an activation (ReLU) on logits fed to a from_logits=True loss, dead or "
+            "vanishing layers, a bad initialisation or learning rate.",
+        )
+    ]
+
+
+def _tied_predictions(pred, span, th):
+    if pred.task == metadata.TASK_REGRESSION:
+        return []
+    tie = pred.scalars.get(metadata.PRED_TIE_FRACTION)
+    if tie is None or len(tie) == 0:
+        return []
+    acc = pred.scalars.get(metadata.PRED_ACCURACY)
+    tol = pred.scalars.get(metadata.PRED_TIE_TOLERANT_ACCURACY)
+    if acc is not None and tol is not None:
+        steps, (t, a_, b_) = _align([tie, acc, tol])
+        gap = b_ - a_
+        cond = (np.isfinite(t) & (t >= th.tie_fraction) & np.isfinite(gap)
+                & (gap >= th.tie_accuracy_gap))
+    else:
+        steps, t = tie.steps, tie.values
+        a_ = b_ = gap = None
+        cond = np.isfinite(t) & (t >= max(th.tie_fraction, 0.5))
+    hit = _sustained(steps, cond, span, th)
+    if hit is None:
+        return []
+    a, b = hit
+    evidence = {
+        "tie_fraction": _r(_nanmedian(t[a:b + 1])),
+        "threshold": th.tie_fraction,
+        "records": int(b - a + 1),
+    }
+    if gap is not None:
+        evidence["accuracy"] = _r(_nanmedian(a_[a:b + 1]))
+        evidence["tie_tolerant_accuracy"] = _r(_nanmedian(b_[a:b + 1]))
+        evidence["accuracy_gap"] = _r(_nanmedian(gap[a:b + 1]))
+        message = ("%s of the %s are ties for the top class, so a "
+                   "tie-tolerant accuracy (tf.nn.in_top_k) reports %s while the argmax "
+                   "accuracy is %s." % (_pct(evidence["tie_fraction"]), _what(pred),
+                                        _pct(evidence["tie_tolerant_accuracy"]),
+                                        _pct(evidence["accuracy"])))
+    else:
+        message = ("%s of the %s are ties for the top class; any "
+                   "tie-tolerant metric (tf.nn.in_top_k) overstates accuracy."
+                   % (_pct(evidence["tie_fraction"]), _what(pred)))
+    return [
+        Finding(
+            kind=KIND_TIED_PREDICTIONS,
+            severity=SEVERITY_ERROR,
+            layer=None,
+            first_step=int(steps[a]),
+            last_step=int(steps[b]),
+            evidence=evidence,
+            message=message,
+            suggestion="Measure accuracy with argmax (tf.argmax(logits, 1) == labels), "
+            "not tf.nn.in_top_k(k=1), and fix what makes the outputs tie (often all "
+            "logits 0 after a ReLU on the output layer).",
+        )
+    ]
+
+
+def _class_collapse(pred, span, th):
+    if pred.task == metadata.TASK_REGRESSION:
+        return []
+    ph = pred.histograms.get(metadata.PRED_PREDICTED_CLASSES)
+    lh = pred.histograms.get(metadata.PRED_LABEL_CLASSES)
+    if ph is None or lh is None or ph.counts.shape[1] < 2:
+        return []
+    steps = np.intersect1d(ph.steps, lh.steps)
+    if steps.size == 0:
+        return []
+    pc = ph.counts[np.searchsorted(ph.steps, steps, side="right") - 1]
+    lc = lh.counts[np.searchsorted(lh.steps, steps, side="right") - 1]
+    if pc.shape[1] != lc.shape[1]:
+        return []
+    ptot = pc.sum(axis=1)
+    ltot = lc.sum(axis=1)
+    top = np.argmax(pc, axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        pshare = pc[np.arange(len(top)), top] / ptot
+        lshare = lc[np.arange(len(top)), top] / ltot
+    cond = ((ptot > 0) & (ltot > 0) & (pshare >= th.class_collapse_fraction)
+            & (lshare <= th.class_collapse_label_share))
+    # Rows that tie are given to the lowest class index by the argmax; that
+    # "collapse" is an artifact reported as tied_predictions instead.
+    tie = pred.scalars.get(metadata.PRED_TIE_FRACTION)
+    if tie is not None and len(tie):
+        idx = np.searchsorted(tie.steps, steps, side="right") - 1
+        ok = idx >= 0
+        tv = np.where(ok, tie.values[np.maximum(idx, 0)], 0.0)
+        cond &= ~(np.isfinite(tv) & (tv >= th.tie_fraction))
+    # Near-uniform probabilities make the argmax an accident of tiny
+    # differences: that is prediction_collapse, not a class preference.
+    ent = pred.scalars.get(metadata.PRED_ENTROPY)
+    if ent is not None and len(ent):
+        idx = np.searchsorted(ent.steps, steps, side="right") - 1
+        ev_ = np.where(idx >= 0, ent.values[np.maximum(idx, 0)], 0.0)
+        cond &= ~(np.isfinite(ev_) & (ev_ >= th.collapse_entropy))
+    hit = _sustained(steps, cond, span, th)
+    if hit is None:
+        return []
+    a, b = hit
+    cls = int(np.bincount(top[a:b + 1]).argmax())
+    evidence = {
+        "predicted_class": cls,
+        "prediction_share": _r(_nanmedian(pshare[a:b + 1])),
+        "label_share": _r(_nanmedian(lshare[a:b + 1])),
+        "threshold": th.class_collapse_fraction,
+        "num_classes": int(pc.shape[1]),
+        "records": int(b - a + 1),
+    }
+    acc = pred.scalars.get(metadata.PRED_ACCURACY)
+    if acc is not None and len(acc):
+        m = (acc.steps >= steps[a]) & (acc.steps <= steps[b])
+        if m.any():
+            evidence["accuracy"] = _r(_nanmedian(acc.values[m]))
+    return [
+        Finding(
+            kind=KIND_CLASS_COLLAPSE,
+            severity=SEVERITY_ERROR,
+            layer=None,
+            first_step=int(steps[a]),
+            last_step=int(steps[b]),
+            evidence=evidence,
+            message="%s of the %s are class %d, which is only %s of the "
+            "labels: the model predicts one class for (nearly) every input."
+            % (_pct(evidence["prediction_share"]), _what(pred), cls,
+               _pct(evidence["label_share"])),
+            suggestion="Check class_weight / sample weights and the label encoding, "
+            "look for dead units or saturated activations, and try a lower learning "
+            "rate.",
+        )
+    ]
+
+
+# ---------------------------------------------------------------------------
+# Rules: gradients
+
+
+def _kernels(grad):
+    return [p for p in grad.variables if _is_kernel(p, grad.shapes.get(p))]
+
+
+def _nonfinite_gradients(grad, span, th):
+    per_var = grad.stats.get(metadata.GRAD_NONFINITE, {})
+    norms = grad.stats.get(metadata.GRAD_NORM, {})
+    wnorms = grad.stats.get(metadata.GRAD_WEIGHT_NORM, {})
+    first_by_var = {}
+    last_step = None
+    for p in grad.variables:
+        steps_bad = []
+        s = per_var.get(p)
+        if s is not None and len(s):
+            bad = ~np.isfinite(s.values) | (s.values > 0)
+            steps_bad.extend(s.steps[bad].tolist())
+        for src in (norms.get(p), wnorms.get(p)):
+            if src is not None and len(src):
+                steps_bad.extend(src.steps[~np.isfinite(src.values)].tolist())
+        if steps_bad:
+            first_by_var[p] = int(min(steps_bad))
+            last_step = max(last_step or 0, int(max(steps_bad)))
+    if not first_by_var:
+        return []
+    first = min(first_by_var.values())
+    # Depth order among the variables hit first.
+    culprit = next(p for p in grad.variables if first_by_var.get(p) == first)
+    evidence = {
+        "first_step": first,
+        "variables_affected": len(first_by_var),
+        "variables": len(grad.variables),
+        "first_nonfinite_step": {p: first_by_var[p] for p in grad.variables
+                                 if p in first_by_var},
+    }
+    return [
+        Finding(
+            kind=KIND_NONFINITE,
+            severity=SEVERITY_ERROR,
+            layer=culprit,
+            first_step=first,
+            last_step=last_step,
+            evidence=evidence,
+            message="The %s (or weights) contain NaN or Inf from step %d on, "
+            "in %d of %d variables, first in %s."
+            % ("gradients" if grad.name == "gradients" else "%r gradients" % grad.name, first, len(first_by_var), len(grad.variables), _short(culprit)),
+            suggestion="Check the input data for NaN/Inf, lower the learning rate, "
+            "add gradient clipping (clipnorm), and guard log/division/sqrt in the loss.",
+        )
+    ]
+
+
+def _vanishing(grad, span, th):
+    norms = grad.stats.get(metadata.GRAD_NORM, {})
+    zeros = grad.stats.get(metadata.GRAD_ZERO_FRACTION, {})
+    ratios = grad.stats.get(metadata.GRAD_UPDATE_RATIO, {})
+    kernels = [p for p in _kernels(grad) if p in norms]
+    if len(kernels) < 2:
+        return []
+    last = kernels[-1]
+    last_layer = _layer_of(last)
+    # The output layer's gradient: kernel and bias together. When the signal
+    # is starved (seed 002) the output bias takes nearly all of it.
+    last_vars = [p for p in grad.variables if _layer_of(p) == last_layer and p in norms]
+    steps_l, vals_l = _align([norms[p] for p in last_vars])
+    if steps_l.size == 0:
+        return []
+    last_norm = _make_series(steps_l, np.sqrt(np.sum(np.square(vals_l), axis=0)))
+    hits = []
+    for i, p in enumerate(kernels):
+        if _layer_of(p) == last_layer:
+            continue
+        later = [q for q in grad.variables[grad.variables.index(p) + 1:] if q in ratios]
+        series = [norms[p], last_norm]
+        has_zero = p in zeros
+        if has_zero:
+            series.append(zeros[p])
+        has_upd = p in ratios and bool(later)
+        if has_upd:
+            series.append(ratios[p])
+            series += [ratios[q] for q in later]
+        steps, vals = _align(series)
+        if steps.size == 0:
+            continue
+        n_p, n_l = vals[0], vals[1]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rel = n_p / n_l
+        finite = np.isfinite(n_p) & np.isfinite(n_l) & (n_l > 0)
+        alive = np.ones_like(finite)
+        if has_zero:
+            # An entirely zero gradient is dead/disconnected, not vanishing:
+            # that is reported by dead_units.
+            alive = np.isfinite(vals[2]) & (vals[2] < 1.0)
+        cond = finite & alive & (rel < th.vanishing_ratio)
+        u_p = u_max = None
+        if has_upd:
+            k = 3 if has_zero else 2
+            u_p = vals[k]
+            later_u = np.vstack(vals[k + 1:])
+            u_max = np.max(np.where(np.isfinite(later_u), later_u, -np.inf), axis=0)
+            u_max = np.where(np.isfinite(u_max), u_max, np.nan)
+            # An adaptive optimiser (Adam) rescales small gradients: a layer
+            # that still moves at the guideline rate is learning, whatever
+            # its gradient norm.
+            cond &= ~(np.isfinite(u_p) & (u_p >= th.update_ratio_guideline))
+            # Update ratio far below the guideline while a later layer moves
+            # 100x faster: this layer is left behind (a plain low learning
+            # rate slows every layer alike and is not reported).
+            with np.errstate(invalid="ignore"):
+                cond |= (alive & np.isfinite(u_p) & np.isfinite(u_max)
+                         & (u_p < th.update_ratio_low)
+                         & (u_p < th.vanishing_update_gap * u_max))
+        hit = _sustained(steps, cond, span, th)
+        if hit is None:
+            continue
+        a, b = hit
+        ev = {
+            "norm": _r(_nanmedian(n_p[a:b + 1])),
+            "norm_ratio_to_last": _r(_nanmedian(rel[a:b + 1])),
+        }
+        if u_p is not None:
+            ev["update_ratio"] = _r(_nanmedian(u_p[a:b + 1]))
+            ev["max_later_update_ratio"] = _r(_nanmedian(u_max[a:b + 1]))
+        hits.append((p, int(steps[a]), int(steps[b]), ev))
+    if not hits:
+        return []
+    first_var = hits[0][0]
+    first = min(h[1] for h in hits)
+    lastst = max(h[2] for h in hits)
+    evidence = {
+        "last_layer": last_layer,
+        "last_layer_norm": _r(_nanmedian(last_norm.values)),
+        "vanishing_ratio_threshold": th.vanishing_ratio,
+        "update_ratio_low": th.update_ratio_low,
+        "update_ratio_guideline": th.update_ratio_guideline,
+        "layers": {h[0]: h[3] for h in hits},
+    }
+    flr = grad.scalars.get(metadata.GRAD_FIRST_LAST_RATIO)
+    if flr is not None and len(flr):
+        m = (flr.steps >= first) & (flr.steps <= lastst)
+        if m.any():
+            evidence["first_last_ratio"] = _r(_nanmedian(flr.values[m]))
+    ev0 = hits[0][3]
+    detail = "a gradient %s the size of the output layer's" % _fmt(ev0["norm_ratio_to_last"])
+    if "update_ratio" in ev0:
+        detail += " and an update/weight ratio of %s (guideline ~%s)" % (
+            _fmt(ev0["update_ratio"]), _fmt(th.update_ratio_guideline))
+    names = ", ".join(_short(h[0]) for h in hits)
+    return [
+        Finding(
+            kind=KIND_VANISHING,
+            severity=SEVERITY_ERROR,
+            layer=first_var,
+            first_step=first,
+            last_step=lastst,
+            evidence=evidence,
+            message="Gradients vanish before reaching the early layers (%s): %s gets "
+            "%s, so it barely learns." % (names, _short(first_var), detail),
+            suggestion="Use Glorot/He initialisation instead of a tiny one, ReLU-family "
+            "activations instead of stacked sigmoid/tanh, batch normalisation or "
+            "residual connections, and/or an adaptive optimiser (Adam).",
+        )
+    ]
+
+
+def _exploding(grad, span, th):
+    norms = grad.stats.get(metadata.GRAD_NORM, {})
+    kernels = [p for p in _kernels(grad) if p in norms] or [
+        p for p in grad.variables if p in norms]
+    hits = []
+    for p in kernels:
+        s = norms[p]
+        v = s.values
+        fin = np.isfinite(v)
+        if fin.sum() == 0:
+            continue
+        base_vals = v[fin][: th.explode_baseline_records]
+        base = float(np.median(base_vals))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            growth = v / base if base > 0 else np.full_like(v, np.nan)
+        cond_growth = fin & np.isfinite(growth) & (growth >= th.explode_growth) & (
+            v >= th.explode_min_norm)
+        cond_abs = fin & (v >= th.explode_abs_norm)
+        exploding = cond_growth | cond_abs
+        # Overflow is the end point of an explosion: non-finite records right
+        # after exploding ones continue its streak (a NaN out of nowhere, e.g.
+        # from the data, is reported by nonfinite only).
+        cond = exploding.copy()
+        for j in range(1, len(cond)):
+            if not fin[j] and cond[j - 1]:
+                cond[j] = True
+        hit = _sustained(s.steps, cond, span, th, state=False)
+        if hit is None:
+            continue
+        a, b = hit
+        if not exploding[a:b + 1].any():
+            continue
+        seg = v[a:b + 1][fin[a:b + 1]]
+        peak = float(np.max(seg)) if seg.size else float("inf")
+        overflow = np.flatnonzero(~fin[a:b + 1])
+        if overflow.size:
+            b = a + int(overflow[0])  # report up to the first overflow
+        hits.append((p, int(s.steps[a]), int(s.steps[b]), {
+            "baseline_norm": _r(base),
+            "max_norm": _r(peak),
+            "growth": _r(peak / base) if base > 0 else float("inf"),
+            "overflowed": bool(overflow.size),
+        }))
+    if not hits:
+        return []
+    first = min(h[1] for h in hits)
+    lastst = max(h[2] for h in hits)
+    all_layers = len(hits) == len(kernels) and len(kernels) > 1
+    evidence = {
+        "growth_threshold": th.explode_growth,
+        "abs_norm_threshold": th.explode_abs_norm,
+        "layers_exploding": len(hits),
+        "layers": len(kernels),
+        "per_layer": {h[0]: h[3] for h in hits},
+    }
+    flr = grad.scalars.get(metadata.GRAD_FIRST_LAST_RATIO)
+    if flr is not None and len(flr):
+        m = (flr.steps >= first) & (flr.steps <= lastst)
+        if m.any():
+            evidence["first_last_ratio"] = _r(_nanmedian(flr.values[m]))
+    worst = max(hits, key=lambda h: h[3]["max_norm"])
+    if all_layers:
+        layer = None
+        msg = ("The gradients of every layer explode together (from step %d, up to "
+               "norm %s, %sx their starting size); the first/last ratio stays normal, "
+               "so ratio-based checks miss it."
+               % (first, _fmt(worst[3]["max_norm"]), _fmt(worst[3]["growth"])))
+    else:
+        layer = hits[0][0]
+        msg = ("The gradients of %s explode (from step %d, up to norm %s, %sx their "
+               "starting size)." % (", ".join(_short(h[0]) for h in hits), first,
+                                    _fmt(worst[3]["max_norm"]), _fmt(worst[3]["growth"])))
+    return [
+        Finding(
+            kind=KIND_EXPLODING,
+            severity=SEVERITY_ERROR,
+            layer=layer,
+            first_step=first,
+            last_step=lastst,
+            evidence=evidence,
+            message=msg,
+            suggestion="Lower the learning rate, clip gradients (clipnorm=1.0), "
+            "normalise inputs and targets, and check the initialisation scale.",
+        )
+    ]
+
+
+def _dead_units(grad, span, th):
+    zeros = grad.stats.get(metadata.GRAD_ZERO_FRACTION, {})
+    findings = []
+    # Bias gradients: a unit's bias gets exactly zero gradient only when no
+    # example of the batch passed gradient through it (input sparsity, which
+    # zeroes rows of kernel gradients, does not affect biases).
+    biases = [p for p in grad.variables
+              if p.rsplit("/", 1)[-1] == "bias" and p in zeros]
+    dead_layers = []
+    for p in biases:
+        s = zeros[p]
+        cond = np.isfinite(s.values) & (s.values >= th.dead_fraction)
+        hit = _sustained(s.steps, cond, span, th)
+        if hit is None:
+            continue
+        a, b = hit
+        frac = _nanmedian(s.values[a:b + 1])
+        dead_layers.append((p, a, b, frac, s))
+    for i, (p, a, b, frac, s) in enumerate(dead_layers):
+        shape = grad.shapes.get(p) or []
+        units = int(shape[0]) if shape else None
+        evidence = {
+            "zero_gradient_fraction": _r(frac),
+            "threshold": th.dead_fraction,
+            "records": int(b - a + 1),
+        }
+        if units:
+            evidence["units"] = units
+            evidence["dead_units"] = int(round(frac * units))
+        later_dead = [d[0] for d in dead_layers[i + 1:] if d[3] >= th.dead_error_fraction]
+        if frac >= th.dead_error_fraction and later_dead:
+            evidence["blocked_by"] = later_dead[0]
+            message = ("No gradient reaches layer %s: every unit gets exactly zero "
+                       "gradient because the later layer %s is dead."
+                       % (_short(_layer_of(p)), _short(_layer_of(later_dead[0]))))
+        else:
+            message = ("%s of the units of layer %s%s get exactly zero gradient on every "
+                       "example: they are dead and stop learning."
+                       % (_pct(frac), _short(_layer_of(p)),
+                          " (%d of %d)" % (evidence["dead_units"], units) if units else ""))
+        findings.append(
+            Finding(
+                kind=KIND_DEAD_UNITS,
+                severity=SEVERITY_ERROR if frac >= th.dead_error_fraction else SEVERITY_WARNING,
+                layer=p,
+                first_step=int(s.steps[a]),
+                last_step=int(s.steps[b]),
+                evidence=evidence,
+                message=message,
+                suggestion="Dead ReLUs: lower the learning rate, initialise biases at 0 "
+                "(or slightly positive) with He init, or use LeakyReLU/ELU; a ReLU on "
+                "the output layer kills logits that should be negative.",
+            )
+        )
+    return findings
+
+
+# ---------------------------------------------------------------------------
+# Rules: manifest
+
+_LINEAR = {None, "", "linear", "none", "identity"}
+_PROBABILITY = {"softmax", "sigmoid", "log_softmax"}
+_CLASS_ACTIVATION = {"ReLU": "relu", "Softmax": "softmax", "ELU": "elu",
+                     "LeakyReLU": "leaky_relu", "PReLU": "prelu"}
+_PROB_LOSSES = {
+    "binarycrossentropy": "binary",
+    "binary_crossentropy": "binary",
+    "binaryfocalcrossentropy": "binary",
+    "binary_focal_crossentropy": "binary",
+    "categoricalcrossentropy": "categorical",
+    "categorical_crossentropy": "categorical",
+    "sparsecategoricalcrossentropy": "categorical",
+    "sparse_categorical_crossentropy": "categorical",
+    "categoricalfocalcrossentropy": "categorical",
+    "categorical_focal_crossentropy": "categorical",
+}
+
+
+def _loss_family(loss):
+    for key in (loss.get("class"), loss.get("name")):
+        if isinstance(key, str) and key.lower() in _PROB_LOSSES:
+            return _PROB_LOSSES[key.lower()]
+    return None
+
+
+def _output_activation(run, span, th):
+    m = run.manifest
+    if not isinstance(m, dict):
+        return []
+    layers = m.get("layers") or []
+    out_name = m.get("output_layer")
+    loss = m.get("loss") or {}
+    if not isinstance(loss, dict) or not isinstance(layers, list):
+        return []
+    out = None
+    for layer in layers:
+        if isinstance(layer, dict) and layer.get("name") == out_name:
+            out = layer
+    if out is None and layers and isinstance(layers[-1], dict):
+        out = layers[-1]
+    if out is None:
+        return []
+    act = out.get("activation")
+    if act is None and out.get("class") in _CLASS_ACTIVATION:
+        act = _CLASS_ACTIVATION[out["class"]]
+    act_l = act.lower() if isinstance(act, str) else None
+    family = _loss_family(loss)
+    from_logits = loss.get("from_logits")
+    loss_name = loss.get("class") or loss.get("name") or "loss"
+    problem = None
+    suggestion = None
+    if family and from_logits is True and act_l not in _LINEAR:
+        if act_l in _PROBABILITY:
+            problem = ("applies %s but the loss %s has from_logits=True, so %s is "
+                       "applied twice" % (act, loss_name, act))
+            suggestion = ("Remove the activation from the output layer (keep "
+                          "from_logits=True) or set from_logits=False.")
+        else:
+            problem = ("applies %s to the logits of a from_logits=True loss (%s); "
+                       "logits must be able to go negative" % (act, loss_name))
+            suggestion = ("Remove the activation from the output layer "
+                          "(activation=None): %s clips the logits, which can collapse "
+                          "them to 0 and the softmax to uniform." % act)
+    elif family and from_logits is False and act_l not in _PROBABILITY:
+        problem = ("is %s but the loss %s has from_logits=False, so it expects "
+                   "probabilities" % ("linear" if act_l in _LINEAR else act, loss_name))
+        suggestion = ("Pass from_logits=True to the loss, or end the model with "
+                      "%s." % ("sigmoid" if family == "binary" else "softmax"))
+    elif family == "binary" and act_l == "softmax":
+        problem = ("applies softmax before a binary cross-entropy (%s); on a single "
+                   "unit softmax is always 1" % loss_name)
+        suggestion = "Use sigmoid on a single output unit for binary classification."
+    if problem is None:
+        return []
+    gradient_paths = [p for g in run.gradients.values() for p in g.variables]
+    layer = next((p for p in gradient_paths
+                  if _layer_of(p).rsplit("/", 1)[-1] == out.get("name")
+                  and _is_kernel(p, None)), out.get("name"))
+    evidence = {
+        "output_layer": out.get("name"),
+        "activation": act,
+        "loss": loss_name,
+        "from_logits": from_logits,
+    }
+    for pred in run.predictions.values():
+        z = pred.scalars.get(metadata.PRED_ZERO_LOGIT_FRACTION)
+        if z is not None and len(z):
+            evidence["zero_logit_fraction_last"] = _r(float(z.values[-1]))
+            break
+    return [
+        Finding(
+            kind=KIND_OUTPUT_ACTIVATION,
+            severity=SEVERITY_ERROR,
+            layer=layer,
+            first_step=span.first if span else 0,
+            last_step=span.last if span else 0,
+            evidence=evidence,
+            message="The output layer %r %s." % (out.get("name"), problem),
+            suggestion=suggestion,
+        )
+    ]
+
+
+# ---------------------------------------------------------------------------
+# Entry points
+
+
+def _output_layer_name(run):
+    if isinstance(run.manifest, dict):
+        name = run.manifest.get("output_layer")
+        if isinstance(name, str):
+            return name
+    return None
+
+
+def diagnose(run, thresholds=None):
+    """All findings for one run (a :class:`tb_plugin.reader.RunRecords`)."""
+    th = thresholds or Thresholds()
+    span = _run_span(run)
+    findings = []
+    findings += _output_activation(run, span, th)
+    if span is None:
+        return findings
+    out_layer = _output_layer_name(run)
+    for name in sorted(run.predictions):
+        pred = run.predictions[name]
+        findings += _nonfinite_predictions(pred, span, th)
+        findings += _prediction_collapse(pred, span, th, out_layer)
+        findings += _tied_predictions(pred, span, th)
+        findings += _class_collapse(pred, span, th)
+    for name in sorted(run.gradients):
+        grad = run.gradients[name]
+        findings += _nonfinite_gradients(grad, span, th)
+        findings += _exploding(grad, span, th)
+        findings += _vanishing(grad, span, th)
+        findings += _dead_units(grad, span, th)
+    order = {k: i for i, k in enumerate(KINDS)}
+    findings.sort(key=lambda f: (0 if f.severity == SEVERITY_ERROR else 1,
+                                 order.get(f.kind, 99),
+                                 f.first_step if f.first_step is not None else -1))
+    return findings
+
+
+def run_status(run, findings):
+    """"no_data" when the run holds no records, else "unhealthy" if any finding."""
+    if run is None or not (run.predictions or run.gradients or run.manifest):
+        return STATUS_NO_DATA
+    return STATUS_UNHEALTHY if findings else STATUS_HEALTHY
+
+
+def check_logdir(logdir, run_regex=None, thresholds=None):
+    """Diagnoses every health run of `logdir` whose name matches `run_regex`.
+
+    Returns ``{"logdir": str, "runs": [{"run", "status", "findings": [dict]}]}``
+    with findings as :meth:`Finding.to_json` dicts. Raises FileNotFoundError
+    if `logdir` is not a directory and re.error for a bad `run_regex`. A run
+    that cannot be read gets status "no_data" (and a logged warning) without
+    affecting the others.
+    """
+    from tb_plugin import reader
+
+    pattern = re.compile(run_regex) if run_regex else None
+    provider, eid = reader.open_logdir(logdir)
+    result = {"logdir": str(logdir), "runs": []}
+    for run in reader.health_runs(provider, None, eid):
+        if pattern is not None and not pattern.search(run):
+            continue
+        try:
+            records = reader.read_run(provider, None, eid, run)
+            findings = diagnose(records, thresholds)
+            status = run_status(records, findings)
+        except Exception as e:  # one odd run must not hide the others
+            logger.warning("run %s could not be diagnosed: %s", run, e)
+            findings, status = [], STATUS_NO_DATA
+        result["runs"].append({
+            "run": run,
+            "status": status,
+            "findings": [f.to_json() for f in findings],
+        })
+    return result

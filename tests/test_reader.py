@@ -1,0 +1,234 @@
+"""tb_plugin.reader: reads back what the real summary writers wrote, every
+point, in three provider calls per run, and survives odd runs."""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+import tensorflow as tf
+
+from tb_plugin import metadata  # noqa: E402
+from tb_plugin import reader  # noqa: E402
+import tb_plugin.summary as health  # noqa: E402
+
+N_RECORDS = 120  # more than the 10 tensors the loaders keep for unknown plugins
+MANIFEST = {
+    "model": "m",
+    "layers": [
+        {"name": "dense", "class": "Dense", "activation": "relu", "kernel_initializer": None,
+         "bias_initializer": None, "params": 15, "trainable_params": 15},
+        {"name": "logits", "class": "Dense", "activation": None, "kernel_initializer": None,
+         "bias_initializer": None, "params": 8, "trainable_params": 8},
+    ],
+    "output_layer": "logits",
+    "loss": {"class": "SparseCategoricalCrossentropy", "name": "scce", "from_logits": True},
+    "optimizer": {"class": "SGD", "learning_rate": 0.1},
+    "versions": {"tensorflow": tf.__version__, "keras": "x", "tb_plugin": "0.1.0"},
+}
+
+
+def _variables():
+    return [
+        tf.Variable(tf.ones([4, 3]), name="kernel0"),
+        tf.Variable(tf.zeros([3]), name="bias0"),
+        tf.Variable(tf.ones([3, 2]), name="kernel1"),
+    ]
+
+
+@pytest.fixture(scope="module")
+def logdir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("reader_logs")
+    rng = np.random.default_rng(0)
+    variables = _variables()
+    train = tf.summary.create_file_writer(str(root / "exp1" / "train"))
+    with train.as_default():
+        health.manifest(MANIFEST, step=0)
+        for i in range(N_RECORDS):
+            step = 10 * i
+            logits = rng.normal(size=(16, 3)).astype("float32")
+            if i == 7:
+                logits[0, 0] = np.nan
+            labels = rng.integers(0, 3, size=16)
+            health.prediction_distribution(
+                "predictions", logits, step=step, labels=labels, from_logits=True)
+            grads = [tf.fill([4, 3], 1e-3 * (i + 1)), tf.zeros([3]), tf.fill([3, 2], 1.0)]
+            health.gradient_magnitudes("gradients", grads, variables, step=step)
+    train.close()
+    val = tf.summary.create_file_writer(str(root / "exp1" / "validation"))
+    with val.as_default():
+        for i in range(5):
+            outputs = rng.normal(scale=i + 1, size=(32, 1)).astype("float32")
+            health.prediction_distribution(
+                "predictions", outputs, step=100 * i, labels=outputs * 2, task="regression")
+    val.close()
+    # A run without health records: TensorBoard shows it, the reader skips it.
+    other = tf.summary.create_file_writer(str(root / "other"))
+    with other.as_default():
+        tf.summary.scalar("loss", 1.0, step=0)
+    other.close()
+    return root
+
+
+@pytest.fixture(scope="module")
+def provider(logdir):
+    return reader.open_logdir(str(logdir))
+
+
+def test_health_runs_lists_only_runs_with_health_records(provider):
+    prov, eid = provider
+    assert reader.health_runs(prov, None, eid) == ["exp1/train", "exp1/validation"]
+
+
+def test_read_run_returns_every_point_of_predictions(provider):
+    prov, eid = provider
+    run = reader.read_run(prov, None, eid, "exp1/train")
+    assert run.run == "exp1/train"
+    assert run.manifest == MANIFEST
+    pred = run.predictions["predictions"]
+    assert (pred.task, pred.num_classes, pred.from_logits, pred.has_labels) == (
+        "multiclass", 3, True, True)
+    expected_steps = np.arange(N_RECORDS) * 10
+    for stat in ("entropy", "tie_fraction", "zero_logit_fraction", "accuracy",
+                 "tie_tolerant_accuracy", "count", "nonfinite"):
+        s = pred.scalars[stat]
+        assert s.steps.dtype == np.int64 and s.values.dtype == np.float64
+        np.testing.assert_array_equal(s.steps, expected_steps)
+    assert pred.scalars["nonfinite"].values[7] == 1
+    assert pred.scalars["count"].values[0] == 16
+    assert np.all(pred.scalars["entropy"].values[np.arange(N_RECORDS) != 7] > 0)
+    h = pred.histograms["top1_probability"]
+    np.testing.assert_array_equal(h.steps, expected_steps)
+    assert h.counts.shape == (N_RECORDS, metadata.PROBABILITY_BINS)
+    assert h.edges.shape == (metadata.PROBABILITY_BINS + 1,)
+    assert h.edges[0] == 0.0 and h.edges[-1] == 1.0 and h.step_edges is None
+    pc = pred.histograms["predicted_classes"]
+    assert pc.counts.shape == (N_RECORDS, 3)
+    np.testing.assert_array_equal(pc.edges, [0, 1, 2, 3])
+    # Every finite row is counted once in the predicted-class histogram.
+    np.testing.assert_array_equal(pc.counts.sum(axis=1)[:3], [16, 16, 16])
+
+
+def test_read_run_returns_gradients_in_depth_order(provider):
+    prov, eid = provider
+    grad = reader.read_run(prov, None, eid, "exp1/train").gradients["gradients"]
+    assert grad.variables == ["kernel0", "bias0", "kernel1"]
+    assert grad.shapes == {"kernel0": [4, 3], "bias0": [3], "kernel1": [3, 2]}
+    norm = grad.stats["norm"]["kernel0"]
+    assert len(norm) == N_RECORDS
+    np.testing.assert_allclose(norm.values, 1e-3 * (np.arange(N_RECORDS) + 1) * np.sqrt(12),
+                               rtol=1e-5)
+    np.testing.assert_array_equal(grad.stats["zero_fraction"]["bias0"].values, 1.0)
+    np.testing.assert_allclose(grad.stats["weight_norm"]["kernel1"].values, np.sqrt(6),
+                               rtol=1e-6)
+    assert "update_ratio" not in grad.stats  # not passed to the writer
+    flr = grad.scalars["first_last_ratio"]
+    np.testing.assert_allclose(flr.values, norm.values / np.sqrt(6), rtol=1e-5)
+    h = grad.log10_histograms["kernel0"]
+    assert h.counts.shape == (N_RECORDS, metadata.LOG10_BINS)
+    assert (h.edges[0], h.edges[-1]) == metadata.LOG10_RANGE
+    assert h.counts[0].sum() == 12
+    # Exact zeros are not in the log10 histogram (zero_fraction counts them).
+    assert grad.log10_histograms["bias0"].counts.sum() == 0
+
+
+def test_regression_histograms_with_moving_range_keep_per_step_edges(provider):
+    prov, eid = provider
+    run = reader.read_run(prov, None, eid, "exp1/validation")
+    assert run.manifest is None and not run.gradients
+    pred = run.predictions["predictions"]
+    assert pred.task == "regression" and pred.from_logits is None
+    np.testing.assert_array_equal(pred.scalars["output_std"].steps, [0, 100, 200, 300, 400])
+    ratio = pred.scalars["target_std"].values / pred.scalars["output_std"].values
+    np.testing.assert_allclose(ratio, 2.0, rtol=1e-4)
+    h = pred.histograms["outputs"]
+    assert h.step_edges is not None and h.step_edges.shape == (5, metadata.PROBABILITY_BINS + 1)
+    np.testing.assert_array_equal(h.edges, h.step_edges[-1])
+
+
+class _CountingProvider:
+    def __init__(self, inner):
+        self.inner = inner
+        self.calls = []
+
+    def __getattr__(self, name):
+        attr = getattr(self.inner, name)
+        if not callable(attr):
+            return attr
+
+        def wrapped(*args, **kwargs):
+            self.calls.append((name, kwargs))
+            return attr(*args, **kwargs)
+
+        return wrapped
+
+
+def test_read_run_makes_three_filtered_provider_calls(provider):
+    prov, eid = provider
+    counting = _CountingProvider(prov)
+    reader.read_run(counting, None, eid, "exp1/train")
+    names = sorted(c[0] for c in counting.calls)
+    assert names == ["read_scalars", "read_tensors", "read_tensors"]
+    for _, kwargs in counting.calls:
+        assert kwargs["run_tag_filter"].runs == frozenset(["exp1/train"])
+        assert kwargs["downsample"] >= 10**6
+    scalars_call = next(k for n, k in counting.calls if n == "read_scalars")
+    tags = scalars_call["run_tag_filter"].tags
+    assert tags and all(t.startswith("health/") for t in tags)
+    assert "health/gradients/kernel0/norm" in tags
+
+
+def test_odd_runs_do_not_break_the_others(tmp_path):
+    good = tf.summary.create_file_writer(str(tmp_path / "good"))
+    with good.as_default():
+        for step in range(3):
+            health.prediction_distribution(
+                "predictions", tf.constant([[1.0, 2.0]]), step=step, from_logits=True)
+    good.close()
+    # A health index that is not JSON.
+    bad = tf.summary.create_file_writer(str(tmp_path / "badjson"))
+    with bad.as_default():
+        tf.summary.write("health/predictions", tf.constant("{not json"), step=0,
+                         metadata=metadata.create_index_metadata())
+    bad.close()
+    # An event file full of garbage.
+    os.makedirs(tmp_path / "garbage")
+    with open(tmp_path / "garbage" / "events.out.tfevents.1.garbage", "wb") as f:
+        f.write(os.urandom(4096))
+
+    prov, eid = reader.open_logdir(str(tmp_path))
+    runs = reader.health_runs(prov, None, eid)
+    assert "good" in runs and "badjson" in runs
+    odd = reader.read_run(prov, None, eid, "badjson")
+    assert not odd.has_data and odd.warnings
+    good_run = reader.read_run(prov, None, eid, "good")
+    assert len(good_run.predictions["predictions"].scalars["entropy"]) == 3
+
+    from tb_plugin import diagnosis
+
+    result = diagnosis.check_logdir(str(tmp_path))
+    statuses = {r["run"]: r["status"] for r in result["runs"]}
+    assert statuses["badjson"] == "no_data"
+    assert statuses["good"] == "healthy"
+
+
+def test_open_logdir_rejects_missing_directory(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        reader.open_logdir(str(tmp_path / "nope"))
+
+
+def test_reader_and_diagnosis_import_without_tensorflow(logdir):
+    code = textwrap.dedent("""
+        import sys
+        sys.modules["tensorflow"] = None  # any `import tensorflow` now fails
+        from tb_plugin import reader, diagnosis, cli
+        result = diagnosis.check_logdir(sys.argv[1])
+        print(sorted(r["run"] for r in result["runs"]))
+    """)
+    out = subprocess.run([sys.executable, "-c", code, str(logdir)], capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == str(["exp1/train", "exp1/validation"])
