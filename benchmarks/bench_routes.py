@@ -1,0 +1,526 @@
+"""Times the Health plugin's routes next to TensorBoard's own scalars route.
+
+Builds a synthetic log directory in the on-disk format of tb_plugin (see
+tb_plugin/metadata.py), written directly as TensorBoard event files (no
+model is trained), loads it with TensorBoard's Python loader and, with
+``--rust``, with the Rust data server too, and times over the real WSGI app:
+
+* ``runs`` (the overview: reads and diagnoses every run) cold and warm;
+* ``predictions``, ``gradients`` and ``gradient_histogram`` of one run, cold
+  (first read of the run) and warm;
+* TensorBoard's ``scalars`` route fetching the same series (one request per
+  tag, as the Scalars dashboard does), for the same number of points.
+
+Usage::
+
+    python benchmarks/bench_routes.py [--runs 50] [--layers 100] [--steps 2000]
+        [--grad-every 50] [--pred-every 1] [--logdir DIR] [--rust]
+
+``--layers L`` gives 2L gradient variables (a kernel and a bias per layer).
+The event files are written with TensorFlow's TFRecordWriter when TensorFlow
+is importable (fast CRC32C), otherwise with TensorBoard's pure Python writer.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+from tensorboard.compat.proto import event_pb2
+from tensorboard.compat.proto import summary_pb2
+from tensorboard.compat.proto import tensor_pb2
+from tensorboard.compat.proto import tensor_shape_pb2
+from tensorboard.compat.proto import types_pb2
+
+from tb_plugin import metadata
+
+# --------------------------------------------------------------------------
+# Synthetic event files.
+
+
+class _RecordFile:
+    """TFRecord framing with CRC32C, through TF when available."""
+
+    def __init__(self, path):
+        self._tf_writer = None
+        try:
+            import tensorflow as tf  # noqa: F401  (fast C++ CRC32C)
+
+            self._tf_writer = tf.io.TFRecordWriter(path)
+        except ImportError:
+            from tensorboard.summary.writer.record_writer import RecordWriter
+
+            self._f = open(path, "wb")
+            self._py_writer = RecordWriter(self._f)
+
+    def write(self, data):
+        if self._tf_writer is not None:
+            self._tf_writer.write(data)
+        else:
+            self._py_writer.write(data)
+
+    def close(self):
+        if self._tf_writer is not None:
+            self._tf_writer.close()
+        else:
+            self._py_writer.close()
+
+
+_SCALAR_SHAPE = tensor_shape_pb2.TensorShapeProto()
+
+
+def _scalar_value(tag, v, md):
+    value = summary_pb2.Summary.Value(
+        tag=tag,
+        tensor=tensor_pb2.TensorProto(
+            dtype=types_pb2.DT_FLOAT, tensor_shape=_SCALAR_SHAPE, float_val=[v]
+        ),
+    )
+    if md is not None:
+        value.metadata.CopyFrom(md)
+    return value
+
+
+def _hist_value(tag, edges, counts, md):
+    arr = np.stack([edges[:-1], edges[1:], counts], axis=1).astype("<f8")
+    value = summary_pb2.Summary.Value(
+        tag=tag,
+        tensor=tensor_pb2.TensorProto(
+            dtype=types_pb2.DT_DOUBLE,
+            tensor_shape=tensor_shape_pb2.TensorShapeProto(
+                dim=[
+                    tensor_shape_pb2.TensorShapeProto.Dim(size=arr.shape[0]),
+                    tensor_shape_pb2.TensorShapeProto.Dim(size=3),
+                ]
+            ),
+            tensor_content=arr.tobytes(),
+        ),
+    )
+    if md is not None:
+        value.metadata.CopyFrom(md)
+    return value
+
+
+def _json_value(tag, obj, md):
+    value = summary_pb2.Summary.Value(
+        tag=tag,
+        tensor=tensor_pb2.TensorProto(
+            dtype=types_pb2.DT_STRING,
+            tensor_shape=_SCALAR_SHAPE,
+            string_val=[json.dumps(obj).encode("utf-8")],
+        ),
+    )
+    value.metadata.CopyFrom(md)
+    return value
+
+
+class _Tagger:
+    """Adds summary metadata to the first value of each tag only."""
+
+    def __init__(self):
+        self._seen = set()
+        self.scalar_md = metadata.create_scalar_metadata()
+        self.hist_md = metadata.create_histogram_metadata()
+        self.index_md = metadata.create_index_metadata()
+
+    def first(self, tag, md):
+        if tag in self._seen:
+            return None
+        self._seen.add(tag)
+        return md
+
+
+def write_run(run_dir, *, layers, steps, grad_every, pred_every, scenario, seed):
+    """Writes one synthetic training run (predictions + gradients + manifest).
+
+    scenario: "healthy", "collapse" (entropy falls to 0 and one class wins),
+    "vanishing" (gradient norms fall by depth), "nan" (NaN from half way).
+    """
+    rng = np.random.default_rng(seed)
+    os.makedirs(run_dir, exist_ok=True)
+    path = os.path.join(
+        run_dir, "events.out.tfevents.%d.bench.%d" % (int(time.time()), seed)
+    )
+    f = _RecordFile(path)
+    f.write(event_pb2.Event(wall_time=time.time(), file_version="brain.Event:2")
+            .SerializeToString())
+    t = _Tagger()
+    K = 10
+    variables = []
+    for i in range(layers):
+        variables.append(("model/dense_%d/kernel" % i, [64, 64]))
+        variables.append(("model/dense_%d/bias" % i, [64]))
+    pred_index = {"kind": "predictions", "task": "multiclass", "num_classes": K,
+                  "from_logits": True, "has_labels": True}
+    grad_index = {"kind": "gradients",
+                  "variables": [{"path": p, "shape": s} for p, s in variables]}
+    manifest = {
+        "model": "synthetic", "output_layer": "dense_%d" % (layers - 1),
+        "layers": [{"name": "dense_%d" % i, "class": "Dense", "activation": "relu",
+                    "kernel_initializer": {"class": "GlorotUniform"},
+                    "bias_initializer": {"class": "Zeros"}, "params": 64 * 65,
+                    "trainable_params": 64 * 65} for i in range(layers)],
+        "loss": {"class": "SparseCategoricalCrossentropy", "name": "loss",
+                 "from_logits": True},
+        "optimizer": {"class": "Adam", "learning_rate": 1e-3},
+        "versions": {"tensorflow": "synthetic", "keras": "synthetic",
+                     "tb_plugin": "bench"},
+    }
+    prob_edges = np.linspace(0.0, 1.0, metadata.PROBABILITY_BINS + 1)
+    log_edges = np.linspace(metadata.LOG10_RANGE[0], metadata.LOG10_RANGE[1],
+                            metadata.LOG10_BINS + 1)
+    class_edges = np.arange(K + 1, dtype=np.float64)
+    depth = np.arange(len(variables)) // 2
+    wall = time.time() - steps
+    nan_from = steps // 2 if scenario == "nan" else None
+    for step in range(steps):
+        values = []
+        frac = step / max(steps - 1, 1)
+        broken = nan_from is not None and step >= nan_from
+        if step == 0:
+            values.append(_json_value(metadata.MANIFEST_TAG, manifest, t.index_md))
+        if step % pred_every == 0:
+            name = "predictions"
+            tag = metadata.index_tag(name)
+            values.append(_json_value(tag, pred_index, t.index_md))
+            if scenario == "collapse":
+                entropy = max(0.0, 0.9 * (1 - 2 * frac))
+                acc = 0.1
+            else:
+                entropy = 0.9 - 0.6 * frac + rng.normal(0, 0.01)
+                acc = 0.1 + 0.8 * frac
+            stats = {
+                metadata.PRED_ENTROPY: entropy,
+                metadata.PRED_TIE_FRACTION: 0.0,
+                metadata.PRED_ZERO_LOGIT_FRACTION: 0.0,
+                metadata.PRED_NONFINITE: 640.0 if broken else 0.0,
+                metadata.PRED_ACCURACY: acc,
+                metadata.PRED_TIE_TOLERANT_ACCURACY: acc,
+                metadata.PRED_COUNT: 64.0,
+            }
+            if broken:
+                stats[metadata.PRED_ENTROPY] = float("nan")
+            for stat, v in stats.items():
+                st = metadata.stat_tag(name, stat)
+                values.append(_scalar_value(st, v, t.first(st, t.scalar_md)))
+            top1 = rng.multinomial(64, np.ones(metadata.PROBABILITY_BINS) /
+                                   metadata.PROBABILITY_BINS).astype(float)
+            classes = rng.multinomial(64, np.ones(K) / K).astype(float)
+            if scenario == "collapse" and frac > 0.5:
+                classes = np.zeros(K)
+                classes[3] = 64.0
+            for stat, edges, counts in (
+                (metadata.PRED_TOP1_HIST, prob_edges, top1),
+                (metadata.PRED_CLASS_PROB_HIST, prob_edges, top1),
+                (metadata.PRED_PREDICTED_CLASSES, class_edges, classes),
+                (metadata.PRED_LABEL_CLASSES, class_edges,
+                 rng.multinomial(64, np.ones(K) / K).astype(float)),
+            ):
+                st = metadata.stat_tag(name, stat)
+                values.append(_hist_value(st, edges, counts, t.first(st, t.hist_md)))
+        if step % grad_every == 0:
+            name = "gradients"
+            tag = metadata.index_tag(name)
+            values.append(_json_value(tag, grad_index, t.index_md))
+            if scenario == "vanishing":
+                norms = 10.0 ** (-0.1 * (layers - 1 - depth))
+            else:
+                norms = np.full(len(variables), 0.5)
+            norms = norms * np.exp(rng.normal(0, 0.05, len(variables)))
+            if broken:
+                norms = np.full(len(variables), np.nan)
+            for i, (p, _) in enumerate(variables):
+                stats = {
+                    metadata.GRAD_NORM: norms[i],
+                    metadata.GRAD_MAX_ABS: norms[i] / 4,
+                    metadata.GRAD_ZERO_FRACTION: 0.0,
+                    metadata.GRAD_NONFINITE: 4096.0 if broken else 0.0,
+                    metadata.GRAD_WEIGHT_NORM: 8.0,
+                    metadata.GRAD_UPDATE_RATIO: 1e-3,
+                }
+                for stat, v in stats.items():
+                    st = metadata.variable_tag(name, p, stat)
+                    values.append(_scalar_value(st, float(v), t.first(st, t.scalar_md)))
+                center = np.log10(norms[i] / 64) if np.isfinite(norms[i]) else 0.0
+                counts = np.histogram(rng.normal(center, 0.5, 256), bins=log_edges)[0]
+                st = metadata.variable_tag(name, p, metadata.GRAD_LOG10_HIST)
+                values.append(_hist_value(st, log_edges, counts.astype(float),
+                                          t.first(st, t.hist_md)))
+            st = metadata.stat_tag(name, metadata.GRAD_FIRST_LAST_RATIO)
+            values.append(_scalar_value(st, float(norms[0] / norms[-2]),
+                                        t.first(st, t.scalar_md)))
+        if values:
+            ev = event_pb2.Event(wall_time=wall + step, step=step,
+                                 summary=summary_pb2.Summary(value=values))
+            f.write(ev.SerializeToString())
+    f.close()
+
+
+SCENARIOS = ("healthy", "collapse", "vanishing", "nan")
+
+
+def build_logdir(logdir, *, runs, layers, steps, grad_every, pred_every):
+    marker = os.path.join(logdir, ".bench_params.json")
+    params = dict(runs=runs, layers=layers, steps=steps, grad_every=grad_every,
+                  pred_every=pred_every, format=1)
+    if os.path.exists(marker):
+        with open(marker) as fh:
+            if json.load(fh) == params:
+                return False
+        shutil.rmtree(logdir)
+    os.makedirs(logdir, exist_ok=True)
+    for r in range(runs):
+        scenario = SCENARIOS[r % len(SCENARIOS)]
+        write_run(os.path.join(logdir, "run_%02d_%s" % (r, scenario), "train"),
+                  layers=layers, steps=steps, grad_every=grad_every,
+                  pred_every=pred_every, scenario=scenario, seed=r)
+    with open(marker, "w") as fh:
+        json.dump(params, fh)
+    return True
+
+
+# --------------------------------------------------------------------------
+# Apps and timing.
+
+
+def make_app(logdir, load_fast):
+    """(wsgi_app, cleanup) for a real TensorBoard app with the Health plugin."""
+    from tensorboard import default, program
+    from tensorboard.backend import application
+
+
+    plugins = default.get_plugins()  # the entry point brings the Health plugin
+    tb = program.TensorBoard(plugins=plugins)
+    argv = [None, "--logdir", logdir, "--load_fast", "true" if load_fast else "false",
+            "--reload_interval", "0"]
+    if not load_fast:
+        argv += ["--reload_task", "blocking"]
+    tb.configure(argv=argv)
+    provider, multiplexer = tb._make_data_provider()
+    app = application.TensorBoardWSGIApp(
+        tb.flags, tb.plugin_loaders, provider, tb.assets_zip_provider, multiplexer
+    )
+
+    def cleanup():
+        ingester = getattr(tb, "_ingester", None)
+        handle = getattr(ingester, "_stdin_handle", None)
+        if handle is not None:
+            handle.close()
+
+    return app, cleanup
+
+
+def wait_loaded(client, runs_expected, timeout=900):
+    """Waits until the data server has every run's health data."""
+    deadline = time.time() + timeout
+    last = None
+    while time.time() < deadline:
+        r = client.get("/data/runs")
+        runs = json.loads(r.get_data()) if r.status_code == 200 else []
+        if len(runs) >= runs_expected:
+            # Stable for two polls: nothing left to load.
+            key = client.get("/data/plugin/scalars/tags").get_data()
+            if key == last:
+                return True
+            last = key
+        time.sleep(2.0)
+    return False
+
+
+def _timed(client, url, repeat=1, method="get", data=None):
+    times = []
+    body = None
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        if method == "get":
+            r = client.get(url)
+        else:
+            r = client.post(url, data=data)
+        body = r.get_data()
+        times.append(time.perf_counter() - t0)
+        if r.status_code != 200:
+            raise RuntimeError("%s -> %d %s" % (url, r.status_code, body[:300]))
+    return statistics.median(times), body
+
+
+def _numbers(obj):
+    """How many numbers (or null/"NaN" cells) a JSON answer carries."""
+    if isinstance(obj, dict):
+        return sum(_numbers(v) for v in obj.values())
+    if isinstance(obj, list):
+        return sum(_numbers(v) for v in obj)
+    if isinstance(obj, str):
+        return 1 if obj in ("NaN", "Infinity", "-Infinity") else 0
+    return 1 if obj is None or isinstance(obj, (int, float)) else 0
+
+
+def _health_plugin(app):
+    for plugin in getattr(app, "_plugins", []):
+        if plugin.plugin_name == metadata.PLUGIN_NAME:
+            return plugin
+    raise RuntimeError("Health plugin not loaded")
+
+
+PRED_SCALARS = (metadata.PRED_ENTROPY, metadata.PRED_TIE_FRACTION,
+                metadata.PRED_ZERO_LOGIT_FRACTION, metadata.PRED_NONFINITE,
+                metadata.PRED_ACCURACY, metadata.PRED_TIE_TOLERANT_ACCURACY,
+                metadata.PRED_COUNT)
+PRED_HISTS = (metadata.PRED_TOP1_HIST, metadata.PRED_CLASS_PROB_HIST,
+              metadata.PRED_PREDICTED_CLASSES, metadata.PRED_LABEL_CLASSES)
+GRAD_SCALARS = (metadata.GRAD_NORM, metadata.GRAD_MAX_ABS, metadata.GRAD_ZERO_FRACTION,
+                metadata.GRAD_NONFINITE, metadata.GRAD_WEIGHT_NORM,
+                metadata.GRAD_UPDATE_RATIO)
+
+
+def _reference(c, run, scalar_tags, hist_tags):
+    """TensorBoard's own routes fetching the same series, one request per tag
+    (as its dashboards do): (seconds, numbers)."""
+    from urllib.parse import quote
+
+    t0 = time.perf_counter()
+    numbers = 0
+    for tag in scalar_tags:
+        r = c.get("/data/plugin/scalars/scalars?run=%s&tag=%s" % (quote(run), quote(tag)))
+        numbers += _numbers(json.loads(r.get_data()))
+    for tag in hist_tags:
+        r = c.get("/data/plugin/histograms/histograms?run=%s&tag=%s"
+                  % (quote(run), quote(tag)))
+        numbers += _numbers(json.loads(r.get_data()))
+    return time.perf_counter() - t0, numbers
+
+
+def bench(app, run, layers, width):
+    """Rows (route, cold s, warm s, numbers, ref s, ref numbers)."""
+    from urllib.parse import quote
+
+    from werkzeug.test import Client
+
+    c = Client(app)
+    plugin = _health_plugin(app)
+    out = []
+    base = "/data/plugin/health/"
+    q = quote(run)
+    variables = ["model/dense_%d/%s" % (i, kb) for i in range(layers)
+                 for kb in ("kernel", "bias")]
+    plugin._cache.clear()
+    plugin._partial.clear()
+    cold, body = _timed(c, base + "runs")
+    warm, body = _timed(c, base + "runs", repeat=5)
+    nruns = len(json.loads(body)["runs"])
+    # Reference: TensorBoard's routes reading every series of one run, times
+    # the number of runs (an estimate: 50 x 1400 requests would take long).
+    all_scalars = ([metadata.stat_tag("predictions", s) for s in PRED_SCALARS]
+                   + [metadata.variable_tag("gradients", v, s) for v in variables
+                      for s in GRAD_SCALARS]
+                   + [metadata.stat_tag("gradients", metadata.GRAD_FIRST_LAST_RATIO)])
+    all_hists = ([metadata.stat_tag("predictions", s) for s in PRED_HISTS]
+                 + [metadata.variable_tag("gradients", v, metadata.GRAD_LOG10_HIST)
+                    for v in variables])
+    ref_one, ref_one_n = _reference(c, run, all_scalars, all_hists)
+    out.append(("runs (%d runs)" % nruns, cold, warm, _numbers(json.loads(body)),
+                ref_one * nruns, ref_one_n * nruns))
+    routes = [
+        ("predictions", "predictions?run=%s&name=predictions" % q,
+         [metadata.stat_tag("predictions", s) for s in PRED_SCALARS],
+         [metadata.stat_tag("predictions", s) for s in PRED_HISTS]),
+        ("gradients", "gradients?run=%s&name=gradients" % q,
+         [metadata.variable_tag("gradients", v, s) for v in variables
+          for s in GRAD_SCALARS]
+         + [metadata.stat_tag("gradients", metadata.GRAD_FIRST_LAST_RATIO)], []),
+        ("gradient_histogram", "gradient_histogram?run=%s&name=gradients&variable=%s"
+         % (q, quote(variables[0])), [],
+         [metadata.variable_tag("gradients", variables[0], metadata.GRAD_LOG10_HIST)]),
+        ("manifest", "manifest?run=%s" % q, [], []),
+    ]
+    for name, path, scalar_tags, hist_tags in routes:
+        ref = ref_n = None
+        if scalar_tags or hist_tags:
+            _reference(c, run, scalar_tags, hist_tags)  # warm TensorBoard up
+            ref, ref_n = min((_reference(c, run, scalar_tags, hist_tags)
+                              for _ in range(5)), key=lambda x: x[0])
+        for w in ((width, 100000) if name != "manifest" else (None,)):
+            url = base + path + ("&width=%d" % w if w else "")
+            colds = []
+            for _ in range(3):  # median of 3: the machine may be shared
+                plugin._cache.clear()  # nothing of the run cached: cold
+                plugin._partial.clear()
+                colds.append(_timed(c, url)[0])
+            cold_t = statistics.median(colds)
+            warm_t, body = _timed(c, url, repeat=9)
+            label = name + ("" if w is None else " (all)" if w == 100000 else " w=%d" % w)
+            out.append((label, cold_t, warm_t, _numbers(json.loads(body)), ref, ref_n))
+    return out
+
+
+def print_rows(rows):
+    print("%-26s %8s %8s %9s | %10s %9s | %6s %6s"
+          % ("route", "cold s", "warm s", "numbers", "TB ref s", "numbers",
+             "cold/r", "warm/r"))
+    for name, cold, warm, n, ref, ref_n in rows:
+        line = "%-26s %8.3f %8.4f %9d |" % (name, cold, warm, n)
+        if ref is not None:
+            line += " %10.3f %9d | %6.2f %6.3f" % (ref, ref_n, cold / ref, warm / ref)
+        print(line)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--runs", type=int, default=50)
+    p.add_argument("--layers", type=int, default=100)
+    p.add_argument("--steps", type=int, default=2000)
+    p.add_argument("--grad-every", type=int, default=50)
+    p.add_argument("--pred-every", type=int, default=1)
+    p.add_argument("--width", type=int, default=500)
+    p.add_argument("--logdir", default=None,
+                   help="where to build the logs (reused when parameters match)")
+    p.add_argument("--rust", action="store_true",
+                   help="also benchmark with the Rust data server (--load_fast=true)")
+    p.add_argument("--no-python", action="store_true",
+                   help="skip the Python loader")
+    args = p.parse_args(argv)
+
+    logdir = args.logdir or os.path.join(tempfile.gettempdir(), "tb_health_bench_%d_%d_%d_%d"
+                                         % (args.runs, args.layers, args.steps,
+                                            args.grad_every))
+    t0 = time.time()
+    built = build_logdir(logdir, runs=args.runs, layers=args.layers, steps=args.steps,
+                         grad_every=args.grad_every, pred_every=args.pred_every)
+    print("logdir %s (%s in %.1fs): %d runs, %d gradient variables, %d steps, "
+          "gradients every %d, predictions every %d"
+          % (logdir, "built" if built else "reused", time.time() - t0, args.runs,
+             2 * args.layers, args.steps, args.grad_every, args.pred_every))
+    sys.stdout.flush()
+
+    loaders = []
+    if not args.no_python:
+        loaders.append(("python", False))
+    if args.rust:
+        loaders.append(("rust", True))
+    for label, fast in loaders:
+        t0 = time.time()
+        app, cleanup = make_app(logdir, fast)
+        from werkzeug.test import Client
+
+        if fast:
+            wait_loaded(Client(app), args.runs)
+        print("\n== loader: %s (loaded in %.1fs) ==" % (label, time.time() - t0))
+        rows = bench(app, "run_00_healthy/train", args.layers, args.width)
+        print_rows(rows)
+        sys.stdout.flush()
+        cleanup()
+    print("\nTB ref = TensorBoard's own scalars/histograms routes fetching the same "
+          "series (every stored point, one request per tag, as its dashboards do);\n"
+          "for runs: all series of one run times the number of runs (estimate).\n"
+          "cold = first request after the plugin's cache was cleared (runs: read + "
+          "diagnosis of every run; detail routes: read of what they show). (all) = no downsampling: "
+          "the same points as the reference.")
+
+
+if __name__ == "__main__":
+    main()

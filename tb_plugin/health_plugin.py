@@ -1,0 +1,905 @@
+"""The Health tab: a TensorBoard dynamic plugin.
+
+The backend reads everything through ``context.data_provider`` (so it works
+with both TensorBoard loaders, ``--load_fast=true`` included, under
+``--path_prefix`` and under ``/experiment/<id>/``), turns it into
+:class:`tb_plugin.reader.RunRecords` with :func:`tb_plugin.reader.read_run`
+and diagnoses each run with :func:`tb_plugin.diagnosis.diagnose`, the same
+code that ``tb-health check --json`` runs. The frontend is an ES module
+(``static/index.js``) that TensorBoard loads into an iframe.
+
+Routes, under ``data/plugin/health/`` (see CONTRACT in the docs):
+
+* ``runs``: every run with health data, its status and findings;
+* ``predictions?run=R&name=N[&width=W]``: prediction statistics;
+* ``gradients?run=R&name=N[&width=W]``: per-variable gradient statistics as
+  ``[variable][step]`` matrices;
+* ``gradient_histogram?run=R&name=N&variable=P[&width=W]``: log10|g| histograms
+  of one variable;
+* ``manifest?run=R``: the model description recorded at step 0;
+* ``index.js`` and other static files of the package's ``static`` folder.
+
+All answers are JSON (``application/json``, ``nosniff``); non-finite numbers are
+sent as the strings ``"NaN"``, ``"Infinity"`` and ``"-Infinity"``. Missing or
+malformed parameters give 400, unknown runs, names and variables 404, each with
+``{"error": message}``.
+
+This module imports no TensorFlow.
+"""
+
+import collections
+import concurrent.futures
+import json
+import logging
+import math
+import mimetypes
+import os
+import posixpath
+import threading
+import urllib.parse
+
+import numpy as np
+from werkzeug import wrappers
+
+from tensorboard.backend import http_util
+from tensorboard.backend import json_util
+from tensorboard.data import provider
+from tensorboard.plugins import base_plugin
+from tensorboard import plugin_util
+
+from tb_plugin import metadata
+
+logger = logging.getLogger(__name__)
+
+_JSON = "application/json"
+_PLUGIN_ROUTE_PREFIX = "/data/plugin/%s/" % metadata.PLUGIN_NAME
+_STATIC_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
+
+DEFAULT_WIDTH = 500
+MAX_WIDTH = 100000
+# Read+diagnosis results kept per (experiment, run); least recently used go.
+CACHE_SIZE = 512
+# Runs read (and diagnosed) at once when the overview finds several stale.
+READ_THREADS = 4
+
+# Per-variable gradient statistics sent by the gradients route, in order.
+GRADIENT_MATRIX_STATS = (
+    metadata.GRAD_NORM,
+    metadata.GRAD_MAX_ABS,
+    metadata.GRAD_ZERO_FRACTION,
+    metadata.GRAD_UPDATE_RATIO,
+    metadata.GRAD_WEIGHT_NORM,
+    metadata.GRAD_NONFINITE,
+)
+# Statistics for which a downsampled cell shows the largest value of the steps
+# it stands for rather than the last one, so that no event is hidden.
+_MAX_IN_BUCKET_STATS = frozenset([metadata.GRAD_NONFINITE, metadata.PRED_NONFINITE])
+
+_FALLBACK_INDEX_JS = (
+    "export function render() {\n"
+    "  const p = document.createElement('p');\n"
+    "  p.setAttribute('data-testid', 'error-state');\n"
+    "  p.textContent = 'The Health frontend is not built: run "
+    "`cd frontend && npm install && npm run build`.';\n"
+    "  document.body.appendChild(p);\n"
+    "}\n"
+)
+
+
+class _HttpError(Exception):
+    """An error answered as JSON ``{"error": message}`` with a status code."""
+
+    def __init__(self, code, message):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+# --------------------------------------------------------------------------
+# JSON helpers: numbers to lists without NaN/Infinity tokens.
+
+
+def _nonfinite_to_str(x):
+    if math.isnan(x):
+        return "NaN"
+    return "Infinity" if x > 0 else "-Infinity"
+
+
+def _float_list(values):
+    """A list of Python floats; non-finite values as strings."""
+    a = np.asarray(values, dtype=np.float64)
+    if a.size == 0:
+        return []
+    finite = np.isfinite(a)
+    if finite.all():
+        return a.tolist()
+    out = a.astype(object)
+    bad = ~finite
+    out[bad] = [_nonfinite_to_str(v) for v in a[bad].ravel()]
+    return out.tolist()
+
+
+def _cell_matrix(values, present):
+    """A 2-D list: floats, "NaN"-style strings, and None where not present."""
+    a = np.asarray(values, dtype=np.float64)
+    if a.size == 0:
+        return [[] for _ in range(a.shape[0])] if a.ndim == 2 else []
+    if present.all() and np.isfinite(a).all():
+        return a.tolist()
+    out = a.astype(object)
+    bad = present & ~np.isfinite(a)
+    if bad.any():
+        out[bad] = [_nonfinite_to_str(v) for v in a[bad].ravel()]
+    out[~present] = None
+    return out.tolist()
+
+
+def _int_list(values):
+    return np.asarray(values, dtype=np.int64).tolist()
+
+
+def _dumps(obj):
+    try:
+        return json.dumps(obj, allow_nan=False, separators=(",", ":"))
+    except ValueError:
+        # A stray non-finite float somewhere (e.g. in finding evidence).
+        return json.dumps(
+            json_util.Cleanse(obj), allow_nan=False, separators=(",", ":")
+        )
+
+
+def _respond_json(request, obj, code=200):
+    return http_util.Respond(request, _dumps(obj), _JSON, code=code)
+
+
+# --------------------------------------------------------------------------
+# Downsampling.
+
+
+def downsample_indices(n, width):
+    """Indices of at most `width` of `n` points, evenly spread, keeping the
+    first and the last."""
+    if n <= width:
+        return np.arange(n)
+    if width <= 1:
+        return np.array([n - 1])
+    idx = np.round(np.linspace(0, n - 1, width)).astype(np.int64)
+    return np.unique(idx)
+
+
+def _series_json(series, width):
+    steps = np.asarray(series.steps)
+    values = np.asarray(series.values, dtype=np.float64)
+    idx = downsample_indices(len(steps), width)
+    return {"steps": _int_list(steps[idx]), "values": _float_list(values[idx])}
+
+
+def _histogram_json(hist, width):
+    steps = np.asarray(hist.steps)
+    counts = np.asarray(hist.counts, dtype=np.float64)
+    idx = downsample_indices(len(steps), width)
+    if counts.ndim == 2 and len(steps):
+        rows = counts[idx]
+    else:
+        rows = np.zeros((0, max(len(np.asarray(hist.edges)) - 1, 0)))
+    out = {
+        "edges": _float_list(hist.edges),
+        "steps": _int_list(steps[idx]),
+        "counts": [_float_list(r) for r in rows] if not np.isfinite(rows).all()
+        else rows.tolist(),
+    }
+    step_edges = getattr(hist, "step_edges", None)
+    if step_edges is not None and len(steps):
+        # Edges that change from record to record (regression outputs): the
+        # edges of each returned record; "edges" holds the last record's.
+        out["step_edges"] = [_float_list(e) for e in np.asarray(step_edges)[idx]]
+    return out
+
+
+def _bucket_values(series, columns, use_max):
+    """Values of `series` at the column steps of a matrix.
+
+    Column j stands for the steps in (columns[j-1], columns[j]] (the first
+    column: steps <= columns[0]). The cell holds the series' last point in that
+    interval (or its largest when `use_max`), and is empty when none falls in
+    it: the loaders may keep different steps for different tags.
+    """
+    steps = np.asarray(series.steps)
+    values = np.asarray(series.values, dtype=np.float64)
+    ncol = len(columns)
+    out = np.full(ncol, np.nan)
+    present = np.zeros(ncol, dtype=bool)
+    if len(steps) == 0 or ncol == 0:
+        return out, present
+    if len(steps) > 1 and np.any(np.diff(steps) < 0):
+        order = np.argsort(steps, kind="stable")
+        steps, values = steps[order], values[order]
+    hi = np.searchsorted(steps, columns, side="right")  # end of bucket j
+    lo = np.concatenate([[0], hi[:-1]])  # start of bucket j
+    present = hi > lo
+    if not present.any():
+        return out, present
+    if use_max:
+        # Buckets are contiguous (lo[j+1] == hi[j]) and the last column is
+        # the largest step, so reduceat over the non-empty buckets' starts
+        # covers exactly each bucket. np.maximum keeps NaN.
+        starts = lo[present]
+        if hi[-1] < len(values):
+            values = values[:hi[-1]]
+        out[present] = np.maximum.reduceat(values, starts)
+    else:
+        out[present] = values[hi[present] - 1]
+    return out, present
+
+
+# --------------------------------------------------------------------------
+# The plugin.
+
+
+class _Entry:
+    """One run's records and diagnosis, valid for one data version."""
+
+    __slots__ = ("version", "records", "findings", "status", "error", "summary")
+
+    def __init__(self, version, records, findings, status, error, summary):
+        self.version = version
+        self.records = records
+        self.findings = findings
+        self.status = status
+        self.error = error
+        self.summary = summary
+
+
+class HealthPlugin(base_plugin.TBPlugin):
+    """The Health tab of TensorBoard."""
+
+    plugin_name = metadata.PLUGIN_NAME
+
+    def __init__(self, context):
+        self._data_provider = context.data_provider
+        self._cache = collections.OrderedDict()  # (eid, run) -> _Entry
+        # Partial reads for detail routes: (eid, run, name, variable) ->
+        # (version, RunRecords).
+        self._partial = collections.OrderedDict()
+        self._cache_lock = threading.Lock()
+        self._run_locks = {}  # (eid, run) -> Lock: one reader per run at a time
+        self._stats = collections.Counter()  # cache hits/misses, for tests
+
+    # -- TBPlugin ----------------------------------------------------------
+
+    def get_plugin_apps(self):
+        return {
+            "/runs": self._runs_route,
+            "/predictions": self._predictions_route,
+            "/gradients": self._gradients_route,
+            "/gradient_histogram": self._gradient_histogram_route,
+            "/manifest": self._manifest_route,
+            "/index.js": self._index_js_route,
+            "/static/*": self._static_route,
+            "/*": self._static_route,
+        }
+
+    def is_active(self):
+        # TensorBoard lists the tab when some run has data of a plugin named
+        # by data_plugin_names(); that check uses the data provider's
+        # list_plugins, cheap with both loaders.
+        return False
+
+    def data_plugin_names(self):
+        return (metadata.PLUGIN_NAME,)
+
+    def frontend_metadata(self):
+        return base_plugin.FrontendMetadata(
+            es_module_path="/index.js", tab_name="Health"
+        )
+
+    # -- data access ---------------------------------------------------------
+
+    def _list_health(self, ctx, eid, runs=None):
+        """{run: version} for the runs with health data.
+
+        The version is built from the max step and wall time of the run's
+        ``health`` tags. An index summary is written with every record, so the
+        version changes whenever a record arrives.
+        """
+        if self._data_provider is None:
+            return {}
+        run_tag_filter = provider.RunTagFilter(runs=runs) if runs else None
+        listing = self._data_provider.list_tensors(
+            ctx,
+            experiment_id=eid,
+            plugin_name=metadata.PLUGIN_NAME,
+            run_tag_filter=run_tag_filter,
+        )
+        out = {}
+        for run, tags in (listing or {}).items():
+            if not tags:
+                continue
+            out[run] = tuple(
+                sorted(
+                    (tag, ts.max_step, ts.max_wall_time) for tag, ts in tags.items()
+                )
+            )
+        return out
+
+    def _run_lock(self, key):
+        with self._cache_lock:
+            lock = self._run_locks.get(key)
+            if lock is None:
+                lock = self._run_locks[key] = threading.Lock()
+            return lock
+
+    def _entry(self, ctx, eid, run, version):
+        """The cached read+diagnosis of `run`, (re)computed if stale."""
+        key = (eid, run)
+        with self._cache_lock:
+            entry = self._cache.get(key)
+            if entry is not None and entry.version == version:
+                self._cache.move_to_end(key)
+                self._stats["hit"] += 1
+                return entry
+        with self._run_lock(key):
+            with self._cache_lock:
+                entry = self._cache.get(key)
+                if entry is not None and entry.version == version:
+                    self._stats["hit"] += 1
+                    return entry
+            self._stats["miss"] += 1
+            entry = self._compute(ctx, eid, run, version)
+            if entry.version is not None:
+                with self._cache_lock:
+                    self._cache[key] = entry
+                    self._cache.move_to_end(key)
+                    while len(self._cache) > CACHE_SIZE:
+                        old_key, _ = self._cache.popitem(last=False)
+                        self._run_locks.pop(old_key, None)
+            return entry
+
+    def _entries(self, ctx, eid, versions):
+        """{run: _Entry or the exception raised}, stale runs read in parallel.
+
+        The Rust data server answers concurrent reads in parallel; with the
+        Python loader the threads mostly take turns.
+        """
+        def one(run):
+            try:
+                return self._entry(ctx, eid, run, versions[run])
+            except Exception as e:  # reported per run by the caller
+                return e
+
+        with self._cache_lock:
+            stale = [
+                run for run in versions
+                if (eid, run) not in self._cache
+                or self._cache[(eid, run)].version != versions[run]
+            ]
+        out = {}
+        if len(stale) > 1 and READ_THREADS > 1:
+            with concurrent.futures.ThreadPoolExecutor(
+                max_workers=min(READ_THREADS, len(stale)),
+                thread_name_prefix="health-read",
+            ) as pool:
+                out.update(zip(stale, pool.map(one, stale)))
+        for run in versions:
+            if run not in out:
+                out[run] = one(run)
+        return out
+
+    def _compute(self, ctx, eid, run, version):
+        from tb_plugin import diagnosis
+        from tb_plugin import reader
+
+        try:
+            records = reader.read_run(self._data_provider, ctx, eid, run)
+        except Exception as e:  # a broken run must not break the others
+            logger.warning("Health: reading run %r failed", run, exc_info=True)
+            return _Entry(
+                None, None, [], "no_data", "could not read run: %s" % e,
+                _empty_summary(run),
+            )
+        summary = _run_summary(records, run)
+        try:
+            found = diagnosis.diagnose(records)
+            findings = [f.to_json() for f in found]
+        except Exception as e:
+            logger.warning("Health: diagnosing run %r failed", run, exc_info=True)
+            return _Entry(
+                None, records, [], "no_data", "could not diagnose run: %s" % e,
+                summary,
+            )
+        try:
+            status = diagnosis.run_status(records, found)
+        except Exception:
+            logger.warning("Health: run_status of %r failed", run, exc_info=True)
+            status = None
+        if status is None:
+            status = _fallback_status(records, findings)
+        findings = json_util.Cleanse(findings)
+        if not _complete(records, version):
+            # The loader is part way through this run's newest record: answer
+            # with what there is, but read again next time.
+            version = None
+        return _Entry(version, records, findings, status, None, summary)
+
+    def _records(self, request, run, name=None, variable=None):
+        """The RunRecords a detail route needs, or a 404 _HttpError.
+
+        The overview's cached read of the whole run is used when it is
+        current. Otherwise only what the route shows is read: the record
+        family `name` (and of it only `variable`), or just the manifest when
+        `name` is None; that partial read is cached on its own.
+        """
+        ctx = plugin_util.context(request.environ)
+        eid = plugin_util.experiment_id(request.environ)
+        versions = self._list_health(ctx, eid, runs=[run])
+        if run not in versions:
+            raise _HttpError(404, "no health data for run %r" % run)
+        version = versions[run]
+        with self._cache_lock:
+            entry = self._cache.get((eid, run))
+            if (entry is not None and entry.version == version
+                    and entry.records is not None):
+                self._stats["hit"] += 1
+                return entry.records
+        if name is not None and metadata.index_tag(name) not in {t for t, _, _ in version}:
+            return _no_records(run)
+        key = (eid, run, name, variable)
+        with self._cache_lock:
+            # A read of the whole family serves one variable of it too.
+            for k in ((key, (eid, run, name, None)) if variable is not None else (key,)):
+                cached = self._partial.get(k)
+                if cached is not None and cached[0] == version:
+                    self._partial.move_to_end(k)
+                    self._stats["hit"] += 1
+                    return cached[1]
+        from tb_plugin import reader
+
+        self._stats["partial_miss"] += 1
+        try:
+            records = reader.read_run(
+                _FamilyProvider(self._data_provider, name, variable), ctx, eid, run
+            )
+        except Exception as e:
+            logger.warning("Health: reading run %r failed", run, exc_info=True)
+            raise _HttpError(404, "run %r has no readable health data (could not "
+                             "read run: %s)" % (run, e))
+        if _complete(records, version):
+            with self._cache_lock:
+                self._partial[key] = (version, records)
+                self._partial.move_to_end(key)
+                while len(self._partial) > CACHE_SIZE:
+                    self._partial.popitem(last=False)
+        return records
+
+    # -- routes ----------------------------------------------------------------
+
+    @wrappers.Request.application
+    def _runs_route(self, request):
+        return self._guard(request, self._runs_impl)
+
+    def _runs_impl(self, request):
+        ctx = plugin_util.context(request.environ)
+        eid = plugin_util.experiment_id(request.environ)
+        versions = self._list_health(ctx, eid)
+        entries = self._entries(ctx, eid, versions)
+        runs = []
+        for run in sorted(versions):
+            try:
+                entry = entries[run]
+                if isinstance(entry, Exception):
+                    raise entry
+                item = dict(entry.summary)
+                item["status"] = entry.status
+                item["findings"] = entry.findings
+                if entry.error:
+                    item["error"] = entry.error
+            except Exception as e:
+                logger.warning("Health: run %r failed", run, exc_info=True)
+                item = _empty_summary(run)
+                item["status"] = "no_data"
+                item["findings"] = []
+                item["error"] = "could not read run: %s" % e
+            runs.append(item)
+        return {"runs": runs}
+
+    @wrappers.Request.application
+    def _predictions_route(self, request):
+        return self._guard(request, self._predictions_impl)
+
+    def _predictions_impl(self, request):
+        run = _required(request, "run")
+        name = _required(request, "name")
+        width = _width(request)
+        rec = self._records(request, run, name).predictions.get(name)
+        if rec is None:
+            raise _HttpError(404, "no predictions named %r in run %r" % (name, run))
+        return {
+            "run": run,
+            "name": name,
+            "task": rec.task,
+            "num_classes": rec.num_classes,
+            "from_logits": rec.from_logits,
+            "has_labels": rec.has_labels,
+            "scalars": {
+                stat: _series_json(series, width)
+                for stat, series in sorted(rec.scalars.items())
+            },
+            "histograms": {
+                stat: _histogram_json(hist, width)
+                for stat, hist in sorted(rec.histograms.items())
+            },
+        }
+
+    @wrappers.Request.application
+    def _gradients_route(self, request):
+        return self._guard(request, self._gradients_impl)
+
+    def _gradients_impl(self, request):
+        run = _required(request, "run")
+        name = _required(request, "name")
+        width = _width(request)
+        rec = self._records(request, run, name).gradients.get(name)
+        if rec is None:
+            raise _HttpError(404, "no gradients named %r in run %r" % (name, run))
+        variables = list(rec.variables)
+        # Columns: the steps of all per-variable series, downsampled.
+        all_steps = [
+            np.asarray(series.steps)
+            for per_var in rec.stats.values()
+            for series in per_var.values()
+        ]
+        if all_steps:
+            steps = np.unique(np.concatenate(all_steps))
+        else:
+            steps = np.zeros(0, dtype=np.int64)
+        columns = steps[downsample_indices(len(steps), width)]
+        matrix = {}
+        for stat in GRADIENT_MATRIX_STATS:
+            per_var = rec.stats.get(stat)
+            if not per_var:
+                continue
+            values = np.full((len(variables), len(columns)), np.nan)
+            present = np.zeros((len(variables), len(columns)), dtype=bool)
+            for i, path in enumerate(variables):
+                series = per_var.get(path)
+                if series is None:
+                    continue
+                values[i], present[i] = _bucket_values(
+                    series, columns, stat in _MAX_IN_BUCKET_STATS
+                )
+            matrix[stat] = _cell_matrix(values, present)
+        flr = rec.scalars.get(metadata.GRAD_FIRST_LAST_RATIO)
+        return {
+            "run": run,
+            "name": name,
+            "variables": variables,
+            "shapes": {p: list(rec.shapes.get(p, [])) for p in variables},
+            "steps": _int_list(columns),
+            "matrix": matrix,
+            "first_last_ratio": _series_json(flr, width) if flr is not None
+            else {"steps": [], "values": []},
+            "thresholds": _gradient_thresholds(),
+        }
+
+    @wrappers.Request.application
+    def _gradient_histogram_route(self, request):
+        return self._guard(request, self._gradient_histogram_impl)
+
+    def _gradient_histogram_impl(self, request):
+        run = _required(request, "run")
+        name = _required(request, "name")
+        variable = _required(request, "variable")
+        width = _width(request)
+        rec = self._records(request, run, name, variable).gradients.get(name)
+        if rec is None:
+            raise _HttpError(404, "no gradients named %r in run %r" % (name, run))
+        hist = rec.log10_histograms.get(variable)
+        if hist is None:
+            if variable in rec.variables:
+                raise _HttpError(
+                    404, "no log10|g| histogram for variable %r" % variable
+                )
+            raise _HttpError(
+                404, "no variable %r in gradients %r of run %r"
+                % (variable, name, run)
+            )
+        out = {"run": run, "name": name, "variable": variable}
+        out.update(_histogram_json(hist, width))
+        return out
+
+    @wrappers.Request.application
+    def _manifest_route(self, request):
+        return self._guard(request, self._manifest_impl)
+
+    def _manifest_impl(self, request):
+        run = _required(request, "run")
+        records = self._records(request, run)
+        return {"run": run, "manifest": json_util.Cleanse(records.manifest)}
+
+    def _guard(self, request, impl):
+        try:
+            body = impl(request)
+        except _HttpError as e:
+            return _respond_json(request, {"error": e.message}, code=e.code)
+        except Exception:
+            # Not expected: log it, never send a traceback.
+            logger.error("Health: %s failed", request.path, exc_info=True)
+            return _respond_json(
+                request, {"error": "internal error, see the TensorBoard log"},
+                code=500,
+            )
+        return _respond_json(request, body)
+
+    # -- static files --------------------------------------------------------
+
+    @wrappers.Request.application
+    def _index_js_route(self, request):
+        path = os.path.join(_STATIC_DIR, "index.js")
+        if not os.path.isfile(path):
+            return http_util.Respond(request, _FALLBACK_INDEX_JS, "text/javascript")
+        return self._serve_file(request, path)
+
+    @wrappers.Request.application
+    def _static_route(self, request):
+        path = request.environ.get("PATH_INFO", request.path)
+        pos = path.find(_PLUGIN_ROUTE_PREFIX)
+        rel = path[pos + len(_PLUGIN_ROUTE_PREFIX):] if pos >= 0 else ""
+        if rel.startswith("static/"):
+            rel = rel[len("static/"):]
+        resolved = _safe_static_path(rel)
+        if resolved is None:
+            return _respond_json(request, {"error": "not found"}, code=404)
+        if os.path.basename(resolved) == "index.js" and not os.path.isfile(resolved):
+            return http_util.Respond(request, _FALLBACK_INDEX_JS, "text/javascript")
+        if not os.path.isfile(resolved):
+            return _respond_json(request, {"error": "not found"}, code=404)
+        return self._serve_file(request, resolved)
+
+    def _serve_file(self, request, path):
+        mimetype = _static_mimetype(path)
+        with open(path, "rb") as f:
+            content = f.read()
+        return http_util.Respond(request, content, mimetype)
+
+
+def _static_mimetype(path):
+    ext = os.path.splitext(path)[1].lower()
+    known = {
+        ".js": "text/javascript",
+        ".mjs": "text/javascript",
+        ".css": "text/css",
+        ".json": "application/json",
+        ".map": "application/json",
+        ".svg": "image/svg+xml",
+        ".png": "image/png",
+        ".html": "text/html",
+        ".woff2": "font/woff2",
+    }
+    if ext in known:
+        return known[ext]
+    return mimetypes.guess_type(path)[0] or "application/octet-stream"
+
+
+def _safe_static_path(rel):
+    """The file under the static folder named by `rel`, or None.
+
+    `rel` is a request path relative to the plugin (already percent-decoded
+    by the WSGI server); it is decoded once more so that double-encoded
+    traversal attempts are refused too.
+    """
+    if not rel:
+        return None
+    for candidate in (rel, urllib.parse.unquote(rel)):
+        if "\x00" in candidate or "\\" in candidate or ":" in candidate:
+            return None
+        if candidate.startswith("/") or candidate.startswith("~"):
+            return None
+        parts = candidate.split("/")
+        if any(p in ("..", ".") for p in parts):
+            return None
+    norm = posixpath.normpath(rel)
+    if norm.startswith("..") or posixpath.isabs(norm):
+        return None
+    static_root = os.path.realpath(_STATIC_DIR)
+    full = os.path.realpath(os.path.join(static_root, *norm.split("/")))
+    if os.path.commonpath([static_root, full]) != static_root or full == static_root:
+        return None
+    return full
+
+
+# --------------------------------------------------------------------------
+# Request parameters.
+
+
+def _required(request, name):
+    value = request.args.get(name)
+    if value is None:
+        raise _HttpError(400, "missing parameter %r" % name)
+    if value == "":
+        raise _HttpError(400, "empty parameter %r" % name)
+    return value
+
+
+def _width(request):
+    raw = request.args.get("width")
+    if raw is None:
+        return DEFAULT_WIDTH
+    try:
+        width = int(raw.strip())
+    except ValueError:
+        raise _HttpError(400, "width must be a positive integer, got %r" % raw)
+    if width < 1 or width > MAX_WIDTH:
+        raise _HttpError(
+            400, "width must be between 1 and %d, got %r" % (MAX_WIDTH, raw)
+        )
+    return width
+
+
+# --------------------------------------------------------------------------
+# Run summaries.
+
+
+class _FamilyProvider:
+    """A data provider showing reader.read_run only part of a run.
+
+    Its ``health`` summaries are cut down to the index of record family
+    `name` (with `variable`: a gradients index listing only that variable,
+    and no scalars: for its log10|g| histograms), or to the manifest when
+    `name` is None, so read_run asks the real provider for those series only.
+    """
+
+    def __init__(self, inner, name, variable=None):
+        self._inner = inner
+        self._name = name
+        self._variable = variable
+
+    def __getattr__(self, attr):
+        return getattr(self._inner, attr)
+
+    def read_tensors(self, ctx=None, *, experiment_id, plugin_name, downsample=None,
+                     run_tag_filter=None):
+        if plugin_name != metadata.PLUGIN_NAME:
+            return self._inner.read_tensors(
+                ctx, experiment_id=experiment_id, plugin_name=plugin_name,
+                downsample=downsample, run_tag_filter=run_tag_filter,
+            )
+        if self._name is None:
+            tags = [metadata.MANIFEST_TAG]
+        else:
+            tags = [metadata.index_tag(self._name)]
+        runs = run_tag_filter.runs if run_tag_filter is not None else None
+        result = self._inner.read_tensors(
+            ctx, experiment_id=experiment_id, plugin_name=plugin_name,
+            downsample=downsample,
+            run_tag_filter=provider.RunTagFilter(runs=runs, tags=tags),
+        )
+        if self._variable is None or self._name is None:
+            return result
+        tag = metadata.index_tag(self._name)
+        for run_data in result.values():
+            data = run_data.get(tag)
+            if data:
+                run_data[tag] = [self._one_variable(d) for d in data]
+        return result
+
+    def read_scalars(self, ctx=None, *, experiment_id, plugin_name, downsample=None,
+                     run_tag_filter=None):
+        if self._variable is not None:
+            return {}  # one variable's log10|g| histograms: no scalars needed
+        return self._inner.read_scalars(
+            ctx, experiment_id=experiment_id, plugin_name=plugin_name,
+            downsample=downsample, run_tag_filter=run_tag_filter,
+        )
+
+    def _one_variable(self, datum):
+        try:
+            value = np.asarray(datum.numpy).reshape(()).item()
+            index = metadata.parse_index(value)
+            if index.get("kind") != metadata.KIND_GRADIENTS:
+                return datum
+            index["variables"] = [
+                v for v in index.get("variables") or []
+                if (v.get("path") if isinstance(v, dict) else v) == self._variable
+            ]
+            encoded = np.array(json.dumps(index).encode("utf-8"), dtype=object)
+            return provider.TensorDatum(datum.step, datum.wall_time, encoded)
+        except Exception:
+            return datum
+
+
+def _no_records(run):
+    from tb_plugin import reader
+
+    return reader.RunRecords(run=run, manifest=None, predictions={}, gradients={})
+
+
+def _empty_summary(run):
+    return {
+        "run": run,
+        "predictions": [],
+        "gradients": [],
+        "has_manifest": False,
+    }
+
+
+def _run_summary(records, run):
+    return {
+        "run": run,
+        "predictions": [
+            {"name": name, "task": rec.task, "num_classes": rec.num_classes}
+            for name, rec in sorted(records.predictions.items())
+        ],
+        "gradients": [
+            {"name": name, "variables": list(rec.variables)}
+            for name, rec in sorted(records.gradients.items())
+        ],
+        "has_manifest": records.manifest is not None,
+    }
+
+
+def _fallback_status(records, findings):
+    if not records.predictions and not records.gradients:
+        return "no_data"
+    if any(f.get("severity") == "error" for f in findings):
+        return "unhealthy"
+    return "healthy"
+
+
+def _max_step_of(obj):
+    """The largest step in the series/histograms of one record family."""
+    best = None
+    containers = []
+    for attr in ("scalars", "histograms", "log10_histograms"):
+        d = getattr(obj, attr, None)
+        if d:
+            containers.extend(d.values())
+    stats = getattr(obj, "stats", None)
+    if stats:
+        for per_var in stats.values():
+            containers.extend(per_var.values())
+    for series in containers:
+        steps = np.asarray(getattr(series, "steps", []))
+        if len(steps):
+            m = int(steps.max())
+            best = m if best is None else max(best, m)
+    return best
+
+
+def _complete(records, version):
+    """Whether every record family has data up to its index summary's step."""
+    try:
+        index_steps = {tag: step for tag, step, _ in version}
+        families = list(records.predictions.items()) + list(records.gradients.items())
+        for name, rec in families:
+            want = index_steps.get(metadata.index_tag(name))
+            have = _max_step_of(rec)
+            if want is None or have is None:
+                continue
+            if have < want:
+                return False
+        return True
+    except Exception:
+        return True
+
+
+def _gradient_thresholds():
+    from tb_plugin import diagnosis
+
+    t = diagnosis.Thresholds()
+    out = {"update_ratio_guideline": float(getattr(t, "update_ratio_guideline", 1e-3))}
+    for key, candidates in (
+        ("vanishing_ratio", ("vanishing_ratio", "vanishing_first_last_ratio",
+                             "first_last_vanishing")),
+        ("exploding_ratio", ("exploding_ratio", "exploding_first_last_ratio",
+                             "first_last_exploding")),
+        ("update_ratio_low", ("update_ratio_low", "dead_update_ratio",
+                              "update_ratio_min")),
+    ):
+        for attr in candidates:
+            value = getattr(t, attr, None)
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                out[key] = float(value)
+                break
+        else:
+            out[key] = None
+    return json_util.Cleanse(out)
