@@ -11,10 +11,13 @@ model is trained), loads it with TensorBoard's Python loader and, with
 * TensorBoard's ``scalars`` route fetching the same series (one request per
   tag, as the Scalars dashboard does), for the same number of points.
 
+With ``--diagnose``, times only :func:`tb_plugin.reader.read_run` and
+:func:`tb_plugin.diagnosis.diagnose` of each run (no TensorBoard app).
+
 Usage::
 
     python benchmarks/bench_routes.py [--runs 50] [--layers 100] [--steps 2000]
-        [--grad-every 50] [--pred-every 1] [--logdir DIR] [--rust]
+        [--grad-every 50] [--pred-every 1] [--logdir DIR] [--rust] [--diagnose]
 
 ``--layers L`` gives 2L gradient variables (a kernel and a bias per layer).
 The event files are written with TensorFlow's TFRecordWriter when TensorFlow
@@ -458,6 +461,30 @@ def bench(app, run, layers, width):
     return out
 
 
+def bench_diagnose(logdir, repeat=5):
+    """Rows (run, variables, gradient records, read s, diagnose s): medians of
+    `repeat`, each diagnosing freshly read records (nothing cached)."""
+    from tb_plugin import diagnosis
+    from tb_plugin import reader
+
+    provider, eid = reader.open_logdir(logdir)
+    rows = []
+    for run in reader.health_runs(provider, None, eid):
+        reads, diags = [], []
+        for _ in range(repeat):
+            t0 = time.perf_counter()
+            records = reader.read_run(provider, None, eid, run)
+            t1 = time.perf_counter()
+            diagnosis.diagnose(records)
+            diags.append(time.perf_counter() - t1)
+            reads.append(t1 - t0)
+        grads = list(records.gradients.values())
+        rows.append((run, sum(len(g.variables) for g in grads),
+                     max((len(g.steps) for g in grads), default=0),
+                     statistics.median(reads), statistics.median(diags)))
+    return rows
+
+
 def print_rows(rows):
     print("%-26s %8s %8s %9s | %10s %9s | %6s %6s"
           % ("route", "cold s", "warm s", "numbers", "TB ref s", "numbers",
@@ -483,6 +510,8 @@ def main(argv=None):
                    help="also benchmark with the Rust data server (--load_fast=true)")
     p.add_argument("--no-python", action="store_true",
                    help="skip the Python loader")
+    p.add_argument("--diagnose", action="store_true",
+                   help="only time reader.read_run and diagnosis.diagnose per run")
     args = p.parse_args(argv)
 
     logdir = args.logdir or os.path.join(tempfile.gettempdir(), "tb_health_bench_%d_%d_%d_%d"
@@ -496,6 +525,13 @@ def main(argv=None):
           % (logdir, "built" if built else "reused", time.time() - t0, args.runs,
              2 * args.layers, args.steps, args.grad_every, args.pred_every))
     sys.stdout.flush()
+
+    if args.diagnose:
+        print("%-26s %9s %8s %8s %10s" % ("run", "variables", "records", "read s",
+                                          "diagnose s"))
+        for run, nvars, nrec, read_s, diag_s in bench_diagnose(logdir):
+            print("%-26s %9d %8d %8.3f %10.4f" % (run, nvars, nrec, read_s, diag_s))
+        return
 
     loaders = []
     if not args.no_python:

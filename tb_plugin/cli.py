@@ -69,6 +69,11 @@ def _steps(f):
     return "%d-%d" % (a, b)
 
 
+def _count(n, word):
+    """'1 error', '2 errors'."""
+    return "%d %s%s" % (n, word, "" if n == 1 else "s")
+
+
 def _format_human(result, out):
     runs = result["runs"]
     width = 100
@@ -82,9 +87,8 @@ def _format_human(result, out):
         findings = r["findings"]
         label = {"healthy": "healthy", "unhealthy": "UNHEALTHY", "no_data": "no data"}.get(
             r["status"], r["status"])
-        n = len(findings)
-        out.write("Run %s: %s%s\n" % (r["run"], label,
-                                      " (%d finding%s)" % (n, "" if n == 1 else "s") if n else ""))
+        out.write("Run %s: %s%s\n" % (
+            r["run"], label, " (%s)" % _count(len(findings), "finding") if findings else ""))
         if not findings:
             continue
         rows = [("SEVERITY", "KIND", "LAYER", "STEPS")]
@@ -106,12 +110,11 @@ def _format_human(result, out):
             for line in sugg:
                 out.write(indent + line + "\n")
     out.write(
-        "\n%d run%s: %d unhealthy, %d healthy, %d without data; %d error%s, %d warning%s.\n"
-        % (len(runs), "" if len(runs) == 1 else "s",
+        "\n%s: %d unhealthy, %d healthy, %d without data; %s, %s.\n"
+        % (_count(len(runs), "run"),
            status_counts.get("unhealthy", 0), status_counts.get("healthy", 0),
            status_counts.get("no_data", 0),
-           counts.get("error", 0), "" if counts.get("error", 0) == 1 else "s",
-           counts.get("warning", 0), "" if counts.get("warning", 0) == 1 else "s")
+           _count(counts.get("error", 0), "error"), _count(counts.get("warning", 0), "warning"))
     )
 
 
@@ -138,7 +141,7 @@ def _check(args, out, err):
 
     try:
         result = diagnosis.check_logdir(logdir, run_regex=args.run)
-    except (OSError, FileNotFoundError) as e:
+    except OSError as e:
         err.write("tb-health: error: cannot read %s: %s\n" % (logdir, e))
         return EXIT_USAGE
     if args.json:

@@ -157,29 +157,50 @@ class Thresholds:
 # Findings
 
 
-def _json_number(x):
-    if isinstance(x, (bool, np.bool_)):
-        return bool(x)
-    if isinstance(x, (int, np.integer)):
-        return int(x)
-    x = float(x)
-    if math.isnan(x):
-        return "NaN"
-    if math.isinf(x):
-        return "Infinity" if x > 0 else "-Infinity"
-    return x
+# JSON has no NaN or infinities: they are sent as these strings (by the
+# plugin's routes and tb-health check --json alike).
+JSON_NAN = "NaN"
+JSON_INFINITY = "Infinity"
+JSON_NEGATIVE_INFINITY = "-Infinity"
+
+
+def json_floats(values, present=None):
+    """Floats (a number or an array of any shape) as JSON-able Python values.
+
+    Non-finite values become "NaN", "Infinity" or "-Infinity"; with a
+    boolean `present` of the same shape, the cells where it is False become
+    None.
+    """
+    a = np.asarray(values, dtype=np.float64)
+    absent = None if present is None else ~np.asarray(present, dtype=bool)
+    if np.isfinite(a).all() and (absent is None or not absent.any()):
+        return a.tolist()
+    out = a.astype(object)
+    out[np.isnan(a)] = JSON_NAN
+    out[a == np.inf] = JSON_INFINITY
+    out[a == -np.inf] = JSON_NEGATIVE_INFINITY
+    if absent is not None:
+        out[absent] = None
+    return out.tolist()
 
 
 def json_safe(obj):
-    """`obj` with numpy scalars/arrays made Python, non-finite floats strings."""
+    """`obj` with numpy scalars/arrays made Python, non-finite floats strings
+    (see :func:`json_floats`), bytes decoded and other objects str()."""
     if isinstance(obj, dict):
         return {str(k): json_safe(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
         return [json_safe(v) for v in obj]
     if isinstance(obj, np.ndarray):
-        return [json_safe(v) for v in obj.tolist()]
-    if isinstance(obj, (bool, np.bool_, int, np.integer, float, np.floating)):
-        return _json_number(obj)
+        return json_floats(obj) if obj.dtype.kind == "f" else json_safe(obj.tolist())
+    if isinstance(obj, (bool, np.bool_)):
+        return bool(obj)
+    if isinstance(obj, (int, np.integer)):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        return json_floats(obj)
+    if isinstance(obj, bytes):
+        return obj.decode("utf-8", "replace")
     if obj is None or isinstance(obj, str):
         return obj
     return str(obj)
@@ -233,9 +254,9 @@ def _fmt(x):
     return "%.3g" % x
 
 
-def _what(pred):
-    """How messages name a prediction family."""
-    return "predictions" if pred.name == "predictions" else "%r predictions" % pred.name
+def _what(family, kind="predictions"):
+    """How messages name a record family: "predictions", "'probe' predictions"."""
+    return kind if family.name == kind else "%r %s" % (family.name, kind)
 
 
 def _pct(x):
@@ -243,33 +264,31 @@ def _pct(x):
 
 
 def _align(series_list):
-    """Common steps of several Series and their values on those steps."""
-    if not series_list:
-        return np.zeros(0, np.int64), []
+    """Common steps of several Series (or HistogramSeries) and, for each, the
+    index of its point at each of those steps (the last one of a repeated
+    step; steps are sorted)."""
     common = series_list[0].steps
     for s in series_list[1:]:
         common = np.intersect1d(common, s.steps)
-    out = []
-    for s in series_list:
-        # Last value per step wins (steps are sorted, possibly repeated).
-        idx = np.searchsorted(s.steps, common, side="right") - 1
-        out.append(s.values[idx])
-    return common, out
+    return common, [np.searchsorted(s.steps, common, side="right") - 1
+                    for s in series_list]
+
+
+def _values_at(series, steps):
+    """The values of `series` at or before each of `steps` (0 before its
+    first point or without a series)."""
+    if series is None or len(series) == 0:
+        return np.zeros(len(steps))
+    idx = np.searchsorted(series.steps, steps, side="right") - 1
+    return np.where(idx >= 0, series.values[np.maximum(idx, 0)], 0.0)
 
 
 def _streaks(cond):
     """Maximal runs of True in a boolean array: list of (start, end) inclusive."""
-    out = []
-    start = None
-    for i, c in enumerate(cond):
-        if c and start is None:
-            start = i
-        elif not c and start is not None:
-            out.append((start, i - 1))
-            start = None
-    if start is not None:
-        out.append((start, len(cond) - 1))
-    return out
+    edges = np.diff(np.concatenate([[0], np.asarray(cond, dtype=np.int8), [0]]))
+    starts = np.flatnonzero(edges == 1)
+    ends = np.flatnonzero(edges == -1) - 1
+    return list(zip(starts.tolist(), ends.tolist()))
 
 
 class _Span:
@@ -315,16 +334,19 @@ def _sustained(steps, cond, span, th, state=True):
     return a, b
 
 
-def _make_series(steps, values):
-    from tb_plugin.reader import Series
-
-    return Series(steps=np.asarray(steps, np.int64), values=np.asarray(values, np.float64))
-
-
 def _nanmedian(x):
     x = np.asarray(x, dtype=np.float64)
     x = x[np.isfinite(x)]
     return float(np.median(x)) if x.size else float("nan")
+
+
+def _put_median(evidence, key, series, first, last):
+    """evidence[key] = median of `series` over steps first..last, if it has any."""
+    if series is None or len(series) == 0:
+        return
+    m = (series.steps >= first) & (series.steps <= last)
+    if m.any():
+        evidence[key] = _r(_nanmedian(series.values[m]))
 
 
 def _is_kernel(path, shape):
@@ -346,26 +368,22 @@ def _short(path):
 
 
 def _run_span(run):
-    lo, hi = None, None
-
-    def visit(series):
-        nonlocal lo, hi
-        if series is None or len(series.steps) == 0:
-            return
-        a, b = int(series.steps.min()), int(series.steps.max())
-        lo = a if lo is None else min(lo, a)
-        hi = b if hi is None else max(hi, b)
-
-    for p in run.predictions.values():
-        for s in p.scalars.values():
-            visit(s)
-    for g in run.gradients.values():
-        for per_var in g.stats.values():
-            for s in per_var.values():
-                visit(s)
-    if lo is None:
+    """The step range of the run's prediction scalars and gradient statistics."""
+    parts = [s.steps for p in run.predictions.values() for s in p.scalars.values()]
+    parts += [g.steps for g in run.gradients.values()]
+    parts = [steps for steps in parts if len(steps)]
+    if not parts:
         return None
-    return _Span(lo, hi)
+    return _Span(min(int(steps.min()) for steps in parts),
+                 max(int(steps.max()) for steps in parts))
+
+
+def _window_finding(kind, steps, a, b, evidence, message, suggestion, layer=None,
+                    severity=SEVERITY_ERROR):
+    """A Finding over the records a..b (indices into `steps`)."""
+    return Finding(kind=kind, severity=severity, layer=layer, first_step=int(steps[a]),
+                   last_step=int(steps[b]), evidence=evidence, message=message,
+                   suggestion=suggestion)
 
 
 # ---------------------------------------------------------------------------
@@ -413,7 +431,8 @@ def _prediction_collapse(pred, span, th, output_layer):
         tgt_std = pred.scalars.get(metadata.PRED_TARGET_STD)
         if out_std is None or tgt_std is None:
             return []
-        steps, (o, t) = _align([out_std, tgt_std])
+        steps, (io, it) = _align([out_std, tgt_std])
+        o, t = out_std.values[io], tgt_std.values[it]
         with np.errstate(divide="ignore", invalid="ignore"):
             ratio = o / t
         cond = np.isfinite(ratio) & (t > 0) & (ratio < th.collapse_std_ratio)
@@ -431,13 +450,8 @@ def _prediction_collapse(pred, span, th, output_layer):
         if output_layer:
             evidence["output_layer"] = output_layer
         return [
-            Finding(
-                kind=KIND_PREDICTION_COLLAPSE,
-                severity=SEVERITY_ERROR,
-                layer=None,
-                first_step=int(steps[a]),
-                last_step=int(steps[b]),
-                evidence=evidence,
+            _window_finding(
+                KIND_PREDICTION_COLLAPSE, steps, a, b, evidence,
                 message="The %s are nearly constant: their std is %s against the "
                 "targets' %s (ratio %s), so the output does not depend on the input."
                 % (_what(pred), _fmt(evidence["output_std"]), _fmt(evidence["target_std"]),
@@ -465,14 +479,9 @@ def _prediction_collapse(pred, span, th, output_layer):
         "uniform_probability": _r(1.0 / k),
         "records": int(b - a + 1),
     }
-    window = (steps[a], steps[b])
     for stat in (metadata.PRED_ZERO_LOGIT_FRACTION, metadata.PRED_TIE_FRACTION,
                  metadata.PRED_ACCURACY, metadata.PRED_TIE_TOLERANT_ACCURACY):
-        s = pred.scalars.get(stat)
-        if s is not None and len(s):
-            m = (s.steps >= window[0]) & (s.steps <= window[1])
-            if m.any():
-                evidence[stat] = _r(_nanmedian(s.values[m]))
+        _put_median(evidence, stat, pred.scalars.get(stat), steps[a], steps[b])
     if output_layer:
         evidence["output_layer"] = output_layer
     zero = evidence.get(metadata.PRED_ZERO_LOGIT_FRACTION)
@@ -480,13 +489,8 @@ def _prediction_collapse(pred, span, th, output_layer):
     if isinstance(zero, float) and zero >= 0.5:
         detail = "; %s of the logits are exactly 0" % _pct(zero)
     return [
-        Finding(
-            kind=KIND_PREDICTION_COLLAPSE,
-            severity=SEVERITY_ERROR,
-            layer=None,
-            first_step=int(steps[a]),
-            last_step=int(steps[b]),
-            evidence=evidence,
+        _window_finding(
+            KIND_PREDICTION_COLLAPSE, steps, a, b, evidence,
             message="The %s are nearly uniform over the %d classes "
             "(normalised entropy %s, every class ~%s%s): the model is not telling the "
             "classes apart." % (_what(pred), k, _fmt(evidence["normalized_entropy"]),
@@ -507,7 +511,8 @@ def _tied_predictions(pred, span, th):
     acc = pred.scalars.get(metadata.PRED_ACCURACY)
     tol = pred.scalars.get(metadata.PRED_TIE_TOLERANT_ACCURACY)
     if acc is not None and tol is not None:
-        steps, (t, a_, b_) = _align([tie, acc, tol])
+        steps, (it, ia, ib) = _align([tie, acc, tol])
+        t, a_, b_ = tie.values[it], acc.values[ia], tol.values[ib]
         gap = b_ - a_
         cond = (np.isfinite(t) & (t >= th.tie_fraction) & np.isfinite(gap)
                 & (gap >= th.tie_accuracy_gap))
@@ -538,13 +543,8 @@ def _tied_predictions(pred, span, th):
                    "tie-tolerant metric (tf.nn.in_top_k) overstates accuracy."
                    % (_pct(evidence["tie_fraction"]), _what(pred)))
     return [
-        Finding(
-            kind=KIND_TIED_PREDICTIONS,
-            severity=SEVERITY_ERROR,
-            layer=None,
-            first_step=int(steps[a]),
-            last_step=int(steps[b]),
-            evidence=evidence,
+        _window_finding(
+            KIND_TIED_PREDICTIONS, steps, a, b, evidence,
             message=message,
             suggestion="Measure accuracy with argmax (tf.argmax(logits, 1) == labels), "
             "not tf.nn.in_top_k(k=1), and fix what makes the outputs tie (often all "
@@ -560,11 +560,10 @@ def _class_collapse(pred, span, th):
     lh = pred.histograms.get(metadata.PRED_LABEL_CLASSES)
     if ph is None or lh is None or ph.counts.shape[1] < 2:
         return []
-    steps = np.intersect1d(ph.steps, lh.steps)
+    steps, (ip, il) = _align([ph, lh])
     if steps.size == 0:
         return []
-    pc = ph.counts[np.searchsorted(ph.steps, steps, side="right") - 1]
-    lc = lh.counts[np.searchsorted(lh.steps, steps, side="right") - 1]
+    pc, lc = ph.counts[ip], lh.counts[il]
     if pc.shape[1] != lc.shape[1]:
         return []
     ptot = pc.sum(axis=1)
@@ -576,20 +575,13 @@ def _class_collapse(pred, span, th):
     cond = ((ptot > 0) & (ltot > 0) & (pshare >= th.class_collapse_fraction)
             & (lshare <= th.class_collapse_label_share))
     # Rows that tie are given to the lowest class index by the argmax; that
-    # "collapse" is an artifact reported as tied_predictions instead.
-    tie = pred.scalars.get(metadata.PRED_TIE_FRACTION)
-    if tie is not None and len(tie):
-        idx = np.searchsorted(tie.steps, steps, side="right") - 1
-        ok = idx >= 0
-        tv = np.where(ok, tie.values[np.maximum(idx, 0)], 0.0)
-        cond &= ~(np.isfinite(tv) & (tv >= th.tie_fraction))
-    # Near-uniform probabilities make the argmax an accident of tiny
+    # "collapse" is an artifact reported as tied_predictions instead. And
+    # near-uniform probabilities make the argmax an accident of tiny
     # differences: that is prediction_collapse, not a class preference.
-    ent = pred.scalars.get(metadata.PRED_ENTROPY)
-    if ent is not None and len(ent):
-        idx = np.searchsorted(ent.steps, steps, side="right") - 1
-        ev_ = np.where(idx >= 0, ent.values[np.maximum(idx, 0)], 0.0)
-        cond &= ~(np.isfinite(ev_) & (ev_ >= th.collapse_entropy))
+    for stat, limit in ((metadata.PRED_TIE_FRACTION, th.tie_fraction),
+                        (metadata.PRED_ENTROPY, th.collapse_entropy)):
+        v = _values_at(pred.scalars.get(stat), steps)
+        cond &= ~(np.isfinite(v) & (v >= limit))
     hit = _sustained(steps, cond, span, th)
     if hit is None:
         return []
@@ -603,19 +595,11 @@ def _class_collapse(pred, span, th):
         "num_classes": int(pc.shape[1]),
         "records": int(b - a + 1),
     }
-    acc = pred.scalars.get(metadata.PRED_ACCURACY)
-    if acc is not None and len(acc):
-        m = (acc.steps >= steps[a]) & (acc.steps <= steps[b])
-        if m.any():
-            evidence["accuracy"] = _r(_nanmedian(acc.values[m]))
+    _put_median(evidence, "accuracy", pred.scalars.get(metadata.PRED_ACCURACY),
+                steps[a], steps[b])
     return [
-        Finding(
-            kind=KIND_CLASS_COLLAPSE,
-            severity=SEVERITY_ERROR,
-            layer=None,
-            first_step=int(steps[a]),
-            last_step=int(steps[b]),
-            evidence=evidence,
+        _window_finding(
+            KIND_CLASS_COLLAPSE, steps, a, b, evidence,
             message="%s of the %s are class %d, which is only %s of the "
             "labels: the model predicts one class for (nearly) every input."
             % (_pct(evidence["prediction_share"]), _what(pred), cls,
@@ -675,11 +659,31 @@ def _nonfinite_gradients(grad, span, th):
             evidence=evidence,
             message="The %s (or weights) contain NaN or Inf from step %d on, "
             "in %d of %d variables, first in %s."
-            % ("gradients" if grad.name == "gradients" else "%r gradients" % grad.name, first, len(first_by_var), len(grad.variables), _short(culprit)),
+            % (_what(grad, "gradients"), first, len(first_by_var), len(grad.variables),
+               _short(culprit)),
             suggestion="Check the input data for NaN/Inf, lower the learning rate, "
             "add gradient clipping (clipnorm), and guard log/division/sqrt in the loss.",
         )
     ]
+
+
+def _later_update_ratios(grad):
+    """For each variable (row), over the later variables that have an update
+    ratio, per step of ``grad.steps``: (whether all of them have a value, the
+    largest finite one or NaN, how many there are)."""
+    ratios = grad.stats.get(metadata.GRAD_UPDATE_RATIO, {})
+    upd = grad.matrix(metadata.GRAD_UPDATE_RATIO)
+    has = np.array([p in ratios for p in grad.variables], dtype=bool)[:, None]
+    ok = np.where(has, upd.present, True)
+    vals = np.where(has & np.isfinite(upd.values), upd.values, -np.inf)
+    # Suffix reductions over rows i+1.. (the last row: over nothing).
+    ok = np.logical_and.accumulate(ok[::-1], axis=0)[::-1]
+    vals = np.maximum.accumulate(vals[::-1], axis=0)[::-1]
+    later_all = np.concatenate([ok[1:], np.ones_like(ok[:1])])
+    later_max = np.concatenate([vals[1:], np.full_like(vals[:1], -np.inf)])
+    later_max[~np.isfinite(later_max)] = np.nan
+    count = np.cumsum(has[::-1, 0])[::-1] - has[:, 0]
+    return later_all, later_max, count
 
 
 def _vanishing(grad, span, th):
@@ -689,32 +693,41 @@ def _vanishing(grad, span, th):
     kernels = [p for p in _kernels(grad) if p in norms]
     if len(kernels) < 2:
         return []
-    last = kernels[-1]
-    last_layer = _layer_of(last)
+    # Every series on the family's common steps: a variable's values at the
+    # steps where all the series a comparison needs have a value.
+    grid = grad.steps
+    norm = grad.matrix(metadata.GRAD_NORM)
+    zero = grad.matrix(metadata.GRAD_ZERO_FRACTION)
+    upd = grad.matrix(metadata.GRAD_UPDATE_RATIO)
+    row = {}
+    for i, p in enumerate(grad.variables):
+        row.setdefault(p, i)
+    last_layer = _layer_of(kernels[-1])
     # The output layer's gradient: kernel and bias together. When the signal
     # is starved (seed 002) the output bias takes nearly all of it.
-    last_vars = [p for p in grad.variables if _layer_of(p) == last_layer and p in norms]
-    steps_l, vals_l = _align([norms[p] for p in last_vars])
-    if steps_l.size == 0:
+    last_rows = [i for i, p in enumerate(grad.variables)
+                 if _layer_of(p) == last_layer and p in norms]
+    last_present = norm.present[last_rows].all(axis=0)
+    if not last_present.any():
         return []
-    last_norm = _make_series(steps_l, np.sqrt(np.sum(np.square(vals_l), axis=0)))
+    last_norm = np.sqrt(np.sum(np.square(norm.values[last_rows]), axis=0))
+    later_all, later_max, later_count = _later_update_ratios(grad)
     hits = []
-    for i, p in enumerate(kernels):
+    for p in kernels:
         if _layer_of(p) == last_layer:
             continue
-        later = [q for q in grad.variables[grad.variables.index(p) + 1:] if q in ratios]
-        series = [norms[p], last_norm]
+        i = row[p]
+        common = norm.present[i] & last_present
         has_zero = p in zeros
         if has_zero:
-            series.append(zeros[p])
-        has_upd = p in ratios and bool(later)
+            common &= zero.present[i]
+        has_upd = p in ratios and later_count[i] > 0
         if has_upd:
-            series.append(ratios[p])
-            series += [ratios[q] for q in later]
-        steps, vals = _align(series)
-        if steps.size == 0:
+            common &= upd.present[i] & later_all[i]
+        if not common.any():
             continue
-        n_p, n_l = vals[0], vals[1]
+        steps = grid[common]
+        n_p, n_l = norm.values[i, common], last_norm[common]
         with np.errstate(divide="ignore", invalid="ignore"):
             rel = n_p / n_l
         finite = np.isfinite(n_p) & np.isfinite(n_l) & (n_l > 0)
@@ -722,15 +735,13 @@ def _vanishing(grad, span, th):
         if has_zero:
             # An entirely zero gradient is dead/disconnected, not vanishing:
             # that is reported by dead_units.
-            alive = np.isfinite(vals[2]) & (vals[2] < 1.0)
+            z = zero.values[i, common]
+            alive = np.isfinite(z) & (z < 1.0)
         cond = finite & alive & (rel < th.vanishing_ratio)
         u_p = u_max = None
         if has_upd:
-            k = 3 if has_zero else 2
-            u_p = vals[k]
-            later_u = np.vstack(vals[k + 1:])
-            u_max = np.max(np.where(np.isfinite(later_u), later_u, -np.inf), axis=0)
-            u_max = np.where(np.isfinite(u_max), u_max, np.nan)
+            u_p = upd.values[i, common]
+            u_max = later_max[i, common]
             # An adaptive optimiser (Adam) rescales small gradients: a layer
             # that still moves at the guideline rate is learning, whatever
             # its gradient norm.
@@ -761,17 +772,14 @@ def _vanishing(grad, span, th):
     lastst = max(h[2] for h in hits)
     evidence = {
         "last_layer": last_layer,
-        "last_layer_norm": _r(_nanmedian(last_norm.values)),
+        "last_layer_norm": _r(_nanmedian(last_norm[last_present])),
         "vanishing_ratio_threshold": th.vanishing_ratio,
         "update_ratio_low": th.update_ratio_low,
         "update_ratio_guideline": th.update_ratio_guideline,
         "layers": {h[0]: h[3] for h in hits},
     }
-    flr = grad.scalars.get(metadata.GRAD_FIRST_LAST_RATIO)
-    if flr is not None and len(flr):
-        m = (flr.steps >= first) & (flr.steps <= lastst)
-        if m.any():
-            evidence["first_last_ratio"] = _r(_nanmedian(flr.values[m]))
+    _put_median(evidence, "first_last_ratio",
+                grad.scalars.get(metadata.GRAD_FIRST_LAST_RATIO), first, lastst)
     ev0 = hits[0][3]
     detail = "a gradient %s the size of the output layer's" % _fmt(ev0["norm_ratio_to_last"])
     if "update_ratio" in ev0:
@@ -850,11 +858,8 @@ def _exploding(grad, span, th):
         "layers": len(kernels),
         "per_layer": {h[0]: h[3] for h in hits},
     }
-    flr = grad.scalars.get(metadata.GRAD_FIRST_LAST_RATIO)
-    if flr is not None and len(flr):
-        m = (flr.steps >= first) & (flr.steps <= lastst)
-        if m.any():
-            evidence["first_last_ratio"] = _r(_nanmedian(flr.values[m]))
+    _put_median(evidence, "first_last_ratio",
+                grad.scalars.get(metadata.GRAD_FIRST_LAST_RATIO), first, lastst)
     worst = max(hits, key=lambda h: h[3]["max_norm"])
     if all_layers:
         layer = None
@@ -923,13 +928,10 @@ def _dead_units(grad, span, th):
                        % (_pct(frac), _short(_layer_of(p)),
                           " (%d of %d)" % (evidence["dead_units"], units) if units else ""))
         findings.append(
-            Finding(
-                kind=KIND_DEAD_UNITS,
+            _window_finding(
+                KIND_DEAD_UNITS, s.steps, a, b, evidence,
                 severity=SEVERITY_ERROR if frac >= th.dead_error_fraction else SEVERITY_WARNING,
                 layer=p,
-                first_step=int(s.steps[a]),
-                last_step=int(s.steps[b]),
-                evidence=evidence,
                 message=message,
                 suggestion="Dead ReLUs: lower the learning rate, initialise biases at 0 "
                 "(or slightly positive) with He init, or use LeakyReLU/ELU; a ReLU on "

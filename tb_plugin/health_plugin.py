@@ -31,7 +31,6 @@ import collections
 import concurrent.futures
 import json
 import logging
-import math
 import mimetypes
 import os
 import posixpath
@@ -42,12 +41,13 @@ import numpy as np
 from werkzeug import wrappers
 
 from tensorboard.backend import http_util
-from tensorboard.backend import json_util
 from tensorboard.data import provider
 from tensorboard.plugins import base_plugin
 from tensorboard import plugin_util
 
+from tb_plugin import diagnosis
 from tb_plugin import metadata
+from tb_plugin import reader
 
 logger = logging.getLogger(__name__)
 
@@ -96,42 +96,8 @@ class _HttpError(Exception):
 
 
 # --------------------------------------------------------------------------
-# JSON helpers: numbers to lists without NaN/Infinity tokens.
-
-
-def _nonfinite_to_str(x):
-    if math.isnan(x):
-        return "NaN"
-    return "Infinity" if x > 0 else "-Infinity"
-
-
-def _float_list(values):
-    """A list of Python floats; non-finite values as strings."""
-    a = np.asarray(values, dtype=np.float64)
-    if a.size == 0:
-        return []
-    finite = np.isfinite(a)
-    if finite.all():
-        return a.tolist()
-    out = a.astype(object)
-    bad = ~finite
-    out[bad] = [_nonfinite_to_str(v) for v in a[bad].ravel()]
-    return out.tolist()
-
-
-def _cell_matrix(values, present):
-    """A 2-D list: floats, "NaN"-style strings, and None where not present."""
-    a = np.asarray(values, dtype=np.float64)
-    if a.size == 0:
-        return [[] for _ in range(a.shape[0])] if a.ndim == 2 else []
-    if present.all() and np.isfinite(a).all():
-        return a.tolist()
-    out = a.astype(object)
-    bad = present & ~np.isfinite(a)
-    if bad.any():
-        out[bad] = [_nonfinite_to_str(v) for v in a[bad].ravel()]
-    out[~present] = None
-    return out.tolist()
+# JSON: numbers without NaN/Infinity tokens (diagnosis.json_floats encodes
+# them as strings, for the routes and the CLI alike).
 
 
 def _int_list(values):
@@ -142,9 +108,9 @@ def _dumps(obj):
     try:
         return json.dumps(obj, allow_nan=False, separators=(",", ":"))
     except ValueError:
-        # A stray non-finite float somewhere (e.g. in finding evidence).
+        # A stray non-finite float somewhere.
         return json.dumps(
-            json_util.Cleanse(obj), allow_nan=False, separators=(",", ":")
+            diagnosis.json_safe(obj), allow_nan=False, separators=(",", ":")
         )
 
 
@@ -171,7 +137,8 @@ def _series_json(series, width):
     steps = np.asarray(series.steps)
     values = np.asarray(series.values, dtype=np.float64)
     idx = downsample_indices(len(steps), width)
-    return {"steps": _int_list(steps[idx]), "values": _float_list(values[idx])}
+    return {"steps": _int_list(steps[idx]),
+            "values": diagnosis.json_floats(values[idx])}
 
 
 def _histogram_json(hist, width):
@@ -183,16 +150,15 @@ def _histogram_json(hist, width):
     else:
         rows = np.zeros((0, max(len(np.asarray(hist.edges)) - 1, 0)))
     out = {
-        "edges": _float_list(hist.edges),
+        "edges": diagnosis.json_floats(hist.edges),
         "steps": _int_list(steps[idx]),
-        "counts": [_float_list(r) for r in rows] if not np.isfinite(rows).all()
-        else rows.tolist(),
+        "counts": diagnosis.json_floats(rows),
     }
     step_edges = getattr(hist, "step_edges", None)
     if step_edges is not None and len(steps):
         # Edges that change from record to record (regression outputs): the
         # edges of each returned record; "edges" holds the last record's.
-        out["step_edges"] = [_float_list(e) for e in np.asarray(step_edges)[idx]]
+        out["step_edges"] = diagnosis.json_floats(np.asarray(step_edges)[idx])
     return out
 
 
@@ -211,9 +177,6 @@ def _bucket_values(series, columns, use_max):
     present = np.zeros(ncol, dtype=bool)
     if len(steps) == 0 or ncol == 0:
         return out, present
-    if len(steps) > 1 and np.any(np.diff(steps) < 0):
-        order = np.argsort(steps, kind="stable")
-        steps, values = steps[order], values[order]
     hi = np.searchsorted(steps, columns, side="right")  # end of bucket j
     lo = np.concatenate([[0], hi[:-1]])  # start of bucket j
     present = hi > lo
@@ -386,9 +349,6 @@ class HealthPlugin(base_plugin.TBPlugin):
         return out
 
     def _compute(self, ctx, eid, run, version):
-        from tb_plugin import diagnosis
-        from tb_plugin import reader
-
         try:
             records = reader.read_run(self._data_provider, ctx, eid, run)
         except Exception as e:  # a broken run must not break the others
@@ -400,21 +360,14 @@ class HealthPlugin(base_plugin.TBPlugin):
         summary = _run_summary(records, run)
         try:
             found = diagnosis.diagnose(records)
-            findings = [f.to_json() for f in found]
+            status = diagnosis.run_status(records, found)
         except Exception as e:
             logger.warning("Health: diagnosing run %r failed", run, exc_info=True)
             return _Entry(
                 None, records, [], "no_data", "could not diagnose run: %s" % e,
                 summary,
             )
-        try:
-            status = diagnosis.run_status(records, found)
-        except Exception:
-            logger.warning("Health: run_status of %r failed", run, exc_info=True)
-            status = None
-        if status is None:
-            status = _fallback_status(records, findings)
-        findings = json_util.Cleanse(findings)
+        findings = [f.to_json() for f in found]
         if not _complete(records, version):
             # The loader is part way through this run's newest record: answer
             # with what there is, but read again next time.
@@ -452,12 +405,14 @@ class HealthPlugin(base_plugin.TBPlugin):
                     self._partial.move_to_end(k)
                     self._stats["hit"] += 1
                     return cached[1]
-        from tb_plugin import reader
-
         self._stats["partial_miss"] += 1
         try:
             records = reader.read_run(
-                _FamilyProvider(self._data_provider, name, variable), ctx, eid, run
+                self._data_provider, ctx, eid, run,
+                names=[] if name is None else [name],
+                variables=None if variable is None else [variable],
+                include_manifest=name is None,
+                include_scalars=variable is None,
             )
         except Exception as e:
             logger.warning("Health: reading run %r failed", run, exc_info=True)
@@ -506,13 +461,21 @@ class HealthPlugin(base_plugin.TBPlugin):
     def _predictions_route(self, request):
         return self._guard(request, self._predictions_impl)
 
-    def _predictions_impl(self, request):
+    def _family(self, request, kind, with_variable=False):
+        """(run, name, variable, width, records of family `name` of `kind`)
+        named by a detail request; 400/404 _HttpError when they are not."""
         run = _required(request, "run")
         name = _required(request, "name")
+        variable = _required(request, "variable") if with_variable else None
         width = _width(request)
-        rec = self._records(request, run, name).predictions.get(name)
+        records = self._records(request, run, name, variable)
+        rec = getattr(records, kind).get(name)
         if rec is None:
-            raise _HttpError(404, "no predictions named %r in run %r" % (name, run))
+            raise _HttpError(404, "no %s named %r in run %r" % (kind, name, run))
+        return run, name, variable, width, rec
+
+    def _predictions_impl(self, request):
+        run, name, _, width, rec = self._family(request, "predictions")
         return {
             "run": run,
             "name": name,
@@ -535,24 +498,10 @@ class HealthPlugin(base_plugin.TBPlugin):
         return self._guard(request, self._gradients_impl)
 
     def _gradients_impl(self, request):
-        run = _required(request, "run")
-        name = _required(request, "name")
-        width = _width(request)
-        rec = self._records(request, run, name).gradients.get(name)
-        if rec is None:
-            raise _HttpError(404, "no gradients named %r in run %r" % (name, run))
+        run, name, _, width, rec = self._family(request, "gradients")
         variables = list(rec.variables)
         # Columns: the steps of all per-variable series, downsampled.
-        all_steps = [
-            np.asarray(series.steps)
-            for per_var in rec.stats.values()
-            for series in per_var.values()
-        ]
-        if all_steps:
-            steps = np.unique(np.concatenate(all_steps))
-        else:
-            steps = np.zeros(0, dtype=np.int64)
-        columns = steps[downsample_indices(len(steps), width)]
+        columns = rec.steps[downsample_indices(len(rec.steps), width)]
         matrix = {}
         for stat in GRADIENT_MATRIX_STATS:
             per_var = rec.stats.get(stat)
@@ -567,7 +516,7 @@ class HealthPlugin(base_plugin.TBPlugin):
                 values[i], present[i] = _bucket_values(
                     series, columns, stat in _MAX_IN_BUCKET_STATS
                 )
-            matrix[stat] = _cell_matrix(values, present)
+            matrix[stat] = diagnosis.json_floats(values, present)
         flr = rec.scalars.get(metadata.GRAD_FIRST_LAST_RATIO)
         return {
             "run": run,
@@ -586,13 +535,9 @@ class HealthPlugin(base_plugin.TBPlugin):
         return self._guard(request, self._gradient_histogram_impl)
 
     def _gradient_histogram_impl(self, request):
-        run = _required(request, "run")
-        name = _required(request, "name")
-        variable = _required(request, "variable")
-        width = _width(request)
-        rec = self._records(request, run, name, variable).gradients.get(name)
-        if rec is None:
-            raise _HttpError(404, "no gradients named %r in run %r" % (name, run))
+        run, name, variable, width, rec = self._family(
+            request, "gradients", with_variable=True
+        )
         hist = rec.log10_histograms.get(variable)
         if hist is None:
             if variable in rec.variables:
@@ -614,7 +559,7 @@ class HealthPlugin(base_plugin.TBPlugin):
     def _manifest_impl(self, request):
         run = _required(request, "run")
         records = self._records(request, run)
-        return {"run": run, "manifest": json_util.Cleanse(records.manifest)}
+        return {"run": run, "manifest": diagnosis.json_safe(records.manifest)}
 
     def _guard(self, request, impl):
         try:
@@ -739,77 +684,7 @@ def _width(request):
 # Run summaries.
 
 
-class _FamilyProvider:
-    """A data provider showing reader.read_run only part of a run.
-
-    Its ``health`` summaries are cut down to the index of record family
-    `name` (with `variable`: a gradients index listing only that variable,
-    and no scalars: for its log10|g| histograms), or to the manifest when
-    `name` is None, so read_run asks the real provider for those series only.
-    """
-
-    def __init__(self, inner, name, variable=None):
-        self._inner = inner
-        self._name = name
-        self._variable = variable
-
-    def __getattr__(self, attr):
-        return getattr(self._inner, attr)
-
-    def read_tensors(self, ctx=None, *, experiment_id, plugin_name, downsample=None,
-                     run_tag_filter=None):
-        if plugin_name != metadata.PLUGIN_NAME:
-            return self._inner.read_tensors(
-                ctx, experiment_id=experiment_id, plugin_name=plugin_name,
-                downsample=downsample, run_tag_filter=run_tag_filter,
-            )
-        if self._name is None:
-            tags = [metadata.MANIFEST_TAG]
-        else:
-            tags = [metadata.index_tag(self._name)]
-        runs = run_tag_filter.runs if run_tag_filter is not None else None
-        result = self._inner.read_tensors(
-            ctx, experiment_id=experiment_id, plugin_name=plugin_name,
-            downsample=downsample,
-            run_tag_filter=provider.RunTagFilter(runs=runs, tags=tags),
-        )
-        if self._variable is None or self._name is None:
-            return result
-        tag = metadata.index_tag(self._name)
-        for run_data in result.values():
-            data = run_data.get(tag)
-            if data:
-                run_data[tag] = [self._one_variable(d) for d in data]
-        return result
-
-    def read_scalars(self, ctx=None, *, experiment_id, plugin_name, downsample=None,
-                     run_tag_filter=None):
-        if self._variable is not None:
-            return {}  # one variable's log10|g| histograms: no scalars needed
-        return self._inner.read_scalars(
-            ctx, experiment_id=experiment_id, plugin_name=plugin_name,
-            downsample=downsample, run_tag_filter=run_tag_filter,
-        )
-
-    def _one_variable(self, datum):
-        try:
-            value = np.asarray(datum.numpy).reshape(()).item()
-            index = metadata.parse_index(value)
-            if index.get("kind") != metadata.KIND_GRADIENTS:
-                return datum
-            index["variables"] = [
-                v for v in index.get("variables") or []
-                if (v.get("path") if isinstance(v, dict) else v) == self._variable
-            ]
-            encoded = np.array(json.dumps(index).encode("utf-8"), dtype=object)
-            return provider.TensorDatum(datum.step, datum.wall_time, encoded)
-        except Exception:
-            return datum
-
-
 def _no_records(run):
-    from tb_plugin import reader
-
     return reader.RunRecords(run=run, manifest=None, predictions={}, gradients={})
 
 
@@ -835,14 +710,6 @@ def _run_summary(records, run):
         ],
         "has_manifest": records.manifest is not None,
     }
-
-
-def _fallback_status(records, findings):
-    if not records.predictions and not records.gradients:
-        return "no_data"
-    if any(f.get("severity") == "error" for f in findings):
-        return "unhealthy"
-    return "healthy"
 
 
 def _max_step_of(obj):
@@ -883,23 +750,10 @@ def _complete(records, version):
 
 
 def _gradient_thresholds():
-    from tb_plugin import diagnosis
-
     t = diagnosis.Thresholds()
-    out = {"update_ratio_guideline": float(getattr(t, "update_ratio_guideline", 1e-3))}
-    for key, candidates in (
-        ("vanishing_ratio", ("vanishing_ratio", "vanishing_first_last_ratio",
-                             "first_last_vanishing")),
-        ("exploding_ratio", ("exploding_ratio", "exploding_first_last_ratio",
-                             "first_last_exploding")),
-        ("update_ratio_low", ("update_ratio_low", "dead_update_ratio",
-                              "update_ratio_min")),
-    ):
-        for attr in candidates:
-            value = getattr(t, attr, None)
-            if isinstance(value, (int, float)) and not isinstance(value, bool):
-                out[key] = float(value)
-                break
-        else:
-            out[key] = None
-    return json_util.Cleanse(out)
+    return {
+        "update_ratio_guideline": t.update_ratio_guideline,
+        "vanishing_ratio": t.vanishing_ratio,
+        "exploding_ratio": t.exploding_ratio,
+        "update_ratio_low": t.update_ratio_low,
+    }

@@ -11,11 +11,14 @@ Reading a run costs three provider calls, whatever its size: one
 handful of points), then one ``read_scalars`` and one ``read_tensors``
 (histograms) whose ``run_tag_filter`` names exactly the run's health tags.
 Every stored point is returned (``downsample`` is larger than any reservoir).
+:func:`read_run` can narrow the read to some record families, variables or
+kinds of series, so that a view of one part of a run reads only that part.
 
 This module imports no TensorFlow.
 """
 
 import dataclasses
+import functools
 import json
 import logging
 import os
@@ -107,6 +110,19 @@ class PredictionRecords:
 
 
 @dataclasses.dataclass
+class VariableMatrix:
+    """One per-variable statistic of a gradient family on the family's steps.
+
+    Row i is variable i of :attr:`GradientRecords.variables`, column j is step
+    j of :attr:`GradientRecords.steps`. A cell holds the variable's last value
+    at that step; where it has none, NaN and ``present`` False.
+    """
+
+    values: np.ndarray  # float64 (variables, steps)
+    present: np.ndarray  # bool (variables, steps)
+
+
+@dataclasses.dataclass
 class GradientRecords:
     name: str
     variables: List[str]  # depth order, input to output
@@ -114,6 +130,39 @@ class GradientRecords:
     stats: Dict[str, Dict[str, Series]]  # stat -> variable path -> Series
     log10_histograms: Dict[str, HistogramSeries]  # variable path -> histograms
     scalars: Dict[str, Series]  # first_last_ratio
+    _matrices: Dict[str, VariableMatrix] = dataclasses.field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+
+    @functools.cached_property
+    def steps(self):
+        """Every step of the per-variable series, sorted and unique (int64)."""
+        parts = [s.steps for per_var in self.stats.values() for s in per_var.values()]
+        if not parts:
+            return np.zeros(0, dtype=np.int64)
+        return np.unique(np.concatenate(parts)).astype(np.int64, copy=False)
+
+    def matrix(self, stat):
+        """Per-variable statistic `stat` as a :class:`VariableMatrix` (cached)."""
+        m = self._matrices.get(stat)
+        if m is not None:
+            return m
+        per_var = self.stats.get(stat, {})
+        grid = self.steps
+        values = np.full((len(self.variables), len(grid)), np.nan)
+        present = np.zeros(values.shape, dtype=bool)
+        rows = [(i, per_var[p]) for i, p in enumerate(self.variables) if p in per_var]
+        if rows:
+            row = np.concatenate([np.full(len(s), i, dtype=np.int64) for i, s in rows])
+            col = np.searchsorted(grid, np.concatenate([s.steps for _, s in rows]))
+            val = np.concatenate([s.values for _, s in rows])
+            # Steps are sorted within a series: keep the last point of a step.
+            last = np.ones(len(row), dtype=bool)
+            last[:-1] = (row[1:] != row[:-1]) | (col[1:] != col[:-1])
+            values[row[last], col[last]] = val[last]
+            present[row[last], col[last]] = True
+        m = self._matrices[stat] = VariableMatrix(values=values, present=present)
+        return m
 
 
 @dataclasses.dataclass
@@ -244,23 +293,9 @@ def _index_values(tensors_for_run):
     return out, bad
 
 
-def read_run(provider, ctx, experiment_id, run):
-    """All the health records of `run`, as a :class:`RunRecords`.
-
-    `ctx` is the request's RequestContext (None: a fresh one).
-    """
-    ctx = _ctx(ctx)
-    warnings = []
-    health = provider.read_tensors(
-        ctx,
-        experiment_id=experiment_id,
-        plugin_name=metadata.PLUGIN_NAME,
-        downsample=DOWNSAMPLE_ALL,
-        run_tag_filter=provider_lib.RunTagFilter(runs=[run]),
-    ).get(run, {})
-    values, bad = _index_values(health)
-    warnings.extend("unreadable health summary %s" % b for b in bad)
-
+def _parse_index(values, warnings):
+    """(manifest, {name: prediction index}, {name: (paths, shapes)}) from the
+    decoded ``health`` summaries; problems are appended to `warnings`."""
     manifest = None
     if metadata.MANIFEST_TAG in values:
         manifest = values.pop(metadata.MANIFEST_TAG)[1]
@@ -269,7 +304,7 @@ def read_run(provider, ctx, experiment_id, run):
             manifest = None
 
     pred_index = {}
-    grad_index = {}
+    grad_vars = {}
     prefix = metadata.TAG_PREFIX + "/"
     for tag, (_, value) in sorted(values.items()):
         if not tag.startswith(prefix) or not isinstance(value, dict):
@@ -284,70 +319,125 @@ def read_run(provider, ctx, experiment_id, run):
             if not isinstance(variables, list):
                 warnings.append("gradient index %s has no variable list; ignored" % tag)
                 continue
-            grad_index[name] = value
+            grad_vars[name] = _gradient_variables(variables)
         else:
             warnings.append("health summary %s has unknown kind %r; ignored" % (tag, kind))
+    return manifest, pred_index, grad_vars
 
-    # Gradient variables: accept both {"path", "shape"} objects and bare paths.
-    grad_vars = {}
-    for name, value in grad_index.items():
-        paths, shapes = [], {}
-        for v in value["variables"]:
-            if isinstance(v, dict) and isinstance(v.get("path"), str):
-                paths.append(v["path"])
-                shape = v.get("shape")
-                shapes[v["path"]] = list(shape) if isinstance(shape, list) else []
-            elif isinstance(v, str):
-                paths.append(v)
-                shapes[v] = []
-        grad_vars[name] = (paths, shapes)
 
+def _gradient_variables(variables):
+    """(paths, {path: shape}) of a gradient index's variable list, which may
+    hold {"path", "shape"} objects or bare paths."""
+    paths, shapes = [], {}
+    for v in variables:
+        if isinstance(v, dict) and isinstance(v.get("path"), str):
+            paths.append(v["path"])
+            shape = v.get("shape")
+            shapes[v["path"]] = list(shape) if isinstance(shape, list) else []
+        elif isinstance(v, str):
+            paths.append(v)
+            shapes[v] = []
+    return paths, shapes
+
+
+def _read(method, ctx, experiment_id, run, plugin_name, tags=None):
+    """Every point of `run`'s `tags` (None: all) of one plugin: {tag: [datum]}."""
+    return method(
+        ctx,
+        experiment_id=experiment_id,
+        plugin_name=plugin_name,
+        downsample=DOWNSAMPLE_ALL,
+        run_tag_filter=provider_lib.RunTagFilter(runs=[run], tags=tags),
+    ).get(run, {})
+
+
+def _collect(data_by_tag, tag_by_key, make):
+    """{key: make(data)} for the keys whose tag has data that `make` accepts
+    (returns non-None for)."""
+    out = {}
+    for key, tag in tag_by_key.items():
+        data = data_by_tag.get(tag)
+        if data:
+            value = make(data)
+            if value is not None:
+                out[key] = value
+    return out
+
+
+def read_run(provider, ctx, experiment_id, run, names=None, variables=None,
+             include_manifest=True, include_scalars=True):
+    """The health records of `run`, as a :class:`RunRecords`.
+
+    `ctx` is the request's RequestContext (None: a fresh one). By default
+    everything is read; the other arguments narrow the read, and the tags the
+    provider is asked for, to what a caller shows: `names` lists the record
+    families to read (None: all), `variables` the gradient variables (None:
+    all), `include_manifest` whether to read the manifest and
+    `include_scalars` whether to read the scalar series (False: histograms
+    only).
+    """
+    ctx = _ctx(ctx)
+    warnings = []
+    if names is None:
+        health_tags = None
+    else:
+        health_tags = {metadata.index_tag(n) for n in names}
+        if include_manifest:
+            health_tags.add(metadata.MANIFEST_TAG)
+    health = {}
+    if health_tags is None or health_tags:
+        health = _read(provider.read_tensors, ctx, experiment_id, run,
+                       metadata.PLUGIN_NAME, health_tags)
+    values, bad = _index_values(health)
+    warnings.extend("unreadable health summary %s" % b for b in bad)
+    manifest, pred_index, grad_vars = _parse_index(values, warnings)
+    if not include_manifest:
+        manifest = None
+    if variables is not None:
+        wanted = set(variables)
+        grad_vars = {
+            name: ([p for p in paths if p in wanted],
+                   {p: s for p, s in shapes.items() if p in wanted})
+            for name, (paths, shapes) in grad_vars.items()
+        }
+
+    # The tag of every series to read, keyed by where its data goes.
+    pred_tags = {
+        name: ({s: metadata.stat_tag(name, s) for s in PREDICTION_SCALAR_STATS},
+               {s: metadata.stat_tag(name, s) for s in PREDICTION_HISTOGRAM_STATS})
+        for name in pred_index
+    }
+    grad_tags = {
+        name: ({(s, p): metadata.variable_tag(name, p, s)
+                for s in GRADIENT_VARIABLE_STATS for p in paths},
+               {s: metadata.stat_tag(name, s) for s in GRADIENT_SCALAR_STATS},
+               {p: metadata.variable_tag(name, p, metadata.GRAD_LOG10_HIST)
+                for p in paths})
+        for name, (paths, _) in grad_vars.items()
+    }
+    if not include_scalars:
+        pred_tags = {name: ({}, hists) for name, (_, hists) in pred_tags.items()}
+        grad_tags = {name: ({}, {}, hists) for name, (_, _, hists) in grad_tags.items()}
     scalar_tags = set()
     hist_tags = set()
-    for name in pred_index:
-        scalar_tags.update(metadata.stat_tag(name, s) for s in PREDICTION_SCALAR_STATS)
-        hist_tags.update(metadata.stat_tag(name, s) for s in PREDICTION_HISTOGRAM_STATS)
-    for name, (paths, _) in grad_vars.items():
-        scalar_tags.update(metadata.stat_tag(name, s) for s in GRADIENT_SCALAR_STATS)
-        for p in paths:
-            scalar_tags.update(
-                metadata.variable_tag(name, p, s) for s in GRADIENT_VARIABLE_STATS
-            )
-            hist_tags.add(metadata.variable_tag(name, p, metadata.GRAD_LOG10_HIST))
-
-    scalars = {}
+    for scal, hists in pred_tags.values():
+        scalar_tags.update(scal.values())
+        hist_tags.update(hists.values())
+    for var_scal, scal, hists in grad_tags.values():
+        scalar_tags.update(var_scal.values())
+        scalar_tags.update(scal.values())
+        hist_tags.update(hists.values())
+    scalars = histograms = {}
     if scalar_tags:
-        scalars = provider.read_scalars(
-            ctx,
-            experiment_id=experiment_id,
-            plugin_name="scalars",
-            downsample=DOWNSAMPLE_ALL,
-            run_tag_filter=provider_lib.RunTagFilter(runs=[run], tags=scalar_tags),
-        ).get(run, {})
-    histograms = {}
+        scalars = _read(provider.read_scalars, ctx, experiment_id, run, "scalars",
+                        scalar_tags)
     if hist_tags:
-        histograms = provider.read_tensors(
-            ctx,
-            experiment_id=experiment_id,
-            plugin_name="histograms",
-            downsample=DOWNSAMPLE_ALL,
-            run_tag_filter=provider_lib.RunTagFilter(runs=[run], tags=hist_tags),
-        ).get(run, {})
+        histograms = _read(provider.read_tensors, ctx, experiment_id, run,
+                           "histograms", hist_tags)
 
     predictions = {}
     for name, value in pred_index.items():
-        pred_scalars = {}
-        for s in PREDICTION_SCALAR_STATS:
-            data = scalars.get(metadata.stat_tag(name, s))
-            if data:
-                pred_scalars[s] = _series(data)
-        pred_hists = {}
-        for s in PREDICTION_HISTOGRAM_STATS:
-            data = histograms.get(metadata.stat_tag(name, s))
-            if data:
-                h = _histogram_series(data)
-                if h is not None:
-                    pred_hists[s] = h
+        scal, hists = pred_tags[name]
         try:
             num_classes = int(value.get("num_classes") or 1)
         except (TypeError, ValueError):
@@ -359,40 +449,23 @@ def read_run(provider, ctx, experiment_id, run):
             num_classes=num_classes,
             from_logits=None if from_logits is None else bool(from_logits),
             has_labels=bool(value.get("has_labels")),
-            scalars=pred_scalars,
-            histograms=pred_hists,
+            scalars=_collect(scalars, scal, _series),
+            histograms=_collect(histograms, hists, _histogram_series),
         )
 
     gradients = {}
     for name, (paths, shapes) in grad_vars.items():
+        var_scal, scal, hists = grad_tags[name]
         stats = {}
-        for s in GRADIENT_VARIABLE_STATS:
-            per_var = {}
-            for p in paths:
-                data = scalars.get(metadata.variable_tag(name, p, s))
-                if data:
-                    per_var[p] = _series(data)
-            if per_var:
-                stats[s] = per_var
-        log10 = {}
-        for p in paths:
-            data = histograms.get(metadata.variable_tag(name, p, metadata.GRAD_LOG10_HIST))
-            if data:
-                h = _histogram_series(data)
-                if h is not None:
-                    log10[p] = h
-        grad_scalars = {}
-        for s in GRADIENT_SCALAR_STATS:
-            data = scalars.get(metadata.stat_tag(name, s))
-            if data:
-                grad_scalars[s] = _series(data)
+        for (s, p), series in _collect(scalars, var_scal, _series).items():
+            stats.setdefault(s, {})[p] = series
         gradients[name] = GradientRecords(
             name=name,
             variables=paths,
             shapes=shapes,
             stats=stats,
-            log10_histograms=log10,
-            scalars=grad_scalars,
+            log10_histograms=_collect(histograms, hists, _histogram_series),
+            scalars=_collect(scalars, scal, _series),
         )
 
     for w in warnings:

@@ -257,6 +257,16 @@ def test_finding_json_encodes_non_finite_numbers_as_strings():
     json.dumps(j, allow_nan=False)
 
 
+def test_json_floats_encodes_non_finite_and_absent_cells():
+    a = np.array([[1.0, np.nan], [np.inf, -np.inf]])
+    present = np.array([[True, True], [False, True]])
+    assert diagnosis.json_floats(a, present) == [[1.0, "NaN"], [None, "-Infinity"]]
+    assert diagnosis.json_floats(np.float32(np.inf)) == "Infinity"
+    assert diagnosis.json_floats(np.zeros((2, 0))) == [[], []]
+    assert diagnosis.json_safe({"m": np.array([0.5, np.nan]), "b": b"x"}) == {
+        "m": [0.5, "NaN"], "b": "x"}
+
+
 @pytest.mark.parametrize("activation,from_logits,loss,bad", [
     ("relu", True, "SparseCategoricalCrossentropy", True),
     ("softmax", True, "CategoricalCrossentropy", True),

@@ -443,10 +443,10 @@ def test_broken_run_does_not_break_others(tb, monkeypatch):
 
     real = reader.read_run
 
-    def flaky(provider, ctx, eid, run):
+    def flaky(provider, ctx, eid, run, **filters):
         if run == TIES_RUN:
             raise RuntimeError("disk on fire")
-        return real(provider, ctx, eid, run)
+        return real(provider, ctx, eid, run, **filters)
 
     tb.plugin._cache.clear()
     monkeypatch.setattr(reader, "read_run", flaky)
@@ -850,7 +850,9 @@ def test_downsample_indices():
 
 
 def test_float_encoding_units():
-    fl = health_plugin._float_list
+    from tb_plugin import diagnosis
+
+    fl = diagnosis.json_floats
     assert fl([1.0, float("nan"), float("inf"), -float("inf")]) == [
         1.0, "NaN", "Infinity", "-Infinity"
     ]

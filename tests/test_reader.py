@@ -181,6 +181,50 @@ def test_read_run_makes_three_filtered_provider_calls(provider):
     assert "health/gradients/kernel0/norm" in tags
 
 
+def test_read_run_filters_ask_only_for_what_is_wanted(provider):
+    prov, eid = provider
+    full = reader.read_run(prov, None, eid, "exp1/train")
+    counting = _CountingProvider(prov)
+    part = reader.read_run(counting, None, eid, "exp1/train", names=["gradients"],
+                           variables=["bias0"], include_manifest=False,
+                           include_scalars=False)
+    assert [(n, k["plugin_name"], k["run_tag_filter"].tags) for n, k in counting.calls] == [
+        ("read_tensors", metadata.PLUGIN_NAME, {"health/gradients"}),
+        ("read_tensors", "histograms",
+         {metadata.variable_tag("gradients", "bias0", metadata.GRAD_LOG10_HIST)}),
+    ]
+    assert part.manifest is None and not part.predictions
+    grad = part.gradients["gradients"]
+    assert grad.variables == ["bias0"] and grad.shapes == {"bias0": [3]}
+    assert grad.stats == {} and grad.scalars == {} and list(grad.log10_histograms) == ["bias0"]
+    np.testing.assert_array_equal(grad.log10_histograms["bias0"].counts,
+                                  full.gradients["gradients"].log10_histograms["bias0"].counts)
+
+    counting.calls.clear()
+    manifest_only = reader.read_run(counting, None, eid, "exp1/train", names=[])
+    assert [k["run_tag_filter"].tags for _, k in counting.calls] == [{metadata.MANIFEST_TAG}]
+    assert manifest_only.manifest == MANIFEST and not manifest_only.has_data
+
+
+def test_gradient_matrix_aligns_every_variable_on_common_steps(provider):
+    prov, eid = provider
+    grad = reader.read_run(prov, None, eid, "exp1/train").gradients["gradients"]
+    np.testing.assert_array_equal(grad.steps, np.arange(N_RECORDS) * 10)
+    m = grad.matrix("norm")
+    assert m.values.shape == m.present.shape == (3, N_RECORDS) and m.present.all()
+    for i, path in enumerate(grad.variables):
+        np.testing.assert_array_equal(m.values[i], grad.stats["norm"][path].values)
+    empty = grad.matrix("update_ratio")  # not recorded
+    assert not empty.present.any() and np.isnan(empty.values).all()
+
+    s = reader.Series(np.array([0, 5, 5, 9]), np.array([1.0, 2.0, 3.0, 4.0]))
+    g = reader.GradientRecords(name="g", variables=["a", "b"], shapes={},
+                               stats={"norm": {"a": s}}, log10_histograms={}, scalars={})
+    np.testing.assert_array_equal(g.steps, [0, 5, 9])
+    np.testing.assert_array_equal(g.matrix("norm").values[0], [1.0, 3.0, 4.0])  # last wins
+    assert g.matrix("norm").present.tolist() == [[True] * 3, [False] * 3]
+
+
 def test_odd_runs_do_not_break_the_others(tmp_path):
     good = tf.summary.create_file_writer(str(tmp_path / "good"))
     with good.as_default():
