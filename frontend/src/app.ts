@@ -116,26 +116,61 @@ export function createApp(root: HTMLElement): App {
     const fill = () => {
       clear(list);
       const re = matcher();
-      for (const r of state.runs) {
-        if (re && !re.test(r.run)) continue;
-        const cb = el("input", { attrs: { type: "checkbox" } });
-        cb.checked = state.selected.has(r.run);
-        cb.addEventListener("change", () => {
-          if (cb.checked) state.selected.add(r.run);
-          else state.selected.delete(r.run);
+      const shown = state.runs.filter((r) => !re || re.test(r.run));
+      for (const g of groupRuns(shown.map((r) => r.run))) {
+        const members = g.runs.map((name) => shown.find((r) => r.run === name) as RunInfo);
+        if (g.parent === null) {
+          for (const r of members) list.appendChild(runItem(r, r.run, false));
+          continue;
+        }
+        const head = el("input", { attrs: { type: "checkbox", "aria-label": `Select every run of ${g.parent}` } });
+        const n = members.filter((r) => state.selected.has(r.run)).length;
+        head.checked = n === members.length;
+        head.indeterminate = n > 0 && n < members.length;
+        head.addEventListener("change", () => {
+          for (const r of members) {
+            if (head.checked) state.selected.add(r.run);
+            else state.selected.delete(r.run);
+          }
+          fill();
           renderTab();
         });
+        const worst = members.some((r) => r.status === "unhealthy")
+          ? "unhealthy"
+          : members.every((r) => r.status === "healthy")
+            ? "healthy"
+            : "no_data";
         list.appendChild(
           el(
             "label",
-            { class: "hp-run", title: r.run, data: { run: r.run } },
-            cb,
-            el("span", { class: "swatch", style: { background: runColor(state, r.run) } }),
-            el("span", { class: "name" }, r.run),
-            el("span", { class: `badge badge-${badgeClass(r.status)}` }, statusText(r.status)),
+            { class: "hp-group-head", title: g.parent, data: { group: g.parent } },
+            head,
+            el("span", { class: "name" }, g.parent),
+            el("span", { class: `dot dot-${worst}`, title: statusText(worst) }),
           ),
         );
+        for (const r of members) list.appendChild(runItem(r, g.leaf(r.run), true));
       }
+    };
+    const runItem = (r: RunInfo, label: string, child: boolean): HTMLElement => {
+      const cb = el("input", { attrs: { type: "checkbox", "aria-label": `Select run ${r.run}` } });
+      cb.checked = state.selected.has(r.run);
+      cb.addEventListener("change", () => {
+        if (cb.checked) state.selected.add(r.run);
+        else state.selected.delete(r.run);
+        fill(); // colours follow the selection
+        renderTab();
+      });
+      const color = runColor(state, r.run);
+      return el(
+        "label",
+        { class: `hp-run${child ? " child" : ""}`, title: r.error ? `${r.run}\n${r.error}` : r.run, data: { run: r.run } },
+        cb,
+        el("span", { class: `swatch${cb.checked ? "" : " off"}`, style: { background: color } }),
+        el("span", { class: "name" }, label),
+        r.error ? el("span", { class: "badge badge-other", title: r.error }, "error") : null,
+        el("span", { class: `badge badge-${badgeClass(r.status)}` }, statusText(r.status)),
+      );
     };
     filter.addEventListener("input", () => {
       state.filter = filter.value;
@@ -220,7 +255,40 @@ function normaliseRun(r: RunInfo): RunInfo {
           .map((g) => ({ name: g.name, variables: Array.isArray(g.variables) ? g.variables.map(String) : [] }))
       : [],
     has_manifest: !!r.has_manifest,
+    error: typeof r.error === "string" && r.error ? r.error : undefined,
   };
+}
+
+export interface RunGroup {
+  /** the runs' parent directory, or null for a run without one */
+  parent: string | null;
+  runs: string[];
+  leaf: (run: string) => string;
+}
+
+/**
+ * Groups runs by their parent directory ("exp/train", "exp/validation" ->
+ * "exp"), keeping the listing order (a group sits where its first run is).
+ */
+export function groupRuns(runs: string[]): RunGroup[] {
+  const out: RunGroup[] = [];
+  const byParent = new Map<string, RunGroup>();
+  for (const run of runs) {
+    const i = run.lastIndexOf("/");
+    if (i <= 0 || i === run.length - 1) {
+      out.push({ parent: null, runs: [run], leaf: (r) => r });
+      continue;
+    }
+    const parent = run.slice(0, i);
+    let g = byParent.get(parent);
+    if (!g) {
+      g = { parent, runs: [], leaf: (r) => r.slice(parent.length + 1) };
+      byParent.set(parent, g);
+      out.push(g);
+    }
+    g.runs.push(run);
+  }
+  return out;
 }
 
 /** Pixel width of one chart in the two-column grid. */

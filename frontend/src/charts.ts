@@ -15,7 +15,7 @@ import {
 import { CanvasRenderer } from "echarts/renderers";
 import type { EChartsCoreOption, ECharts } from "echarts/core";
 import { escapeHtml, formatExact, formatShort, valueHtml } from "./format";
-import type { LineData } from "./shape";
+import { nonFiniteLabelFlags, type LineData } from "./shape";
 import { GREY, ORANGE, RED } from "./style";
 
 echarts.use([
@@ -186,18 +186,32 @@ export function pointCount(series: LineSpec[]): number {
 export function lineOption(spec: LineChartSpec): Option {
   const legend = spec.legend ?? spec.series.length > 1;
   const yFmt = (v: number) => (spec.yPercent ? `${Math.round(v * 1000) / 10}%` : formatShort(v));
+  const xsAll = spec.series.flatMap((s) => (s.data.points.length ? [s.data.points[0][0], s.data.points[s.data.points.length - 1][0]] : []));
+  const span = xsAll.length ? Math.max(...xsAll) - Math.min(...xsAll) : 0;
+  // one "NaN" label per distinct step, spaced out: never piled on each other
+  const labelFlags = nonFiniteLabelFlags(spec.series.map((s) => s.data.nonFinite), span);
+  // a range shared by several series is shaded once (stacked shades turn opaque)
+  const shaded = new Set<string>();
   const series = spec.series.map((s, i) => {
     const markAreaData = s.data.nonFinite
       .filter((r) => r.to > r.from)
+      .filter((r) => {
+        const key = `${r.from}:${r.to}`;
+        if (shaded.has(key)) return false;
+        shaded.add(key);
+        return true;
+      })
       .map((r) => [
-        { xAxis: r.from, name: r.label, itemStyle: { color: "rgba(211,47,47,0.12)" } },
+        { xAxis: r.from, itemStyle: { color: "rgba(211,47,47,0.12)" }, label: { show: false } },
         { xAxis: r.to },
       ]);
-    const nfLines = s.data.nonFinite.map((r) => ({
+    const nfLines = s.data.nonFinite.map((r, k) => ({
       xAxis: r.from,
       name: r.label,
       lineStyle: { color: RED, type: "dashed", width: 1 },
-      label: { show: true, formatter: r.label, color: RED, fontSize: 10, position: "insideEndTop" },
+      label: labelFlags[i][k]
+        ? { show: true, formatter: r.label, color: RED, fontSize: 10, position: "end", distance: 5 }
+        : { show: false },
     }));
     const focus =
       i === 0 && spec.markStep !== undefined && spec.markStep !== null
@@ -206,7 +220,7 @@ export function lineOption(spec: LineChartSpec): Option {
               xAxis: spec.markStep,
               name: "finding",
               lineStyle: { color: ORANGE, type: "solid", width: 1.5 },
-              label: { show: true, formatter: `step ${spec.markStep}`, color: ORANGE, fontSize: 10, position: "insideEndTop" },
+              label: { show: true, formatter: `step ${spec.markStep}`, color: ORANGE, fontSize: 10, position: "insideEndBottom" },
             },
           ]
         : [];
@@ -230,7 +244,7 @@ export function lineOption(spec: LineChartSpec): Option {
       markLine: markLines.length
         ? { symbol: "none", silent: true, animation: false, data: markLines }
         : undefined,
-      markArea: markAreaData.length ? { silent: true, data: markAreaData } : undefined,
+      markArea: markAreaData.length ? { silent: true, label: { show: false }, data: markAreaData } : undefined,
     };
   });
   // Reference lines are drawn as two-point dashed series: horizontal
@@ -259,15 +273,17 @@ export function lineOption(spec: LineChartSpec): Option {
       z: 1,
     }));
   const specs = spec.series;
+  const hasNonFinite = spec.series.some((s) => s.data.nonFinite.length > 0);
   let yMin: number | undefined = spec.yMin;
   let yMax: number | undefined = spec.yMax;
-  if (spec.yLog) {
+  if (spec.yLog && (yMin === undefined || yMax === undefined)) {
+    // a shared range (several charts compared) comes in as yMin / yMax
     const r = logRange(spec.series, spec.refLines ?? []);
     if (r) [yMin, yMax] = r;
   }
   return {
     animation: false,
-    grid: { left: 56, right: 32, top: legend ? 34 : 14, bottom: 44 },
+    grid: { left: 56, right: 32, top: legend ? 34 : hasNonFinite ? 26 : 14, bottom: 44 },
     legend: legend
       ? {
           type: "scroll",
@@ -395,7 +411,7 @@ export function heatmapPoints(spec: HeatmapSpec): number {
 
 /** The focus marks of a heatmap (chosen step column, highlighted row, reference row). */
 export function heatmapMarks(
-  spec: Pick<HeatmapSpec, "xSteps" | "yLabels" | "markX" | "markY" | "highlightY">,
+  spec: Pick<HeatmapSpec, "xSteps" | "yLabels" | "markX" | "markY" | "highlightY" | "yInverse">,
 ): { markLine: unknown } {
   const marks: Record<string, unknown>[] = [];
   if (spec.markY) {
@@ -411,7 +427,8 @@ export function heatmapMarks(
       xAxis: String(spec.xSteps[spec.markX.index]),
       name: spec.markX.label,
       lineStyle: { color: "#1565c0", type: "solid", width: 1.5 },
-      label: { show: true, formatter: spec.markX.label, color: "#1565c0", fontSize: 10, position: "insideEndTop" },
+      // above the plot (the line's end is at the bottom of an inverted y axis)
+      label: { show: true, formatter: spec.markX.label, color: "#1565c0", fontSize: 10, position: spec.yInverse ? "start" : "end", distance: 2 },
     });
   }
   return { markLine: { symbol: "none", silent: true, animation: false, data: marks } };
@@ -466,7 +483,7 @@ export function heatmapOption(spec: HeatmapSpec): Option {
   const names = ["value", ...(spec.extra ?? []).map((e) => e.name)];
   return {
     animation: false,
-    grid: { left, right: 56, top: spec.yName ? 24 : 16, bottom: 44 },
+    grid: { left, right: 56, top: spec.yName || spec.markX ? 26 : 16, bottom: 44 },
     tooltip: {
       ...baseTooltip(),
       trigger: "item",
@@ -524,6 +541,16 @@ export interface BarSpec {
   labels: string[]; // categories (variables), escaped in tooltips
   values: (number | null)[]; // drawn value per category (null = not drawn)
   colors?: (string | null)[];
+  /**
+   * With yLog: NaN/Inf values are drawn as full-height red bars labelled
+   * "NaN" / "Inf", exact zeros as short grey stubs labelled "0" (instead of
+   * nothing, which reads as "not recorded").
+   */
+  markSpecial?: boolean;
+  /** approximate width of the chart in pixels (to decide whether labels fit) */
+  widthPx?: number;
+  /** with yLog: the [floor, top] decades of the axis (shared by charts compared side by side) */
+  logDecades?: [number, number] | null;
   yLog?: boolean;
   yName?: string;
   tooltip: (index: number) => string;
@@ -538,7 +565,11 @@ export interface BarSpec {
  */
 export function barOption(spec: BarSpec): Option {
   const longest = spec.labels.reduce((a, l) => Math.max(a, l.length), 0);
-  const rotate = spec.labels.length > 4 || longest > 10 ? 30 : 0;
+  // rotate the category labels only when they would not fit side by side
+  const fits = spec.widthPx
+    ? spec.labels.length * (longest * 6 + 8) <= spec.widthPx - 74
+    : spec.labels.length * Math.max(longest, 4) <= 64;
+  const rotate = fits ? 0 : 30;
   const drawable = spec.values.map((v) =>
     v === null || !Number.isFinite(v) || (spec.yLog && v <= 0) ? null : v,
   );
@@ -549,16 +580,34 @@ export function barOption(spec: BarSpec): Option {
     for (const r of spec.refLines ?? []) if (r.value > 0) logs.push(Math.log10(r.value));
     base = logs.length ? Math.floor(Math.min(...logs)) - 1 : 0;
     top = logs.length ? Math.max(Math.ceil(Math.max(...logs)), base + 1) : 1;
+    if (spec.logDecades) [base, top] = spec.logDecades;
   }
   const y = (v: number) => (spec.yLog ? Math.log10(v) - base : v);
-  const data = drawable.map((v, i) => ({
-    value: v === null ? null : y(v),
-    itemStyle: {
-      color: spec.colors?.[i] ?? (spec.highlight === i ? "#bf360c" : ORANGE),
+  const data = drawable.map((v, i) => {
+    const raw = spec.values[i];
+    const style = {
+      color: spec.colors?.[i] ?? ORANGE,
       borderColor: spec.highlight === i ? "#1565c0" : undefined,
       borderWidth: spec.highlight === i ? 2 : 0,
-    },
-  }));
+    };
+    if (v === null && spec.yLog && spec.markSpecial && raw !== null && raw !== undefined) {
+      if (!Number.isFinite(raw)) {
+        return {
+          value: top - base,
+          itemStyle: { ...style, color: "rgba(211,47,47,0.25)", borderColor: RED, borderWidth: 1, borderType: "dashed" },
+          label: { show: true, position: "insideTop", formatter: Number.isNaN(raw) ? "NaN" : "Inf", color: RED, fontSize: 10, fontWeight: "bold" },
+        };
+      }
+      if (raw === 0) {
+        return {
+          value: Math.min(0.15, (top - base) * 0.04),
+          itemStyle: { ...style, color: "#9e9e9e" },
+          label: { show: true, position: "top", formatter: "0", color: GREY, fontSize: 10 },
+        };
+      }
+    }
+    return { value: v === null ? null : y(v), itemStyle: style };
+  });
   return {
     animation: false,
     grid: { left: 56, right: 18, top: 22, bottom: rotate ? 70 : 30 },
@@ -583,6 +632,8 @@ export function barOption(spec: BarSpec): Option {
       interval: spec.yLog ? Math.max(1, Math.ceil((top - base) / 6)) : undefined,
       axisLabel: {
         ...AXIS_LABEL,
+        // an axis with no finite bar (all NaN / zero) has no scale to show
+        show: !spec.yLog || drawable.some((v) => v !== null),
         formatter: (v: number) => formatShort(spec.yLog ? Math.pow(10, v + base) : v),
       },
       splitLine: SPLIT_LINE,

@@ -60,15 +60,19 @@ function isSorted(a: number[]): boolean {
 /**
  * Decodes a histogram series. Count cells that are missing or non-finite
  * become 0 (counts are never legitimately non-finite); rows are padded or
- * truncated to the number of bins.
+ * truncated to the number of bins. Optional `step_edges` (per-record edges)
+ * are decoded into `stepEdges`, kept aligned with the (sorted) steps.
  */
 export function decodeHistogram(h: RawHistogram | null | undefined): Histogram {
   if (!h || !Array.isArray(h.edges) || !Array.isArray(h.steps)) {
     return { edges: [], steps: [], counts: [] };
   }
-  const edges = h.edges.map(decodeNumber).map((e) => (e === null ? NaN : e));
+  const decodeEdges = (a: unknown): number[] =>
+    (Array.isArray(a) ? a : []).map(decodeNumber).map((e) => (e === null ? NaN : e));
+  const edges = decodeEdges(h.edges);
   const bins = Math.max(0, edges.length - 1);
-  const rows: { step: number; counts: number[] }[] = [];
+  const rawStepEdges = Array.isArray(h.step_edges) ? h.step_edges : null;
+  const rows: { step: number; counts: number[]; edges: number[] | null }[] = [];
   const counts = Array.isArray(h.counts) ? h.counts : [];
   for (let i = 0; i < h.steps.length; i++) {
     const st = decodeStep(h.steps[i]);
@@ -79,10 +83,30 @@ export function decodeHistogram(h: RawHistogram | null | undefined): Histogram {
       const c = decodeNumber(raw[b] as RawNumber);
       row.push(c !== null && Number.isFinite(c) && c > 0 ? c : 0);
     }
-    rows.push({ step: st, counts: row });
+    let own: number[] | null = null;
+    if (rawStepEdges) {
+      // a row of the wrong length is unusable: fall back to the shared edges
+      const e = decodeEdges(rawStepEdges[i]);
+      own = e.length === bins + 1 ? e : edges.slice();
+    }
+    rows.push({ step: st, counts: row, edges: own });
   }
   if (!isSorted(rows.map((r) => r.step))) rows.sort((a, b) => a.step - b.step);
-  return { edges, steps: rows.map((r) => r.step), counts: rows.map((r) => r.counts) };
+  const out: Histogram = { edges, steps: rows.map((r) => r.step), counts: rows.map((r) => r.counts) };
+  if (rawStepEdges) out.stepEdges = rows.map((r) => r.edges as number[]);
+  return out;
+}
+
+/** Decodes the gradients route's `shapes` (path -> shape); bad entries are dropped. */
+export function decodeShapes(s: unknown): Record<string, number[]> {
+  const out: Record<string, number[]> = {};
+  if (!s || typeof s !== "object" || Array.isArray(s)) return out;
+  for (const [k, v] of Object.entries(s as Record<string, unknown>)) {
+    if (!Array.isArray(v)) continue;
+    const dims = v.map(decodeStep);
+    if (dims.every((d): d is number => d !== null && d >= 0)) out[k] = dims;
+  }
+  return out;
 }
 
 /** Decodes a [variable][step] matrix (gradients route). */

@@ -395,14 +395,37 @@ export function matchVariable(variables: string[], layer: string | null | undefi
 
 export type Dashboard = "collapse" | "gradients";
 
+/** Kinds the diagnosis emits (tb_plugin/diagnosis.py), by the dashboard that shows them. */
+const COLLAPSE_KINDS = new Set([
+  "prediction_collapse",
+  "tied_predictions",
+  "class_collapse",
+  // about the output layer vs the loss: its symptoms (zero logits, uniform
+  // outputs, ties) are on the collapse dashboard, not in the gradients
+  "output_activation_mismatch",
+]);
+const GRADIENT_KINDS = new Set(["exploding_gradients", "vanishing_gradients", "dead_units"]);
+
 const GRADIENT_KIND = /grad|vanish|explod|update|weight|dead|first_last|saturat|variable/i;
 
-const GRADIENT_EVIDENCE = ["variable", "variables_affected", "first_nonfinite_step", "first_last_ratio"];
+/** Evidence keys of findings about variables (gradients, weights). */
+const GRADIENT_EVIDENCE = ["variable", "variables_affected", "first_nonfinite_step", "first_last_ratio", "per_layer"];
+/** Evidence keys of findings about the predictions. */
+const PREDICTION_EVIDENCE = [
+  "records_with_nonfinite",
+  "nonfinite_outputs_first",
+  "normalized_entropy",
+  "tie_fraction",
+  "output_std",
+  "predicted_class",
+];
 
 /**
- * Which dashboard a finding opens: gradient kinds, and findings (e.g.
- * "nonfinite") whose layer is one of the run's gradient variables or whose
- * evidence is about variables, open the gradients dashboard.
+ * Which dashboard a finding opens. Known kinds by name; otherwise (e.g.
+ * "nonfinite", which is about either the gradients or the predictions) by
+ * what the finding is about: gradient-like kinds, evidence about variables,
+ * or a layer naming one of the run's gradient variables open the gradients
+ * dashboard; evidence about predictions, or nothing, the collapse one.
  */
 export function dashboardFor(
   kind: string,
@@ -410,9 +433,15 @@ export function dashboardFor(
   layer?: string | null,
   variables: string[] = [],
 ): Dashboard {
+  if (COLLAPSE_KINDS.has(kind)) return "collapse";
+  if (GRADIENT_KINDS.has(kind)) return "gradients";
   if (GRADIENT_KIND.test(kind)) return "gradients";
-  if (evidence && typeof evidence === "object" && GRADIENT_EVIDENCE.some((k) => k in evidence)) return "gradients";
-  if (layer && variables.includes(layer)) return "gradients";
+  const ev = evidence && typeof evidence === "object" ? evidence : {};
+  if (GRADIENT_EVIDENCE.some((k) => k in ev)) return "gradients";
+  if (PREDICTION_EVIDENCE.some((k) => k in ev)) return "collapse";
+  if (layer && (kind === "nonfinite" || variables.includes(layer) || matchVariable(variables, layer) >= 0)) {
+    return "gradients";
+  }
   return "collapse";
 }
 
@@ -448,4 +477,245 @@ export function sortFindings<T extends { severity: string; first_step: unknown }
     const sb = typeof b.first_step === "number" ? b.first_step : Infinity;
     return sa - sb;
   });
+}
+
+// ---------------------------------------------------------------- moving-bin histograms
+
+/**
+ * Finite [min, max] over the edges of histograms, per-step edges included
+ * (null when there are none).
+ */
+export function histogramRange(hs: Histogram[]): [number, number] | null {
+  let lo = Infinity;
+  let hi = -Infinity;
+  const see = (e: number[]) => {
+    for (const x of e) {
+      if (Number.isFinite(x)) {
+        if (x < lo) lo = x;
+        if (x > hi) hi = x;
+      }
+    }
+  };
+  for (const h of hs) {
+    if (h.steps.length === 0) continue;
+    if (h.stepEdges) {
+      h.stepEdges.forEach((e, i) => {
+        if ((h.counts[i] ?? []).some((c) => c > 0)) see(e);
+      });
+    } else {
+      see(h.edges);
+    }
+  }
+  return lo <= hi ? [lo, hi] : null;
+}
+
+/** `bins` equal bins over [lo, hi]; a zero-width range is widened around its value. */
+export function uniformEdges(lo: number, hi: number, bins: number): number[] {
+  let a = lo;
+  let b = hi;
+  if (!(b > a)) {
+    const pad = a === 0 ? 0.5 : Math.abs(a) * 0.05;
+    a -= pad;
+    b += pad;
+  }
+  const n = Math.max(1, Math.floor(bins));
+  const out: number[] = [];
+  for (let i = 0; i <= n; i++) out.push(i === n ? b : a + ((b - a) * i) / n);
+  return out;
+}
+
+/**
+ * Re-bins one histogram row (bins `edges`) onto the bins `grid`, spreading
+ * each bin's count uniformly over its width; a zero-width bin (a batch whose
+ * values are all equal) goes whole into the grid bin holding its value.
+ * Values outside the grid are clamped into the first / last bin.
+ */
+export function rebinRow(edges: number[], counts: number[], grid: number[]): number[] {
+  const g = grid.length - 1;
+  const out = new Array<number>(Math.max(0, g)).fill(0);
+  if (g < 1) return out;
+  const clampBin = (x: number) => {
+    if (x <= grid[0]) return 0;
+    if (x >= grid[g]) return g - 1;
+    const i = binIndexOf(grid, x);
+    return i < 0 ? g - 1 : i;
+  };
+  for (let b = 0; b + 1 < edges.length && b < counts.length; b++) {
+    const n = counts[b];
+    if (!(n > 0)) continue;
+    const a = edges[b];
+    const c = edges[b + 1];
+    if (!Number.isFinite(a) || !Number.isFinite(c)) continue;
+    if (!(c > a)) {
+      out[clampBin(a)] += n;
+      continue;
+    }
+    // the part below / above the grid is clamped into the end bins
+    if (a < grid[0]) out[0] += (n * (Math.min(c, grid[0]) - a)) / (c - a);
+    if (c > grid[g]) out[g - 1] += (n * (c - Math.max(a, grid[g]))) / (c - a);
+    for (let k = Math.max(0, clampBin(a)); k < g; k++) {
+      const lo = Math.max(a, grid[k]);
+      const hi = Math.min(c, grid[k + 1]);
+      if (grid[k] >= c) break;
+      if (hi > lo) out[k] += (n * (hi - lo)) / (c - a);
+    }
+  }
+  return out;
+}
+
+/**
+ * A histogram series on fixed bins: when it carries per-step edges
+ * (`stepEdges`), every row is re-binned onto `grid` (default: `bins` equal
+ * bins over its own range); without them it is returned as it is.
+ */
+export function onCommonBins(h: Histogram, grid?: number[] | null, bins = 40): Histogram {
+  if (!h.stepEdges) return h;
+  const r = histogramRange([h]);
+  const g = grid ?? (r ? uniformEdges(r[0], r[1], bins) : null);
+  if (!g || g.length < 2) return { edges: h.edges, steps: h.steps, counts: h.counts };
+  return {
+    edges: g,
+    steps: h.steps,
+    counts: h.counts.map((row, i) => rebinRow(h.stepEdges?.[i] ?? h.edges, row, g)),
+  };
+}
+
+// ---------------------------------------------------------------- summaries
+
+/** Count-weighted mean of the bin centres of one histogram row (null when empty). */
+export function histogramMean(edges: number[], counts: number[]): number | null {
+  let total = 0;
+  let sum = 0;
+  for (let b = 0; b + 1 < edges.length && b < counts.length; b++) {
+    const n = counts[b];
+    if (!(n > 0)) continue;
+    const mid = (edges[b] + edges[b + 1]) / 2;
+    if (!Number.isFinite(mid)) continue;
+    total += n;
+    sum += n * mid;
+  }
+  return total > 0 ? sum / total : null;
+}
+
+/** The last point of a series with a value (NaN / Inf count as values); null when none. */
+export function lastPoint(s: Series | undefined): { step: number; value: number } | null {
+  if (!s) return null;
+  for (let i = s.values.length - 1; i >= 0; i--) {
+    const v = s.values[i];
+    if (v !== null && v !== undefined) return { step: s.steps[i], value: v };
+  }
+  return null;
+}
+
+/** The largest class share of the last row of a class-count histogram. */
+export function topClassShare(h: Histogram | undefined): { step: number; cls: number; share: number } | null {
+  if (!h || h.steps.length === 0) return null;
+  const i = h.steps.length - 1;
+  const row = h.counts[i];
+  const total = row.reduce((a, b) => a + b, 0);
+  if (!(total > 0)) return null;
+  let best = 0;
+  for (let c = 1; c < row.length; c++) if (row[c] > row[best]) best = c;
+  return { step: h.steps[i], cls: best, share: row[best] / total };
+}
+
+/**
+ * Which non-finite ranges of a line chart get a text label: one label per
+ * distinct start step, and none closer than `minGap` (a fraction of the x
+ * span) to the previous label, so labels never pile on each other. Returns,
+ * per series, a flag per range.
+ */
+export function nonFiniteLabelFlags(
+  ranges: NonFiniteRange[][],
+  span: number,
+  minGap = 0.12,
+): boolean[][] {
+  const flat: { s: number; r: number; x: number }[] = [];
+  ranges.forEach((rs, s) => rs.forEach((rg, r) => flat.push({ s, r, x: rg.from })));
+  flat.sort((a, b) => a.x - b.x || a.s - b.s);
+  const out = ranges.map((rs) => rs.map(() => false));
+  const gap = Math.max(0, span) * minGap;
+  let last = -Infinity;
+  for (const f of flat) {
+    if (f.x === last || (last !== -Infinity && f.x - last < gap)) continue;
+    out[f.s][f.r] = true;
+    last = f.x;
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------- variables
+
+/** "model/dense/kernel" -> "model/dense" (the layer a variable belongs to). */
+export function layerOf(path: string): string {
+  const i = path.lastIndexOf("/");
+  return i > 0 ? path.slice(0, i) : path;
+}
+
+/** Kernel-like variable: rank >= 2 when the shape is known, else by its name. */
+export function isKernelLike(path: string, shape?: number[] | null): boolean {
+  if (shape && shape.length > 0) return shape.length >= 2;
+  const leaf = path.slice(path.lastIndexOf("/") + 1);
+  return /kernel|weight|embedding|^w$/i.test(leaf);
+}
+
+/** "[16, 16] · 256 values" */
+export function shapeText(shape: number[] | undefined | null): string {
+  if (!shape) return "";
+  const n = shape.reduce((a, b) => a * b, 1);
+  return `[${shape.join(", ")}] · ${n.toLocaleString("en-US")} value${n === 1 ? "" : "s"}`;
+}
+
+/**
+ * One log range for charts compared side by side: the union of their
+ * positive [min, max] ranges in whole decades, unless one chart's outliers
+ * would squash the others (the union spans more than `slack` decades beyond
+ * the widest single range): then null, each chart keeps its own range.
+ */
+export function sharedLogRange(ranges: ([number, number] | null)[], slack = 2): [number, number] | null {
+  const ok = ranges.filter((r): r is [number, number] => !!r && r[0] > 0 && r[1] >= r[0] && Number.isFinite(r[1]));
+  if (ok.length === 0) return null;
+  const dec = ok.map(([a, b]) => [Math.floor(Math.log10(a)), Math.max(Math.ceil(Math.log10(b)), Math.floor(Math.log10(a)) + 1)]);
+  const lo = Math.min(...dec.map((d) => d[0]));
+  const hi = Math.max(...dec.map((d) => d[1]));
+  const widest = Math.max(...dec.map((d) => d[1] - d[0]));
+  if (ok.length > 1 && hi - lo > widest + slack) return null;
+  return [Math.pow(10, lo), Math.pow(10, hi)];
+}
+
+/** Positive finite [min, max] of some values (null when none). */
+export function positiveRange(values: Iterable<number | null | undefined>): [number, number] | null {
+  let lo = Infinity;
+  let hi = -Infinity;
+  for (const v of values) {
+    if (v !== null && v !== undefined && Number.isFinite(v) && v > 0) {
+      if (v < lo) lo = v;
+      if (v > hi) hi = v;
+    }
+  }
+  return lo <= hi ? [lo, hi] : null;
+}
+
+/**
+ * `about` bins over [lo, hi] on round boundaries (steps of 1, 2 or 5 x 10^n),
+ * so the bin labels read well; a zero-width range is widened first.
+ */
+export function niceEdges(lo: number, hi: number, about: number): number[] {
+  let a = lo;
+  let b = hi;
+  if (!(b > a)) {
+    const pad = a === 0 ? 0.5 : Math.abs(a) * 0.05;
+    a -= pad;
+    b += pad;
+  }
+  const raw = (b - a) / Math.max(1, about);
+  const mag = Math.pow(10, Math.floor(Math.log10(raw)));
+  const step = [1, 2, 2.5, 5, 10].map((m) => m * mag).find((st) => st >= raw) ?? 10 * mag;
+  const start = Math.floor(a / step) * step;
+  const n = Math.max(1, Math.ceil((b - start) / step - 1e-9));
+  const out: number[] = [];
+  // rounding to the step's precision keeps labels like 0.30000000000000004 away
+  const digits = Math.max(0, -Math.floor(Math.log10(step)) + 2);
+  for (let i = 0; i <= n; i++) out.push(Number((start + i * step).toFixed(Math.min(20, digits))));
+  return out;
 }

@@ -41,10 +41,22 @@ export function newState(): State {
   };
 }
 
-/** Stable colour of a run: by its position in the full run list. */
+/** Colour of an unselected run (sidebar swatch). */
+export const UNSELECTED_COLOR = "transparent";
+
+/**
+ * Colour of a run: by its position among the selected runs (listing order),
+ * so the runs compared side by side never share a colour, whatever their
+ * position in a long run list. Unselected runs have no colour.
+ */
 export function runColor(state: State, run: string): string {
-  const i = state.runs.findIndex((r) => r.run === run);
-  return RUN_COLORS[(i < 0 ? 0 : i) % RUN_COLORS.length];
+  if (!state.selected.has(run)) return UNSELECTED_COLOR;
+  let i = 0;
+  for (const r of state.runs) {
+    if (r.run === run) break;
+    if (state.selected.has(r.run)) i++;
+  }
+  return RUN_COLORS[i % RUN_COLORS.length];
 }
 
 /** Selected runs in listing order. */

@@ -6,18 +6,18 @@ export const GREY = "#616161";
 export const RED = "#d32f2f";
 export const GREEN = "#388e3c";
 
-/** Run colours (TensorBoard-like palette, orange first). */
+/** Run colours, given to the selected runs in order (no greys: grey means "zero"). */
 export const RUN_COLORS = [
-  "#ff7043",
-  "#0077bb",
-  "#009988",
-  "#cc3311",
-  "#33bbee",
-  "#ee3377",
-  "#bbbbbb",
-  "#7e57c2",
-  "#8d6e63",
+  "#1e88e5",
+  "#f4511e",
+  "#43a047",
+  "#8e24aa",
+  "#00897b",
+  "#d81b60",
+  "#6d4c41",
+  "#3949ab",
   "#c0ca33",
+  "#fb8c00",
 ];
 
 const CSS = `
@@ -41,6 +41,17 @@ body, .hp-root, .hp-root button, .hp-root select, .hp-root input {
 .hp-run input { margin: 0; accent-color: ${ORANGE}; }
 .hp-run .swatch { width: 10px; height: 10px; border-radius: 2px; flex: none; }
 .hp-run .name { flex: 1; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
+.hp-run.child { padding-left: 34px; }
+.hp-run .swatch.off { background: transparent; box-shadow: inset 0 0 0 1px #ccc; }
+.hp-run .badge { font-size: 10px; padding: 0 6px; }
+.hp-group-head { display: flex; align-items: center; gap: 6px; padding: 5px 16px 1px; cursor: pointer; font-weight: 500; }
+.hp-group-head:hover { background: #fafafa; }
+.hp-group-head input { margin: 0; accent-color: ${ORANGE}; }
+.hp-group-head .name { flex: 1; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
+.dot { width: 8px; height: 8px; border-radius: 50%; flex: none; }
+.dot-unhealthy { background: ${RED}; }
+.dot-healthy { background: ${GREEN}; }
+.dot-no_data { background: #bdbdbd; }
 .hp-main { flex: 1; display: flex; flex-direction: column; min-width: 0; }
 .hp-bar { display: flex; align-items: center; background: #fff; border-bottom: 1px solid #e0e0e0;
   padding: 0 12px; height: 44px; flex: none; gap: 4px; }
@@ -61,6 +72,8 @@ body, .hp-root, .hp-root button, .hp-root select, .hp-root input {
 .badge-warning { background: #ffb74d; color: #4e2a00; }
 .panel { background: #fff; border: 1px solid #e0e0e0; border-radius: 4px; margin-bottom: 16px; }
 .panel > h3 { margin: 0; padding: 10px 14px; font-size: 14px; font-weight: 500; border-bottom: 1px solid #eee; }
+.h-note { font-weight: 400; font-size: 12px; margin-left: 10px; }
+.run-error { color: ${RED}; font-size: 12px; margin-top: 2px; white-space: pre-wrap; }
 .runs-table { width: 100%; border-collapse: collapse; }
 .runs-table th { text-align: left; font-weight: 500; color: ${GREY}; font-size: 12px; padding: 6px 14px; border-bottom: 1px solid #eee; }
 .runs-table td { padding: 6px 14px; border-bottom: 1px solid #f3f3f3; vertical-align: middle; }
@@ -78,14 +91,22 @@ body, .hp-root, .hp-root button, .hp-root select, .hp-root input {
 .card-kind { font-weight: 500; }
 .card-meta { color: #757575; font-size: 12px; }
 .card-meta .mono { font-family: "Roboto Mono", Menlo, Consolas, monospace; color: #424242; }
-.card-msg { margin: 4px 0 8px; line-height: 1.4; }
-.card-suggest { background: #fff8e1; border-radius: 3px; padding: 6px 8px; line-height: 1.4; margin-top: 8px; }
+.card-msg { margin: 4px 0 6px; line-height: 1.4; }
+.card-suggest { background: #fff8e1; border-radius: 3px; padding: 5px 8px; line-height: 1.4; margin-top: 6px; }
 .card-suggest b { color: ${ORANGE}; font-weight: 500; }
 .card-open { color: ${ORANGE}; font-size: 12px; margin-top: 6px; }
-.evidence { border-collapse: collapse; width: 100%; font-size: 12px; }
-.evidence td { padding: 2px 6px; border-bottom: 1px solid #f3f3f3; vertical-align: top; }
-.evidence td:first-child { color: #757575; width: 40%; }
-.evidence td:last-child { font-family: "Roboto Mono", Menlo, Consolas, monospace; word-break: break-all; }
+.evidence { font-size: 12px; }
+.ev-grid { display: grid; grid-auto-flow: dense; grid-template-columns: repeat(2, minmax(0, 1fr)); column-gap: 16px; row-gap: 1px; }
+.ev { display: flex; gap: 6px; min-width: 0; border-bottom: 1px solid #f5f5f5; padding: 1px 0; }
+.ev .k { color: #757575; flex: none; }
+.ev.long { grid-column: 1 / -1; }
+.ev .v { font-family: "Roboto Mono", Menlo, Consolas, monospace; margin-left: auto; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
+.ev-details { margin-top: 4px; }
+.ev-details summary { cursor: pointer; color: #616161; }
+.ev-table { border-collapse: collapse; margin: 2px 0 0 12px; font-size: 11px; }
+.ev-table th { font-weight: 500; color: #757575; text-align: right; padding: 1px 6px; }
+.ev-table td { padding: 1px 6px; text-align: right; font-family: "Roboto Mono", Menlo, Consolas, monospace; border-bottom: 1px solid #f5f5f5; }
+.ev-table td.mono { text-align: left; }
 .nonfinite { color: ${RED}; font-weight: 500; }
 .grid2 { display: grid; grid-template-columns: repeat(2, minmax(0, 1fr)); gap: 16px; }
 .chart-panel { background: #fff; border: 1px solid #e0e0e0; border-radius: 4px; padding: 8px 10px 6px; min-width: 0; }
@@ -96,6 +117,7 @@ body, .hp-root, .hp-root button, .hp-root select, .hp-root input {
 .chart-panel select { max-width: 100%; padding: 2px 4px; }
 .chart { width: 100%; height: 260px; }
 .chart.tall { height: 320px; }
+.chart.short { height: 200px; }
 .multi { display: grid; gap: 8px; }
 .multi-item { min-width: 0; }
 .multi-item .run-title { font-size: 12px; font-weight: 500; margin: 2px 0 0 4px; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
@@ -114,6 +136,52 @@ body, .hp-root, .hp-root button, .hp-root select, .hp-root input {
 .spinner { width: 24px; height: 24px; border: 3px solid #ffe0b2; border-top-color: ${ORANGE}; border-radius: 50%; animation: hp-spin .8s linear infinite; }
 @keyframes hp-spin { to { transform: rotate(360deg); } }
 .section-title { font-size: 12px; font-weight: 500; text-transform: uppercase; letter-spacing: .04em; color: ${GREY}; margin: 4px 0 8px; }
+.run-key { display: flex; flex-wrap: wrap; gap: 2px 14px; font-size: 12px; color: #424242; align-items: center; }
+.run-key.small { font-size: 11px; gap: 0 10px; margin: 0 0 0 4px; color: ${GREY}; }
+.key-item { display: inline-flex; align-items: center; gap: 5px; min-width: 0; max-width: 100%; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
+.key-swatch { display: inline-block; width: 10px; height: 10px; border-radius: 2px; flex: none; margin-right: 5px; vertical-align: -1px; }
+.key-item .key-swatch { margin-right: 0; }
+.key-styles { display: inline-flex; align-items: center; gap: 5px; color: ${GREY}; font-size: 12px; }
+.key-line { display: inline-block; width: 18px; border-top: 2px solid ${GREY}; margin-left: 6px; }
+.key-line.dashed { border-top-style: dashed; }
+.summary-scroll { overflow-x: auto; }
+.summary-table { border-collapse: collapse; width: 100%; font-size: 12px; }
+.summary-table th { text-align: left; font-weight: 500; color: ${GREY}; padding: 5px 10px; border-bottom: 1px solid #eee; white-space: nowrap; cursor: help; }
+.summary-table td { padding: 5px 10px; border-bottom: 1px solid #f5f5f5; white-space: nowrap; font-variant-numeric: tabular-nums; }
+.summary-table td.run-cell { font-family: inherit; font-weight: 500; max-width: 260px; overflow: hidden; text-overflow: ellipsis; }
+.summary-table tr:last-child td { border-bottom: none; }
+.summary-table td.bad, .model-table td.bad { color: #b71c1c; background: #ffebee; font-weight: 500; }
+.grid-na { display: grid; grid-template-columns: repeat(auto-fill, minmax(300px, 1fr)); gap: 8px; }
+.chart-panel.na-panel { padding: 6px 10px; }
+.chart-panel.na-panel .sub { display: none; }
+.chart-panel.na-panel .controls { display: none; }
+.chart-panel.na-panel .na { padding: 2px 0; }
+.model-list { padding: 4px 14px 8px; }
+.model-item { min-width: 0; border-bottom: 1px solid #f5f5f5; }
+.model-item:last-child { border-bottom: none; }
+.model-line { display: flex; flex-wrap: wrap; align-items: baseline; gap: 2px 16px; padding: 5px 0; font-size: 12px; color: #616161; cursor: pointer; }
+div.model-line { cursor: default; }
+summary.model-line { list-style: none; }
+summary.model-line::-webkit-details-marker { display: none; }
+.model-line .caret { color: #9e9e9e; width: 10px; margin-right: -10px; transition: transform .1s; display: inline-block; }
+details[open] > summary.model-line .caret { transform: rotate(90deg); }
+.model-run { font-weight: 500; color: #212121; min-width: 200px; max-width: 300px; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
+.model-part b { font-weight: 500; color: #212121; font-family: "Roboto Mono", Menlo, Consolas, monospace; font-size: 11.5px; }
+.model-part.bad { color: #b71c1c; background: #ffebee; border-radius: 3px; padding: 0 4px; }
+.model-part.bad b { color: #b71c1c; }
+.model-scroll { max-height: 220px; overflow: auto; margin: 0 0 6px 14px; }
+.model-table { border-collapse: collapse; width: 100%; font-size: 12px; table-layout: fixed; }
+.model-table th { text-align: left; font-weight: 500; color: #757575; padding: 2px 6px; border-bottom: 1px solid #eee; position: sticky; top: 0; background: #fff; }
+.model-table td { padding: 2px 6px; border-bottom: 1px solid #f5f5f5; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
+.model-table th:nth-child(1) { width: 18%; }
+.model-table th:nth-child(2) { width: 14%; }
+.model-table th:nth-child(3) { width: 12%; }
+.model-table th:nth-child(6) { width: 9%; }
+.model-table .num { text-align: right; }
+.model-table .mono { font-family: "Roboto Mono", Menlo, Consolas, monospace; }
+.model-table .tag { font-family: Roboto, Arial, sans-serif; font-size: 10px; color: #1565c0; border: 1px solid #90caf9; border-radius: 8px; padding: 0 4px; margin-left: 4px; }
+.model-problem { color: #b71c1c; font-size: 12px; margin: 0 0 4px 14px; }
+.model-versions { font-size: 11px; margin: 0 0 6px 14px; }
 .legend-note { font-size: 12px; color: #757575; margin: -8px 0 12px; }
 `;
 

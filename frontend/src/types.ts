@@ -35,6 +35,8 @@ export interface RunInfo {
   predictions: RunPredictionInfo[];
   gradients: RunGradientInfo[];
   has_manifest: boolean;
+  /** set when the server could not read or diagnose the run */
+  error?: string;
 }
 
 export interface RunsResponse {
@@ -50,6 +52,11 @@ export interface RawHistogram {
   edges: RawNumber[];
   steps: RawNumber[];
   counts: RawNumber[][];
+  /**
+   * Optional per-record edges, one row per step (regression `outputs`: the
+   * range follows each batch). `edges` is then only the last record's.
+   */
+  step_edges?: RawNumber[][];
 }
 
 export interface PredictionsResponse {
@@ -58,6 +65,7 @@ export interface PredictionsResponse {
   task: string;
   num_classes: RawNumber;
   from_logits: boolean | null;
+  has_labels?: boolean;
   scalars: Record<string, RawSeries>;
   histograms: Record<string, RawHistogram>;
 }
@@ -73,6 +81,8 @@ export interface GradientsResponse {
   run: string;
   name: string;
   variables: string[];
+  /** variable path -> shape */
+  shapes?: Record<string, RawNumber[]>;
   steps: RawNumber[];
   matrix: Record<string, (RawNumber | null)[][]>;
   first_last_ratio: RawSeries;
@@ -100,4 +110,6 @@ export interface Histogram {
   edges: number[];
   steps: number[];
   counts: number[][];
+  /** per-step edges (aligned with steps) when the bins move from record to record */
+  stepEdges?: number[][];
 }

@@ -102,7 +102,7 @@ describe("render()", () => {
       "vanishing_gradients",
       "<script>x</script>",
     ]);
-    expect(cards[0].textContent).toContain("since steps 32–598");
+    expect(cards[0].textContent).toContain("steps 32–598");
     expect(cards[0].textContent).toContain("Remove the ReLU on the logits.");
     expect(cards[0].querySelector(".nonfinite")?.textContent).toBe("NaN");
     for (const t of ["tab-overview", "tab-collapse", "tab-gradients"]) expect(q(`[data-testid="${t}"]`)).not.toBeNull();

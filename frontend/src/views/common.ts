@@ -13,6 +13,9 @@ import {
 import { clear, el } from "../dom";
 import { humanize, stepRangeText } from "../format";
 import type { ECharts } from "echarts/core";
+import { api } from "../api";
+import { normaliseManifest, type Manifest } from "../manifest";
+import { companionRuns } from "../shape";
 
 export interface ChartPanel {
   panel: HTMLElement; // carries data-testid and data-points
@@ -98,7 +101,7 @@ export function drawHeatmapCell(
   cell: HTMLElement,
   spec: HeatmapSpec | null,
   naText: string,
-  tall = false,
+  size: boolean | "short" = false,
 ): { chart: ECharts | null; points: number } {
   const old = cell.querySelector(".chart, .na");
   if (old) old.remove();
@@ -107,7 +110,7 @@ export function drawHeatmapCell(
     cell.setAttribute("data-points", "0");
     return { chart: null, points: 0 };
   }
-  const div = el("div", { class: `chart${tall ? " tall" : ""}` });
+  const div = el("div", { class: `chart${size === "short" ? " short" : size ? " tall" : ""}` });
   cell.appendChild(div);
   const n = heatmapPoints(spec);
   const chart = mountChart(div, heatmapOption(spec), n, cell);
@@ -147,10 +150,15 @@ export function focusBanner(app: App, dashboard: string): HTMLElement | null {
   );
 }
 
-/** Which chart of a dashboard best shows a finding kind. */
-export function chartForKind(kind: string, dashboard: "collapse" | "gradients"): string {
+/**
+ * Which chart of a dashboard best shows a finding kind. `regression`: the
+ * focused run's predictions are regression outputs (no probabilities).
+ */
+export function chartForKind(kind: string, dashboard: "collapse" | "gradients", regression = false): string {
   const k = kind.toLowerCase();
   if (dashboard === "collapse") {
+    if (k === "output_activation_mismatch") return regression ? "chart-regression-spread" : "chart-zero-logits";
+    if (regression && /collapse|nonfinite|nan|inf|constant|spread|std/.test(k)) return "chart-regression-spread";
     if (/zero_logit|zero-logit|relu|logit/.test(k)) return "chart-zero-logits";
     if (/tie/.test(k)) return "chart-ties";
     if (/accura/.test(k)) return "chart-accuracy";
@@ -173,6 +181,81 @@ export function scrollToTestid(root: HTMLElement, testid: string): void {
   target.style.boxShadow = "0 0 0 2px #f57c00";
   // scroll the content pane (not the iframe) so the chart is at the top
   const pane = root.closest(".hp-content") as HTMLElement | null;
-  if (pane) pane.scrollTop = Math.max(0, target.offsetTop - pane.offsetTop - 8);
-  else target.scrollIntoView({ block: "start" });
+  if (pane) {
+    const top = target.offsetTop - pane.offsetTop;
+    // a chart already in view stays put (the focus banner and the summary stay visible)
+    if (top + Math.min(target.offsetHeight, 300) > pane.clientHeight) pane.scrollTop = Math.max(0, top - 8);
+  } else {
+    target.scrollIntoView({ block: "start" });
+  }
+}
+
+/** A wrapping key of run colours (instead of an ECharts legend that pages). */
+export function runKey(items: { label: string; color: string }[], extra?: HTMLElement | null): HTMLElement {
+  return el(
+    "div",
+    { class: "run-key" },
+    ...items.map((it) =>
+      el(
+        "span",
+        { class: "key-item", title: it.label },
+        el("span", { class: "key-swatch", style: { background: it.color } }),
+        it.label,
+      ),
+    ),
+    extra ?? null,
+  );
+}
+
+/** "— solid  - - dashed" line-style key. */
+export function styleKey(solid: string, dashed: string): HTMLElement {
+  return el(
+    "span",
+    { class: "key-styles" },
+    el("span", { class: "key-line" }),
+    solid,
+    el("span", { class: "key-line dashed" }),
+    dashed,
+  );
+}
+
+export interface RunManifest {
+  manifest: Manifest | null;
+  /** the run the manifest was read from (a validation run borrows its train run's) */
+  source: string | null;
+  error: string | null;
+}
+
+/**
+ * The manifests of `runs`. A run without one (a validation run) borrows the
+ * manifest of its companion train run. Failures are returned, never thrown.
+ */
+export async function loadManifests(app: App, runs: string[]): Promise<Map<string, RunManifest>> {
+  const all = app.state.runs;
+  const sourceOf = (run: string): string | null => {
+    const info = all.find((r) => r.run === run);
+    if (info?.has_manifest) return run;
+    const names = all.map((r) => r.run);
+    for (const c of companionRuns(run, names)) {
+      if (all.find((r) => r.run === c)?.has_manifest) return c;
+    }
+    return null;
+  };
+  const out = new Map<string, RunManifest>();
+  await Promise.all(
+    runs.map(async (run) => {
+      const source = sourceOf(run);
+      if (source === null) {
+        out.set(run, { manifest: null, source: null, error: null });
+        return;
+      }
+      try {
+        const resp = await api.manifest(source);
+        out.set(run, { manifest: normaliseManifest(resp?.manifest), source, error: null });
+      } catch (e) {
+        out.set(run, { manifest: null, source, error: e instanceof Error ? e.message : String(e) });
+      }
+    }),
+  );
+  return out;
 }

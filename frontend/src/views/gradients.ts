@@ -6,23 +6,31 @@ import { errorText } from "../app";
 import {
   barOption,
   heatmapMarks,
+  lineOption,
   heatmapYAxisLabel,
   mountChart,
   type LineSpec,
   type RefLine,
 } from "../charts";
-import { decodeHistogram, decodeMatrix, decodeNumber, decodeSeries, decodeStep } from "../decode";
+import { decodeHistogram, decodeMatrix, decodeNumber, decodeSeries, decodeShapes, decodeStep } from "../decode";
 import { clear, el, emptyState, errorState, loadingState } from "../dom";
 import { escapeHtml, formatExact, formatPercent, formatShort, valueHtml } from "../format";
+import { checkOutput, optimizerText, tinyInit, totalParams, TINY_INIT_SCALE, type ManifestLayer } from "../manifest";
 import {
   gradNormHeatmap,
   histogramHeatmap,
+  isKernelLike,
+  layerOf,
   lineData,
   matchVariable,
   matrixRow,
   nearestIndex,
+  onCommonBins,
+  positiveRange,
   profileAt,
   rowHasData,
+  sharedLogRange,
+  shapeText,
   shortNames,
   stepExtent,
   zoomWindow,
@@ -37,11 +45,14 @@ import {
   drawHeatmapCell,
   drawLines,
   focusBanner,
+  loadManifests,
   multiLayout,
   notApplicable,
   scrollToTestid,
   setPanelPoints,
+  styleKey,
   type ChartPanel,
+  type RunManifest,
 } from "./common";
 
 export interface GradRec {
@@ -51,6 +62,7 @@ export interface GradRec {
   color: string;
   variables: string[];
   short: string[];
+  shapes: Record<string, number[]>;
   steps: number[];
   matrix: Record<string, (number | null)[][]>;
   firstLast: Series;
@@ -65,7 +77,9 @@ export interface GradRec {
 const VAR_COLORS = [
   "#1e88e5", "#f57c00", "#43a047", "#8e24aa", "#e53935", "#00acc1", "#6d4c41", "#c0ca33", "#3949ab", "#757575",
 ];
-const LINE_TYPES: ("solid" | "dashed")[] = ["solid", "dashed"];
+/** Gradient-norm colour ramp: pale = small, dark = large (vanishing rows fade out). */
+const NORM_COLORS = ["#e9f1f9", "#deebf7", "#9ecae1", "#4292c6", "#2171b5", "#08306b"];
+const ZERO_COLOR = "#8d8d8d";
 const STATS_ORDER = ["norm", "max_abs", "zero_fraction", "update_ratio", "weight_norm", "nonfinite"];
 
 export async function renderGradients(app: App, root: HTMLElement, isCurrent: () => boolean): Promise<void> {
@@ -90,7 +104,10 @@ export async function renderGradients(app: App, root: HTMLElement, isCurrent: ()
   );
   const loading = loadingState(`Loading gradients of ${jobs.length} record${jobs.length > 1 ? "s" : ""}…`);
   root.appendChild(loading);
-  const results = await Promise.allSettled(jobs.map((j) => api.gradients(j.run, j.name, state.width)));
+  const [results, manifests] = await Promise.all([
+    Promise.allSettled(jobs.map((j) => api.gradients(j.run, j.name, state.width))),
+    loadManifests(app, runs.map((r) => r.run)),
+  ]);
   if (!isCurrent()) return;
   loading.remove();
 
@@ -115,6 +132,7 @@ export async function renderGradients(app: App, root: HTMLElement, isCurrent: ()
       color: runColor(state, j.run),
       variables,
       short: shortNames(variables),
+      shapes: decodeShapes(d?.shapes),
       steps,
       matrix,
       firstLast: decodeSeries(d?.first_last_ratio),
@@ -141,12 +159,14 @@ export async function renderGradients(app: App, root: HTMLElement, isCurrent: ()
   const allVars = unionVariables(recs);
   if (state.gradVariable === null || !allVars.includes(state.gradVariable)) state.gradVariable = allVars[0] ?? null;
 
+  root.appendChild(modelPanel(recs, manifests));
+
   const grid = el("div", { class: "grid2" });
   root.appendChild(grid);
   const pHeat = chartPanel(
     "chart-grad-heatmap",
-    "Gradient norm by layer over time (log10)",
-    "Rows: variables in depth order (input at the top). Colour: log10 of the gradient's L2 norm. Grey: exactly zero, red: NaN/Inf. Click a cell to choose the step and the layer.",
+    "Gradient norm by layer over time",
+    "Rows: variables, input at the top. Colour: log10 of the gradient's L2 norm; pale = small, so vanishing gradients fade toward the input. Grey: 0, red: NaN/Inf. Click to pick a step.",
     { wide: true },
   );
   const pProfile = chartPanel(
@@ -159,16 +179,21 @@ export async function renderGradients(app: App, root: HTMLElement, isCurrent: ()
     "chart-first-last",
     "First / last layer gradient ratio",
     "Gradient norm of the first kernel divided by that of the last (log scale), with the diagnosis thresholds.",
+    { wide: true },
   );
+  const withRatio = recs.filter((r) => r.firstLast.steps.length > 0);
+  if (withRatio.length > 1) pFL.controls.appendChild(runKeyOf(withRatio));
   const pUpd = chartPanel(
     "chart-update-ratio",
     "Update-to-weight ratio per layer",
     "||Δw|| / ||w|| per step (log scale). Around 1e-3 is the usual guideline; far below, the layer does not learn.",
+    { wide: true },
   );
   const pZero = chartPanel(
     "chart-zero-grad",
     "Zero-gradient fraction per layer",
     "Share of gradient entries exactly 0 (dead ReLUs, disconnected layers).",
+    { wide: true },
   );
   const pHist = chartPanel(
     "chart-grad-hist",
@@ -199,43 +224,22 @@ export async function renderGradients(app: App, root: HTMLElement, isCurrent: ()
         .filter((s) => s.data.points.length > 0),
       yLog: true,
       refLines: flRefs,
+      legend: false,
       ...common,
     },
     "The first/last gradient ratio is not recorded for the selected runs.",
     group,
   );
 
-  // ---- update ratio and zero fraction, one series per (run, variable)
-  const perVar = (stat: string, log: boolean): LineSpec[] =>
-    recs.flatMap((r, ri) =>
-      r.variables
-        .map((v, vi) => ({ v, vi }))
-        .filter(({ vi }) => rowHasData(r.matrix[stat], vi))
-        .map(({ v, vi }) => ({
-          name: recs.length > 1 ? `${r.label} · ${r.short[vi]}` : r.short[vi],
-          color: VAR_COLORS[vi % VAR_COLORS.length],
-          dashed: LINE_TYPES[ri % LINE_TYPES.length] === "dashed",
-          width: v === state.gradVariable ? 2.6 : 1.3,
-          data: lineData(matrixRow(r.steps, r.matrix[stat], vi), { log }),
-          fmt: stat === "zero_fraction" ? (x: number | null) => `${formatExact(x)} (${formatPercent(x, 2)})` : undefined,
-        })),
-    );
+  // ---- update ratio and zero fraction: one chart per run, one line per variable
   const updRefs: RefLine[] = [{ value: t0.guideline ?? 1e-3, label: `guideline ${formatShort(t0.guideline ?? 1e-3)}`, color: "#1565c0" }];
   if (t0.updateLow !== null && t0.updateLow > 0 && t0.updateLow !== t0.guideline) {
     updRefs.push({ value: t0.updateLow, label: `too low < ${formatShort(t0.updateLow)}`, color: RED });
   }
-  drawLines(
-    pUpd,
-    { series: perVar("update_ratio", true), yLog: true, refLines: updRefs, legend: true, ...common },
-    "Update ratios are not recorded for the selected runs (custom training loops may pass updates=).",
-    group,
-  );
-  drawLines(
-    pZero,
-    { series: perVar("zero_fraction", false), yMin: 0, yMax: 1, yPercent: true, legend: true, ...common },
-    "Zero-gradient fractions are not recorded for the selected runs.",
-    group,
-  );
+  drawPerVariable(state, pUpd, recs, "update_ratio", { log: true, refLines: updRefs, ...common },
+    "Update ratios are not recorded for the selected runs (custom training loops may pass updates=).", group);
+  drawPerVariable(state, pZero, recs, "zero_fraction", { log: false, ...common },
+    "Zero-gradient fractions are not recorded for the selected runs.", group);
 
   // ---- profile + histogram depend on the chosen step / variable
   const varSelect = el("select", { attrs: { "aria-label": "Layer of the histogram" }, testid: "grad-hist-variable" });
@@ -307,9 +311,9 @@ function drawHeatmaps(
         min: lo,
         max: hi > lo ? hi : lo + 1,
         yInverse: true,
-        colors: ["#0d1b2a", "#1b3a5c", "#3f6e8c", "#9cc3d5", "#ffe0b2", "#ffb74d", "#f57c00"],
+        colors: NORM_COLORS,
         extra: [
-          { name: "zero", color: "#bdbdbd", cells: hm.zeroCells },
+          { name: "zero", color: ZERO_COLOR, cells: hm.zeroCells },
           { name: "non-finite", color: RED, cells: hm.nonFiniteCells },
         ],
         markX: si >= 0 ? { index: si, label: `step ${r.steps[si]}` } : null,
@@ -320,11 +324,12 @@ function drawHeatmaps(
         cellTooltip: (x, y, v, norm, group) =>
           `<div>${escapeHtml(r.label)}</div>` +
           `<div>${escapeHtml(r.variables[y])}</div>` +
+          (r.shapes[r.variables[y]] ? `<div style="color:#757575">shape ${escapeHtml(shapeText(r.shapes[r.variables[y]]))}</div>` : "") +
           `<div>step <b>${escapeHtml(r.steps[x])}</b></div>` +
           `<div>gradient norm: ${valueHtml(norm)}${group === null ? ` (log10 ${escapeHtml(formatExact(v))})` : group === "zero" ? " (exactly zero)" : ""}</div>`,
       },
       "No gradient norms recorded.",
-      r.variables.length > 12,
+      r.variables.length > 12 ? true : r.variables.length <= 8 ? "short" : false,
     );
     if (chart) {
       const choose = (x: number, y: number | null) => {
@@ -355,6 +360,7 @@ function updateHeatmapMarks(chart: ECharts | null, r: GradRec, state: State): vo
     xSteps: r.steps,
     yLabels: r.short,
     plotHeight: r.variables.length > 12 ? 260 : 200,
+    yInverse: true,
     markX: si >= 0 ? { index: si, label: `step ${r.steps[si]}` } : null,
     highlightY: vi >= 0 ? vi : null,
   };
@@ -375,6 +381,17 @@ function drawProfiles(app: App, p: ChartPanel, recs: GradRec[], onChoice: () => 
   }
   const cells = multiLayout(p, withData.map((r) => ({ run: r.run, label: r.label, color: r.color })));
   const steps = new Set<number>();
+  // one axis for all runs, so the bars of a healthy and a broken run compare
+  const shared = sharedLogRange(
+    withData.map((r) => {
+      const si = chosenIndex(state, r);
+      return positiveRange((r.matrix.norm ?? []).map((row) => row[si]));
+    }),
+  );
+  // bars grow from one decade below the smallest value
+  const decades: [number, number] | null = shared
+    ? [Math.round(Math.log10(shared[0])) - 1, Math.round(Math.log10(shared[1]))]
+    : null;
   withData.forEach((r, i) => {
     const si = chosenIndex(state, r);
     steps.add(r.steps[si]);
@@ -389,16 +406,22 @@ function drawProfiles(app: App, p: ChartPanel, recs: GradRec[], onChoice: () => 
       cell.setAttribute("data-points", "0");
       return;
     }
-    const div = el("div", { class: "chart" });
+    const div = el("div", { class: "chart short" });
     cell.appendChild(div);
     const chart = mountChart(
       div,
       barOption({
         labels: r.short,
         values: norms,
-        colors: norms.map((v, k) => (nonFinite[k] ? RED : v === 0 ? "#bdbdbd" : null)),
+        // kernels in full colour, biases (and other rank < 2 variables) lighter
+        colors: norms.map((v, k) =>
+          nonFinite[k] ? RED : v === 0 ? ZERO_COLOR : isKernelLike(r.variables[k], r.shapes[r.variables[k]]) ? "#f57c00" : "#ffcc80",
+        ),
+        markSpecial: true,
+        logDecades: decades,
+        widthPx: cell.clientWidth || undefined,
         yLog: true,
-        yName: `‖g‖ at step ${r.steps[si]}`,
+        yName: `‖g‖ (step ${r.steps[si]})`,
         highlight: hl >= 0 ? hl : null,
         tooltip: (k) => {
           const e = prof[k];
@@ -407,6 +430,7 @@ function drawProfiles(app: App, p: ChartPanel, recs: GradRec[], onChoice: () => 
           );
           return (
             `<div>${escapeHtml(r.label)}</div><div><b>${escapeHtml(e.variable)}</b></div>` +
+            (r.shapes[e.variable] ? `<div style="color:#757575">shape ${escapeHtml(shapeText(r.shapes[e.variable]))}</div>` : "") +
             `<div>step <b>${escapeHtml(r.steps[si])}</b></div>${rows.join("")}`
           );
         },
@@ -423,7 +447,7 @@ function drawProfiles(app: App, p: ChartPanel, recs: GradRec[], onChoice: () => 
   });
   setPanelPoints(p, cells);
   const s = [...steps];
-  p.sub.textContent = `Input → output at step ${s.join(", ")} (click a column of the heatmap to choose another). Vanishing gradients shrink from right to left. Click a bar to show its histogram.`;
+  p.sub.textContent = `‖g‖ at step ${s.join(", ")}, input → output (dark: kernels, light: biases), on one scale for all runs. Vanishing gradients shrink toward the input. Click a bar for its histogram.`;
 }
 
 async function drawHistograms(
@@ -456,7 +480,9 @@ async function drawHistograms(
       cells[i].setAttribute("data-points", "0");
       return;
     }
-    const h = decodeHistogram(res.value);
+    // log10|g| bins are fixed (LOG10_RANGE); per-step edges, should a
+    // server send them, are re-binned onto one grid like the outputs
+    const h = onCommonBins(decodeHistogram(res.value));
     const hm = histogramHeatmap(h, Math.max(50, Math.min(400, state.width)));
     const labels = h.edges.slice(0, -1).map((e) => (Number.isFinite(e) ? e.toFixed(1) : String(e)));
     const si = state.gradStep === null ? hm.xSteps.length - 1 : nearestIndex(hm.xSteps, state.gradStep);
@@ -495,4 +521,224 @@ async function drawHistograms(
     );
   });
   setPanelPoints(p, cells);
+}
+
+function runKeyOf(recs: GradRec[]): HTMLElement {
+  return el(
+    "div",
+    { class: "run-key" },
+    ...recs.map((r) =>
+      el("span", { class: "key-item", title: r.label }, el("span", { class: "key-swatch", style: { background: r.color } }), r.label),
+    ),
+  );
+}
+
+/** Colour of a variable: by its layer, so a layer's kernel and bias match. */
+function layerColors(r: GradRec): string[] {
+  const layers: string[] = [];
+  return r.variables.map((v) => {
+    const l = layerOf(v);
+    let i = layers.indexOf(l);
+    if (i < 0) {
+      layers.push(l);
+      i = layers.length - 1;
+    }
+    return VAR_COLORS[i % VAR_COLORS.length];
+  });
+}
+
+/** One line chart per run with a line per variable (kernels solid, the rest dashed). */
+function drawPerVariable(
+  state: State,
+  p: ChartPanel,
+  recs: GradRec[],
+  stat: string,
+  opts: { log: boolean; refLines?: RefLine[]; zoom: [number, number] | null; markStep: number | null },
+  naText: string,
+  group: string,
+): void {
+  const withData = recs.filter((r) => r.variables.some((_, vi) => rowHasData(r.matrix[stat], vi)));
+  if (withData.length === 0) {
+    notApplicable(p, naText);
+    return;
+  }
+  p.controls.appendChild(styleKey("kernel", "bias / other"));
+  // one y range for all runs (log: whole decades), so the runs compare,
+  // unless one run's outliers would squash the others
+  const refs = (opts.refLines ?? []).map((x) => x.value);
+  const shared = opts.log
+    ? sharedLogRange(withData.map((r) => positiveRange([...(r.matrix[stat] ?? []).flat(), ...refs])))
+    : null;
+  const cells = multiLayout(p, withData.map((r) => ({ run: r.run, label: r.label, color: r.color })));
+  withData.forEach((r, i) => {
+    const colors = layerColors(r);
+    const series: LineSpec[] = r.variables
+      .map((v, vi) => ({ v, vi }))
+      .filter(({ vi }) => rowHasData(r.matrix[stat], vi))
+      .map(({ v, vi }) => ({
+        name: r.short[vi],
+        color: colors[vi],
+        dashed: !isKernelLike(v, r.shapes[v]),
+        width: v === state.gradVariable ? 2.8 : isKernelLike(v, r.shapes[v]) ? 1.6 : 1.1,
+        data: lineData(matrixRow(r.steps, r.matrix[stat], vi), { log: opts.log }),
+        fmt: stat === "zero_fraction" ? (x: number | null) => `${formatExact(x)} (${formatPercent(x, 2)})` : undefined,
+      }));
+    const cell = cells[i];
+    // the key: one entry per layer, in depth order
+    const seen = new Set<string>();
+    const key = el("div", { class: "run-key small" });
+    r.variables.forEach((v, vi) => {
+      const l = layerOf(v);
+      if (seen.has(l) || !rowHasData(r.matrix[stat], vi)) return;
+      seen.add(l);
+      const short = r.short[vi].includes("/") ? layerOf(r.short[vi]) : r.short[vi];
+      key.appendChild(el("span", { class: "key-item", title: l }, el("span", { class: "key-swatch", style: { background: colors[vi] } }), short));
+    });
+    cell.appendChild(key);
+    const div = el("div", { class: "chart" });
+    cell.appendChild(div);
+    const n = series.reduce((a, s) => a + s.data.points.length, 0);
+    mountChart(
+      div,
+      lineOption({
+        series,
+        yLog: opts.log,
+        yMin: opts.log ? shared?.[0] : 0,
+        yMax: opts.log ? shared?.[1] : 1,
+        yPercent: !opts.log,
+        refLines: opts.refLines,
+        legend: false,
+        zoom: opts.zoom,
+        markStep: opts.markStep,
+      }),
+      n,
+      cell,
+      group,
+    );
+  });
+  setPanelPoints(p, cells);
+}
+
+/** Distinct kernel initialisers of a model, in layer order. */
+function kernelInits(layers: ManifestLayer[]): { text: string; layers: string[]; tiny: boolean }[] {
+  const out: { text: string; layers: string[]; tiny: boolean }[] = [];
+  for (const l of layers) {
+    if (!l.kernelInit) continue;
+    const hit = out.find((o) => o.text === l.kernelInit);
+    if (hit) hit.layers.push(l.name);
+    else out.push({ text: l.kernelInit, layers: [l.name], tiny: tinyInit(l) });
+  }
+  return out;
+}
+
+/**
+ * The model of each run, from its manifest: one line per run (loss,
+ * optimizer, size, kernel initialisers, output activation) with the settings
+ * behind silent failures in red, and the layer table folded under it.
+ */
+function modelPanel(recs: GradRec[], manifests: Map<string, RunManifest>): HTMLElement {
+  const seen = new Set<string>();
+  const items = recs.filter((r) => (seen.has(r.run) ? false : (seen.add(r.run), true)));
+  const panel = el(
+    "div",
+    { class: "panel model-panel", testid: "model-panel" },
+    el(
+      "h3",
+      {},
+      "Model",
+      el("span", { class: "muted h-note" }, "from the manifest HealthCallback writes · red: settings behind silent failures · open a run for its layers"),
+    ),
+  );
+  const list = el("div", { class: "model-list" });
+  panel.appendChild(list);
+  for (const r of items) {
+    const rm = manifests.get(r.run);
+    const m = rm?.manifest ?? null;
+    const name = el(
+      "span",
+      { class: "model-run", title: r.run },
+      el("span", { class: "key-swatch", style: { background: r.color } }),
+      r.run,
+    );
+    if (!m) {
+      list.appendChild(
+        el(
+          "div",
+          { class: "model-item", data: { run: r.run } },
+          el(
+            "div",
+            { class: "model-line" },
+            name,
+            el(
+              "span",
+              { class: "muted" },
+              rm?.error ? `could not load the manifest: ${rm.error}` : "no manifest recorded (HealthCallback writes one)",
+            ),
+          ),
+        ),
+      );
+      continue;
+    }
+    const out = checkOutput(m);
+    const params = totalParams(m);
+    const lossText = m.loss
+      ? `${m.loss.cls}${m.loss.fromLogits === null ? "" : `(from_logits=${m.loss.fromLogits ? "True" : "False"})`}`
+      : "–";
+    const inits = kernelInits(m.layers);
+    const part = (label: string, value: string, bad = false, title?: string) =>
+      el("span", { class: `model-part${bad ? " bad" : ""}`, title }, `${label} `, el("b", {}, value));
+    const line = el(
+      "summary",
+      { class: "model-line", title: "Show the layers" },
+      el("span", { class: "caret" }, "▸"),
+      name,
+      out.layer
+        ? part("output", `${out.layer.name}: ${out.activation}`, out.problem !== null, out.problem ?? "The output activation matches the loss.")
+        : part("output", "–"),
+      part("loss", lossText, out.problem !== null, `loss name: ${m.loss?.name ?? "–"}`),
+      part("optimizer", optimizerText(m)),
+      ...inits.map((i) =>
+        part(
+          "kernel init",
+          i.text,
+          i.tiny,
+          i.tiny
+            ? `scale < ${TINY_INIT_SCALE}: the signal and the gradients shrink layer after layer (${i.layers.join(", ")})`
+            : i.layers.join(", "),
+        ),
+      ),
+    );
+    const table = el(
+      "table",
+      { class: "model-table" },
+      el("tr", {}, el("th", {}, "layer"), el("th", {}, "type"), el("th", {}, "activation"), el("th", {}, "kernel init"), el("th", {}, "bias init"), el("th", { class: "num" }, "params")),
+    );
+    for (const l of m.layers) {
+      const isOut = out.layer === l;
+      const tiny = tinyInit(l);
+      table.appendChild(
+        el(
+          "tr",
+          { class: isOut ? "out" : undefined },
+          el("td", { class: "mono", title: l.name }, l.name, isOut ? el("span", { class: "tag" }, "output") : null),
+          el("td", { title: l.cls }, l.cls),
+          el("td", { class: isOut && out.problem ? "bad" : undefined, title: isOut ? (out.problem ?? `loss: ${lossText}`) : undefined }, l.activation ?? "–"),
+          el("td", { class: tiny ? "bad" : undefined, title: l.kernelInit ?? undefined }, l.kernelInit ?? "–"),
+          el("td", { title: l.biasInit ?? undefined }, l.biasInit ?? "–"),
+          el("td", { class: "num" }, l.params === null ? "–" : l.params.toLocaleString("en-US")),
+        ),
+      );
+    }
+    const details = el(
+      "details",
+      { class: "model-item", data: { run: r.run } },
+      line,
+      el("div", { class: "model-scroll" }, table),
+      el("div", { class: "model-versions muted" }, `${m.layers.length} layers${params !== null ? `, ${params.toLocaleString("en-US")} params` : ""}`),
+      out.problem ? el("div", { class: "model-problem" }, `Output layer: ${out.problem}.`) : null,
+      m.versions.length ? el("div", { class: "model-versions muted" }, m.versions.map(([k, v]) => `${k} ${v}`).join(" · ")) : null,
+    );
+    list.appendChild(details);
+  }
+  return panel;
 }

@@ -5,8 +5,7 @@ import { badgeClass, statusText } from "../app";
 import { decodeStep } from "../decode";
 import { el } from "../dom";
 import { evidenceText, humanize, isNonFiniteRaw, stepRangeText } from "../format";
-import { dashboardFor, sortFindings } from "../shape";
-import { runColor } from "../state";
+import { dashboardFor, shortNames, sortFindings } from "../shape";
 import type { Finding, RunInfo } from "../types";
 
 export function renderOverview(app: App, root: HTMLElement): void {
@@ -16,6 +15,41 @@ export function renderOverview(app: App, root: HTMLElement): void {
 
   const total = state.runs.reduce((a, r) => a + r.findings.length, 0);
   const unhealthy = state.runs.filter((r) => r.status === "unhealthy").length;
+  const errored = state.runs.filter((r) => r.error).length;
+
+  // ---- findings first: they are what the tab is for
+  const panel = el(
+    "div",
+    { class: "panel" },
+    el(
+      "h3",
+      {},
+      `Findings (${total})`,
+      el(
+        "span",
+        { class: "muted h-note" },
+        total
+          ? `in ${unhealthy} of ${state.runs.length} runs · click a finding to open its dashboard at its steps`
+          : `${state.runs.length} runs checked`,
+      ),
+    ),
+  );
+  wrap.appendChild(panel);
+  if (total === 0) {
+    panel.appendChild(
+      el(
+        "div",
+        { class: "na", style: { padding: "14px" } },
+        "No silent failures detected in any run. Select runs on the left and open the dashboards to inspect the statistics.",
+      ),
+    );
+  } else {
+    const cards = el("div", { class: "cards" });
+    for (const r of state.runs) {
+      for (const f of sortFindings(r.findings)) cards.appendChild(findingCard(app, r.run, f));
+    }
+    panel.appendChild(cards);
+  }
 
   // ---- runs table
   const table = el(
@@ -40,33 +74,15 @@ export function renderOverview(app: App, root: HTMLElement): void {
         `Runs (${state.runs.length})`,
         el(
           "span",
-          { class: "muted", style: { fontWeight: "400", marginLeft: "8px" } },
+          { class: "muted h-note" },
           unhealthy ? `${unhealthy} unhealthy` : "no problems detected",
+          errored ? ` · ${errored} could not be read` : "",
+          " · click a run to open its dashboard",
         ),
       ),
       table,
     ),
   );
-
-  // ---- findings
-  const panel = el("div", { class: "panel" }, el("h3", {}, `Findings (${total})`));
-  wrap.appendChild(panel);
-  if (total === 0) {
-    panel.appendChild(
-      el(
-        "div",
-        { class: "na", style: { padding: "14px" } },
-        "No silent failures detected in any run. Select runs on the left and open the dashboards to inspect the statistics.",
-      ),
-    );
-    return;
-  }
-  const cards = el("div", { class: "cards" });
-  for (const r of state.runs) {
-    for (const f of sortFindings(r.findings)) cards.appendChild(findingCard(app, r.run, f));
-  }
-  panel.appendChild(cards);
-  void runColor;
 }
 
 function runRow(app: App, r: RunInfo): HTMLElement {
@@ -78,6 +94,7 @@ function runRow(app: App, r: RunInfo): HTMLElement {
     records.push(`${p.name} (${p.task}${k})`);
   }
   for (const g of r.gradients) records.push(`${g.name} (${g.variables.length} variables)`);
+  if (r.has_manifest) records.push("model manifest");
   const row = el(
     "tr",
     {
@@ -90,18 +107,8 @@ function runRow(app: App, r: RunInfo): HTMLElement {
     el(
       "td",
       {},
-      el("span", {
-        class: "swatch",
-        style: {
-          display: "inline-block",
-          width: "10px",
-          height: "10px",
-          borderRadius: "2px",
-          marginRight: "8px",
-          background: runColor(app.state, r.run),
-        },
-      }),
       el("span", { class: "runname" }, r.run),
+      r.error ? el("div", { class: "run-error", testid: "run-error" }, r.error) : null,
     ),
     el("td", {}, el("span", { class: `badge badge-${badgeClass(r.status)}` }, statusText(r.status))),
     el(
@@ -126,24 +133,68 @@ function runRow(app: App, r: RunInfo): HTMLElement {
   return row;
 }
 
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return !!v && typeof v === "object" && !Array.isArray(v);
+}
+
+/** Scalar evidence as a compact grid; nested objects (per layer...) as small folded tables. */
+export function evidenceView(evidence: Record<string, unknown>): HTMLElement | null {
+  const entries = Object.entries(evidence);
+  if (entries.length === 0) return null;
+  const flat = entries.filter(([, v]) => !isPlainObject(v));
+  const nested = entries.filter(([, v]) => isPlainObject(v)) as [string, Record<string, unknown>][];
+  const box = el("div", { class: "evidence" });
+  if (flat.length) {
+    const grid = el("div", { class: "ev-grid" });
+    for (const [k, v] of flat) {
+      const text = evidenceText(v);
+      grid.appendChild(
+        el(
+          "div",
+          { class: `ev${text.length + k.length > 30 ? " long" : ""}` },
+          el("span", { class: "k" }, humanize(k)),
+          el(
+            "span",
+            { class: `v${isNonFiniteRaw(v) ? " nonfinite" : ""}`, title: typeof v === "number" ? String(v) : text },
+            text,
+          ),
+        ),
+      );
+    }
+    box.appendChild(grid);
+  }
+  for (const [k, obj] of nested) {
+    const keys = Object.keys(obj);
+    const short = shortNames(keys);
+    const inner = keys.every((x) => isPlainObject(obj[x]));
+    const cols = inner ? [...new Set(keys.flatMap((x) => Object.keys(obj[x] as Record<string, unknown>)))] : [];
+    const table = el("table", { class: "ev-table" });
+    if (inner) table.appendChild(el("tr", {}, el("th", {}, ""), ...cols.map((c) => el("th", {}, humanize(c)))));
+    keys.forEach((key, i) => {
+      const v = obj[key];
+      const cells = inner
+        ? cols.map((c) => {
+            const x = (v as Record<string, unknown>)[c];
+            return el("td", { class: isNonFiniteRaw(x) ? "nonfinite" : undefined }, evidenceText(x));
+          })
+        : [el("td", { class: isNonFiniteRaw(v) ? "nonfinite" : undefined }, evidenceText(v))];
+      table.appendChild(el("tr", {}, el("td", { class: "mono", title: key }, short[i]), ...cells));
+    });
+    const details = el("details", { class: "ev-details" }, el("summary", {}, `${humanize(k)} (${keys.length})`), table);
+    // a click inside the table must not open the dashboard
+    details.addEventListener("click", (e) => e.stopPropagation());
+    box.appendChild(details);
+  }
+  return box;
+}
+
 export function findingCard(app: App, run: string, f: Finding): HTMLElement {
   const first = decodeStep(f.first_step);
   const last = decodeStep(f.last_step);
   const info = app.state.runs.find((r) => r.run === run);
   const dash = dashboardFor(String(f.kind), f.evidence, f.layer, info?.gradients.flatMap((g) => g.variables) ?? []);
   const sev = f.severity === "error" ? "error" : "warning";
-  const evidence = f.evidence && typeof f.evidence === "object" ? Object.entries(f.evidence) : [];
-  const evTable = el("table", { class: "evidence" });
-  for (const [k, v] of evidence) {
-    evTable.appendChild(
-      el(
-        "tr",
-        {},
-        el("td", {}, humanize(k)),
-        el("td", { class: isNonFiniteRaw(v) ? "nonfinite" : undefined, title: typeof v === "number" ? String(v) : undefined }, evidenceText(v)),
-      ),
-    );
-  }
+  const evidence = f.evidence && typeof f.evidence === "object" && !Array.isArray(f.evidence) ? f.evidence : {};
   const card = el(
     "div",
     {
@@ -166,10 +217,10 @@ export function findingCard(app: App, run: string, f: Finding): HTMLElement {
       el("span", { class: "mono" }, run),
       f.layer ? " · layer " : null,
       f.layer ? el("span", { class: "mono" }, String(f.layer)) : null,
-      first !== null || last !== null ? ` · since ${stepRangeText(first, last)}` : null,
+      first !== null || last !== null ? ` · ${stepRangeText(first, last)}` : null,
     ),
     el("div", { class: "card-msg" }, String(f.message ?? "")),
-    evidence.length ? evTable : null,
+    evidenceView(evidence),
     f.suggestion ? el("div", { class: "card-suggest" }, el("b", {}, "Suggestion: "), String(f.suggestion)) : null,
     el("div", { class: "card-open" }, dash === "gradients" ? "Open gradients dashboard →" : "Open prediction collapse dashboard →"),
   );
