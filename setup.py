@@ -20,12 +20,12 @@ def build_frontend():
     if os.path.exists(BUNDLE) or not os.path.isdir(FRONTEND):
         return
     try:
-        subprocess.check_call(["npm", "ci", "--no-audit", "--no-fund"], cwd=FRONTEND)
+        subprocess.check_call(["npm", "install", "--no-audit", "--no-fund"], cwd=FRONTEND)
         subprocess.check_call(["npm", "run", "build"], cwd=FRONTEND)
     except (OSError, subprocess.CalledProcessError) as error:
         raise SystemExit(
             "tb_plugin: building the frontend needs Node.js and npm "
-            "(cd frontend && npm ci && npm run build): %s" % error
+            "(cd frontend && npm install && npm run build): %s" % error
         )
 
 

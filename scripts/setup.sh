@@ -9,5 +9,5 @@ fi
 .venv/bin/python -m pip install -q --upgrade pip
 build_frontend() {
   command -v npm >/dev/null || { echo "npm is needed to build the frontend (Node.js 18+)" >&2; exit 2; }
-  (cd frontend && npm ci --no-audit --no-fund --loglevel=error && npm run build --silent)
+  (cd frontend && npm install --no-audit --no-fund --loglevel=error && npm run build --silent)
 }
