@@ -2,14 +2,26 @@
 
 The callback records from the tensors the train step already computes (the
 model outputs and labels given to ``compute_loss``, the gradients given to the
-optimizer): there is no second forward or backward pass. Steps that are not
-logged cost one ``tf.cond`` on the optimizer step.
+optimizer): there is no second forward or backward pass.
+
+Cost (see benchmarks/bench_recording_overhead.py): the statistics of a step
+are computed with a fixed number of ops whatever the number of variables
+(segment reductions over the concatenated gradients) and written by one op as
+one event. Steps that are not logged run Keras's own train function (long
+runs, or every step logged: the recording lives in a second train function
+called on logged steps only) or cost one tf.cond (short runs: one train
+function, so that the train step is traced only once). Keras's second trace of
+the train step (it creates the optimizer slots and metric variables while
+tracing) is avoided by building them first. The end-of-epoch diagnosis reads
+only the records written since the previous epoch.
 """
 
+import glob
 import json
 import logging
 import math
 import os
+import struct
 import sys
 import warnings
 
@@ -22,6 +34,7 @@ except ImportError as e:  # pragma: no cover - exercised without TF only
     ) from e
 
 import keras
+import numpy as np
 
 from tb_plugin import metadata
 from tb_plugin import stats
@@ -141,7 +154,9 @@ def build_manifest(model, loss=None):
     lr = None
     if opt is not None:
         try:
-            lr = float(keras.ops.convert_to_numpy(opt.learning_rate))
+            value = opt.learning_rate
+            value = value.numpy() if hasattr(value, "numpy") else keras.ops.convert_to_numpy(value)
+            lr = float(value)
         except Exception:  # noqa: BLE001 - schedules etc.
             lr = None
     inner = getattr(opt, "inner_optimizer", None)
@@ -203,9 +218,11 @@ class HealthCallback(keras.callbacks.Callback):
       record_predictions: record output/label statistics (train and
         validation).
       record_gradients: record gradient statistics.
-      record_update_ratio: keep a copy of the weights on logged steps to
-        record ||update|| / ||weight|| (costs one copy of the trainable
-        weights in memory; not available under a multi-replica strategy).
+      record_update_ratio: record ||update|| / ||weight|| from the weights
+        before the update of logged steps (a transient copy of the trainable
+        weights on logged steps; a persistent one when one train function
+        records, see SINGLE_FUNCTION_MAX_STEPS; not available under a
+        multi-replica strategy).
       task: "multiclass", "binary" or "regression"; default from the loss.
       from_logits: whether the model outputs logits; default from the loss.
       stop_on: finding kinds that stop training (``model.stop_training``).
@@ -252,6 +269,14 @@ class HealthCallback(keras.callbacks.Callback):
         self._pred_spec = None
         self._train_writer = None
         self._val_writer = None
+        self._gradients_patched = False
+        self._pending_predictions = None
+        self._recording = False
+        self._single_function = False
+        self._spe = 1
+        self._next_step = 0
+        self._event_files = {}
+        self._loader = None
 
     # -- helpers -----------------------------------------------------------
 
@@ -306,14 +331,22 @@ class HealthCallback(keras.callbacks.Callback):
         self._record_preds = bool(self.record_predictions and self._task)
 
         os.makedirs(self.log_dir, exist_ok=True)
-        self._train_writer = tf.summary.create_file_writer(os.path.join(self.log_dir, "train"))
-        with self._train_writer.as_default(), tf.summary.record_if(True):
+        self._event_files = {}
+        self._loader = None
+        self._train_writer = self._create_writer("train")
+        with summary_v2.writer_scope(self._train_writer), tf.summary.record_if(True):
             summary_v2.manifest(build_manifest(model), step=0)
         self._train_writer.flush()
 
-        # Weight snapshots for update_ratio (only on logged steps).
+        # Steps run by one call of the train function. With one, the callback
+        # knows in Python which calls hold a logged step (see
+        # _install_train_functions); with more, the logged step is picked
+        # inside the graph and the weights before it are kept in snapshots.
+        self._spe = max(1, int(getattr(model, "steps_per_execution", 1) or 1))
+        self._single_function = self._use_single_function()
         self._shadows = {}
-        if self.record_gradients and self.record_update_ratio and self._replicas == 1:
+        if (self.record_gradients and self.record_update_ratio and self._replicas == 1
+                and self._single_function):
             for v in model.trainable_variables:
                 value = summary_v2._variable_value(v)
                 self._shadows[id(v)] = tf.Variable(
@@ -325,13 +358,148 @@ class HealthCallback(keras.callbacks.Callback):
             self._saved_jit = model.jit_compile
             model.jit_compile = False
 
+        # Build the optimizer now, as Keras would on the first apply() (same
+        # name scope): otherwise its slot variables are created while the
+        # train step is traced, and tf.function traces the whole step (and
+        # the recording in it) a second time.
+        self._prebuild_optimizer(model)
+        self._pending_predictions = None
+        self._sums_fns = {}
+        self._recording = False
+
         # Patch the instances (not the classes).
+        self._gradients_patched = bool(self.record_gradients)
         if self._record_preds:
             self._patch(model, "compute_loss", self._make_compute_loss(model.compute_loss))
         if self.record_gradients:
             self._patch(self._optimizer, "apply", self._make_apply(self._optimizer.apply))
-        model.make_train_function(force=True)
+        self._next_step = int(self._optimizer.iterations.numpy())
         model.make_test_function(force=True)
+        self._install_train_functions(model)
+
+    @staticmethod
+    def _prebuild_optimizer(model):
+        optimizer = model.optimizer
+        try:
+            if optimizer is not None and not optimizer.built and model.trainable_variables:
+                with keras.name_scope(optimizer.name, caller=optimizer):
+                    optimizer.build(model.trainable_variables)
+                optimizer.built = True
+        except Exception:  # noqa: BLE001 - an optimisation only; Keras builds it later
+            pass
+
+    # Runs shorter than this (epochs x steps per epoch, as Keras tells
+    # callbacks) record from a single train function gated by conds; longer
+    # ones from a second train function called only on logged steps.
+    SINGLE_FUNCTION_MAX_STEPS = 4000
+
+    def _use_single_function(self):
+        """Whether the recording lives in Keras's train function, behind a
+        tf.cond per step, rather than in a train function of its own.
+
+        Two functions cost one more trace of the train step (a fixed ~0.1-0.3
+        s at the start of fit) but nothing on the steps that are not logged;
+        the conds cost a few tens of microseconds per step on CPU (on an
+        accelerator the host would also wait for the device on every step to
+        read the cond's predicate). So: two functions when every step is
+        logged (the plain one is then never traced), on GPU/TPU, or when the
+        run is long or of unknown length; one for short runs on CPU, and when
+        a call of the train function runs several steps (the logged step is
+        then picked in the graph).
+        """
+        if self._spe > 1:
+            return True
+        if self.log_every_n_steps == 1 or not (self._record_preds or self.record_gradients):
+            return False
+        try:
+            if tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("TPU"):
+                return False
+        except Exception:  # noqa: BLE001
+            return False
+        params = getattr(self, "params", None) or {}
+        try:
+            total = int(params.get("epochs")) * int(params.get("steps"))
+        except (TypeError, ValueError):
+            return False
+        return total < self.SINGLE_FUNCTION_MAX_STEPS
+
+    def _install_train_functions(self, model):
+        """The train function(s) that record.
+
+        Two functions (see _use_single_function): Keras's own, and one that
+        also records. The callback counts optimizer steps in Python, so it
+        knows which calls of ``model.train_function`` run a logged step:
+        those call the recording function (the train step plus the
+        statistics, with no condition in it), every other call the plain
+        one, which is the train step exactly as Keras builds it. The wrappers
+        of compute_loss / apply add the recording only while the recording
+        function is traced (``self._recording``). One function: the
+        recording is always traced in, each part behind a tf.cond on the
+        optimizer step.
+
+        Before the first call, Keras's own symbolic build (what it does under
+        a distribution strategy) from the first batch's element_spec builds
+        the compiled loss and metrics: variables created while a step is
+        traced make tf.function trace it a second time.
+        """
+        model.make_train_function(force=True)
+        plain = model.train_function
+        recording = plain
+        if self._single_function:
+            self._recording = True
+        elif self._record_preds or self.record_gradients:
+            model.make_train_function(force=True)
+            recording = model.train_function
+        cb = self
+        first = [True]
+
+        def train_function(iterator):
+            if first[0]:
+                first[0] = False
+                if getattr(model, "_distribute_strategy", None) is None:
+                    cb._symbolic_build(model, iterator)
+            if recording is plain:
+                return plain(iterator)
+            start = cb._next_step
+            cb._next_step = start + cb._spe
+            if (-start) % cb.log_every_n_steps < cb._spe:
+                cb._recording = True
+                try:
+                    return recording(iterator)
+                finally:
+                    cb._recording = False
+            return plain(iterator)
+
+        model.train_function = train_function
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if not self._active:
+            return
+        try:
+            # Re-synchronise the Python step count (a last, partial call of
+            # several steps; an optimizer that skipped a step).
+            self._next_step = int(self._optimizer.iterations.numpy())
+        except Exception:  # noqa: BLE001
+            pass
+
+    @staticmethod
+    def _symbolic_build(model, iterator):
+        try:
+            spec = getattr(iterator, "element_spec", None)
+            build = getattr(model, "_symbolic_build", None)
+            if spec is None or build is None:
+                return
+            unbuilt = [
+                getattr(model, attr, None) is not None
+                and not getattr(model, attr).built
+                for attr in ("_compile_loss", "_compile_metrics")
+            ]
+            if not any(unbuilt):
+                return
+            with model.distribute_strategy.scope():
+                build(data_batch=spec)
+        except Exception:  # noqa: BLE001 - an optimisation only
+            pass
 
     def _patch(self, obj, attr, fn):
         had = attr in obj.__dict__
@@ -340,6 +508,7 @@ class HealthCallback(keras.callbacks.Callback):
         self._patched.append((obj, attr, had, old))
 
     def _restore(self, in_fit=False):
+        self._recording = False
         for obj, attr, had, old in reversed(getattr(self, "_patched", [])):
             try:
                 if had:
@@ -375,7 +544,21 @@ class HealthCallback(keras.callbacks.Callback):
                     pass
         self._train_writer = self._val_writer = None
         self._acc = None
+        self._loader = None  # the online diagnosis' event loader
         self._active = False
+
+    def _create_writer(self, run):
+        """A file writer for run `run`; remembers the event file it created
+        (the online diagnosis reads just that file, see _findings_provider)."""
+        path = os.path.join(self.log_dir, run)
+        pattern = os.path.join(glob.escape(path), "*tfevents*")
+        before = set(glob.glob(pattern))
+        writer = tf.summary.create_file_writer(path)
+        new = sorted(set(glob.glob(pattern)) - before)
+        # One new file: ours. Otherwise (another writer created one at the
+        # same moment) fall back to reading the directory.
+        self._event_files[run] = new[0] if len(new) == 1 else path
+        return writer
 
     def _flush(self):
         for w in (self._train_writer, self._val_writer):
@@ -413,7 +596,22 @@ class HealthCallback(keras.callbacks.Callback):
             y = None if len(y) != 1 else (list(y.values())[0] if isinstance(y, dict) else y[0])
         return y, y_pred
 
+    def _gate(self, step):
+        """None (record unconditionally: this call runs one step and it is
+        logged) or the in-graph condition of a logged step."""
+        if not self._single_function:
+            return None
+        return self._should_log(step)
+
+    @staticmethod
+    def _run_gated(should, fn):
+        if should is None:
+            return fn()
+        return summary_v2.lazy_cond(should, fn, lambda: tf.constant(False))
+
     def _record_predictions(self, y, y_pred, training):
+        if training and not self._recording:
+            return  # the plain train function
         y, y_pred = self._prediction_inputs(y, y_pred)
         task, from_logits = self._task, bool(self._from_logits)
         if training:
@@ -430,14 +628,19 @@ class HealthCallback(keras.callbacks.Callback):
                 None if y is None else y.dtype,
             )
 
+            k = self._pred_spec[1]
             ctx = summary_v2._replica_context()
             if ctx is None:
 
                 def write():
-                    with self._train_writer.as_default(), tf.summary.record_if(True):
-                        return summary_v2.prediction_distribution(
-                            self.predictions_name, y_pred, step=step, labels=y,
-                            from_logits=from_logits, task=task,
+                    hist_range = None
+                    if task == metadata.TASK_REGRESSION:
+                        hist_range = stats.finite_range(y_pred)
+                    sums = self._prediction_sums(y_pred, y, hist_range)
+                    with summary_v2.writer_scope(self._train_writer), tf.summary.record_if(True):
+                        return summary_v2.write_prediction_sums(
+                            self.predictions_name, sums, task, k, step, from_logits,
+                            hist_range,
                         )
 
             else:
@@ -445,71 +648,135 @@ class HealthCallback(keras.callbacks.Callback):
                 hist_range = None
                 if task == metadata.TASK_REGRESSION:
                     hist_range = summary_v2._regression_range(y_pred, ctx)
-                sums, _, k = summary_v2.prediction_sums(y_pred, y, from_logits, task, hist_range)
+                sums = self._prediction_sums(y_pred, y, hist_range)
                 sums = summary_v2.all_reduce_sums(ctx, sums)
 
                 def write():
-                    with self._train_writer.as_default(), tf.summary.record_if(True):
+                    with summary_v2.writer_scope(self._train_writer), tf.summary.record_if(True):
                         return summary_v2.write_prediction_sums(
                             self.predictions_name, sums, task, k, step, from_logits,
                             hist_range,
                         )
 
-            tf.cond(self._should_log(step), write, lambda: tf.constant(False))
+            should = self._gate(step)
+            if self._gradients_patched and not tf.executing_eagerly():
+                # Written with the gradients (after the update; one cond per
+                # step when there is one): see _make_apply.
+                self._pending_predictions = (tf.compat.v1.get_default_graph(), write, should)
+            else:
+                self._run_gated(should, write)
         elif self._acc is not None:
             self._accumulate(y, y_pred)
+
+    def _prediction_sums(self, y_pred, y, hist_range):
+        """summary_v2.prediction_sums of a batch, through one tf.function per
+        fit in graphs: traced once (batch dimension left open) and shared by
+        the train step, the test step and their retraces (Keras retraces a
+        step for a last, smaller batch)."""
+        task, from_logits = self._task, bool(self._from_logits)
+        if tf.executing_eagerly():
+            return summary_v2.prediction_sums(y_pred, y, from_logits, task, hist_range)[0]
+        args = [y_pred] + ([y] if y is not None else [])
+        if hist_range is not None:
+            args += [tf.cast(hist_range[0], tf.float32), tf.cast(hist_range[1], tf.float32)]
+        key = tuple((a.dtype, a.shape.rank) for a in args)
+        fn = self._sums_fns.get(key)
+        if fn is None:
+            has_labels = y is not None
+            regression = hist_range is not None
+
+            def impl(*tensors):
+                outputs = tensors[0]
+                labels = tensors[1] if has_labels else None
+                rng = tuple(tensors[-2:]) if regression else None
+                return summary_v2.prediction_sums(outputs, labels, from_logits, task, rng)[0]
+
+            fn = tf.function(impl, autograph=False)
+            specs = [
+                tf.TensorSpec([None] + a.shape.as_list()[1:] if a.shape.rank else [], a.dtype)
+                for a in args
+            ]
+            fn.get_concrete_function(*specs)  # trace once, batch size open
+            self._sums_fns[key] = fn
+        return fn(*args)
+
+    def _write_pending_predictions(self):
+        """Writes a stashed prediction record in a cond of its own (when the
+        gradients' cond could not be built)."""
+        pending, self._pending_predictions = self._pending_predictions, None
+        if pending is None or pending[0] is not tf.compat.v1.get_default_graph():
+            return
+        _, write, should = pending
+        try:
+            self._run_gated(should, write)
+        except Exception as e:  # noqa: BLE001
+            self._warn(
+                ("predictions", True),
+                "predictions not recorded (%s: %s)" % (type(e).__name__, e),
+            )
+
+    def _take_pending_predictions(self):
+        """The prediction write stashed by compute_loss in this graph, if any."""
+        pending, self._pending_predictions = self._pending_predictions, None
+        if pending is None or pending[0] is not tf.compat.v1.get_default_graph():
+            return None
+        return pending[1]
 
     def _accumulate(self, y, y_pred):
         acc = self._acc
         hist_range = None
         if self._task == metadata.TASK_REGRESSION:
+            # The histogram range is the first batch's (later batches clip).
             blo, bhi = stats.finite_range(y_pred)
-            first = tf.equal(acc[stats.S_COUNT], 0.0)
+            first = tf.equal(acc[self._acc_count], 0.0)
             lo = tf.where(first, blo, self._range[0])
             hi = tf.where(first, bhi, self._range[1])
             self._range[0].assign(lo)
             self._range[1].assign(hi)
             hist_range = (lo, hi)
-        sums, _, _ = summary_v2.prediction_sums(
-            y_pred, y if self._pred_spec[2] else None, bool(self._from_logits),
-            self._task, hist_range,
-        )
+        sums = self._prediction_sums(y_pred, y if self._pred_spec[2] else None, hist_range)
         ctx = summary_v2._replica_context()
         if ctx is not None:
             sums = summary_v2.all_reduce_sums(ctx, sums)
-        for key, value in sums.items():
-            if key in acc:
-                acc[key].assign_add(value)
+        acc.assign_add(stats.pack_sums(sums, self._acc_spec))
 
     def _make_apply(self, original):
         cb = self
 
         def apply(grads, trainable_variables=None):
-            if trainable_variables is None:
+            if trainable_variables is None or not cb._recording:
                 return original(grads, trainable_variables)
             try:
                 grads = list(grads)
                 variables = list(trainable_variables)
                 step = cb._step()
-                should = cb._should_log(step)
+                should = cb._gate(step)
+                before = None
                 shadows = [cb._shadows.get(id(v)) for v in variables]
-                if any(s is not None for s in shadows):
+                if should is None:
+                    if cb.record_update_ratio and cb._replicas == 1:
+                        # The weights before the update: reads are snapshots
+                        # (the update copies a buffer that is still read).
+                        before = [tf.identity(summary_v2._variable_value(v)) for v in variables]
+                elif shadows and all(s is not None for s in shadows):
 
                     def snapshot():
                         for v, s in zip(variables, shadows):
-                            if s is not None:
-                                s.assign(summary_v2._variable_value(v))
+                            s.assign(summary_v2._variable_value(v))
                         return tf.constant(True)
 
-                    tf.cond(should, snapshot, lambda: tf.constant(False))
+                    summary_v2.lazy_cond(should, snapshot, lambda: tf.constant(False))
             except Exception as e:  # noqa: BLE001
                 cb._warn("gradients", "gradients not recorded (%s: %s)" % (type(e).__name__, e))
-                return original(grads, trainable_variables)
+                result = original(grads, trainable_variables)
+                cb._write_pending_predictions()
+                return result
             result = original(grads, trainable_variables)
+            write_predictions = None
             try:
                 ctx = summary_v2._replica_context()
                 if ctx is not None:
-                    # Collectives cannot run inside the tf.cond: reduce every step.
+                    # Collectives cannot run inside a tf.cond: reduce first.
                     present = [i for i, g in enumerate(grads) if g is not None]
                     reduced = ctx.all_reduce(
                         tf.distribute.ReduceOp.SUM,
@@ -519,24 +786,28 @@ class HealthCallback(keras.callbacks.Callback):
                     for i, r in zip(present, reduced):
                         grads[i] = r
 
+                write_predictions = cb._take_pending_predictions()
+
                 def write():
-                    updates = None
-                    if any(s is not None for s in shadows):
-                        updates = [
-                            None if s is None else summary_v2._variable_value(v) - s
-                            for v, s in zip(variables, shadows)
-                        ]
-                        if any(u is None for u in updates):
-                            updates = None
-                    with cb._train_writer.as_default(), tf.summary.record_if(True):
+                    if write_predictions is not None:
+                        write_predictions()
+                    values_before = before
+                    if should is not None and shadows and all(s is not None for s in shadows):
+                        values_before = [s.read_value() for s in shadows]
+                    with summary_v2.writer_scope(cb._train_writer), tf.summary.record_if(True):
                         return summary_v2._gradient_magnitudes(
                             cb.gradients_name, grads, variables, step=step,
-                            updates=updates, all_reduce=False,
+                            all_reduce=False, before=values_before,
                         )
 
-                tf.cond(should, write, lambda: tf.constant(False))
+                cb._run_gated(should, write)
             except Exception as e:  # noqa: BLE001
                 cb._warn("gradients", "gradients not recorded (%s: %s)" % (type(e).__name__, e))
+                if write_predictions is not None:
+                    cb._pending_predictions = (
+                        tf.compat.v1.get_default_graph(), write_predictions, should
+                    )
+                cb._write_pending_predictions()
             return result
 
         return apply
@@ -551,30 +822,24 @@ class HealthCallback(keras.callbacks.Callback):
                 if self._pred_spec is None:
                     return
                 self._create_accumulators()
-            for v in self._acc.values():
-                v.assign(tf.zeros_like(v))
+            self._acc.assign(tf.zeros_like(self._acc))
         except Exception as e:  # noqa: BLE001
             self._warn("validation", "validation not recorded (%s: %s)" % (type(e).__name__, e))
             self._acc = None
 
     def _create_accumulators(self):
-        task, k, has_labels, out_shape, lab_shape, out_dtype, lab_dtype = self._pred_spec
-        # Shapes and keys of the sums, from a dummy batch of one row.
-        out = tf.zeros([1] + list(out_shape[1:]), out_dtype)
-        lab = None
-        if has_labels:
-            lab = tf.zeros([1] + list(lab_shape[1:]), lab_dtype)
-        rng = (tf.constant(0.0), tf.constant(1.0)) if task == metadata.TASK_REGRESSION else None
-        sums, _, _ = summary_v2.prediction_sums(out, lab, bool(self._from_logits), task, rng)
+        task, k, has_labels, _, _, _, _ = self._pred_spec
+        # All the sums in one float64 vector: one op to reset, one to add a
+        # batch, one to read at the end.
+        self._acc_spec = stats.prediction_sums_spec(task, k, has_labels, bool(self._from_logits))
+        self._acc_count = [key for key, _, _ in self._acc_spec].index(stats.S_COUNT)
+        size = sum(int(np.prod(shape)) if shape else 1 for _, shape, _ in self._acc_spec)
         strategy = self.model.distribute_strategy
         with strategy.scope():
-            self._acc = {
-                key: tf.Variable(
-                    tf.zeros_like(value), trainable=False, name="health_val_" + key,
-                    aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA,
-                )
-                for key, value in sums.items()
-            }
+            self._acc = tf.Variable(
+                tf.zeros([size], tf.float64), trainable=False, name="health_val_sums",
+                aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA,
+            )
             self._range = [
                 tf.Variable(0.0, trainable=False, name="health_val_lo",
                             aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA),
@@ -586,21 +851,19 @@ class HealthCallback(keras.callbacks.Callback):
         if not self._active or self._acc is None:
             return
         try:
-            sums = {k: tf.convert_to_tensor(v) for k, v in self._acc.items()}
-            if float(sums[stats.S_COUNT]) == 0:
+            flat = self._acc.numpy()
+            if flat[self._acc_count] == 0:
                 return
+            sums = stats.unpack_sums(flat, self._acc_spec)
             if self._val_writer is None:
-                self._val_writer = tf.summary.create_file_writer(
-                    os.path.join(self.log_dir, "validation")
-                )
+                self._val_writer = self._create_writer("validation")
             task, k = self._pred_spec[0], self._pred_spec[1]
             hist_range = None
             if task == metadata.TASK_REGRESSION:
-                hist_range = (tf.convert_to_tensor(self._range[0]),
-                              tf.convert_to_tensor(self._range[1]))
+                hist_range = (float(self._range[0].numpy()), float(self._range[1].numpy()))
             step = int(self._optimizer.iterations.numpy())
-            with self._val_writer.as_default(), tf.summary.record_if(True):
-                summary_v2.write_prediction_sums(
+            with summary_v2.writer_scope(self._val_writer), tf.summary.record_if(True):
+                summary_v2.write_prediction_sums_numpy(
                     self.predictions_name, sums, task, k, step,
                     bool(self._from_logits), hist_range,
                 )
@@ -623,6 +886,18 @@ class HealthCallback(keras.callbacks.Callback):
             except Exception as e:  # noqa: BLE001
                 self._warn("findings", "could not diagnose (%s: %s)" % (type(e).__name__, e))
 
+    def _findings_provider(self):
+        """A data provider over this callback's own runs, kept for the whole
+        fit and reloaded incrementally: each epoch end parses only the events
+        written since the previous one (see _HealthEventStore)."""
+        if self._loader is None:
+            self._loader = _HealthEventStore()
+        store = self._loader
+        for run, path in sorted(self._event_files.items()):
+            store.add_run(run, path)
+        store.reload()
+        return store.provider(), ""
+
     def _report_findings(self):
         """Prints new findings of tb_plugin.diagnosis; stops on `stop_on` kinds."""
         try:
@@ -632,7 +907,7 @@ class HealthCallback(keras.callbacks.Callback):
             return []
         from tensorboard import context
 
-        provider, experiment_id = reader.open_logdir(self.log_dir)
+        provider, experiment_id = self._findings_provider()
         ctx = context.RequestContext()
         new = []
         for run in reader.health_runs(provider, ctx, experiment_id):
@@ -653,6 +928,188 @@ class HealthCallback(keras.callbacks.Callback):
                 if finding.kind in self.stop_on:
                     self.model.stop_training = True
         return new
+
+
+class _HealthEventStore:
+    """The health records of the callback's own event files, in memory.
+
+    Each run's event file (or each event file of a run directory) is read
+    incrementally: a reload parses only the records appended since the last
+    one. Only ``health/...`` values are kept, decoded once into the data
+    provider's datum objects, in per-tag reservoirs of the sizes (and seed)
+    TensorBoard's Python loader uses, so the online diagnosis sees what
+    ``tensorboard --logdir`` / ``tb-health check`` would. No TensorFlow.
+    """
+
+    def __init__(self):
+        self._runs = {}  # run -> {"path", "loaders": {file: loader}, "tags": {tag: _Tag}}
+
+    def add_run(self, run, path):
+        if run not in self._runs:
+            self._runs[run] = {"path": path, "loaders": {}, "tags": {}}
+
+    def reload(self):
+        from tensorboard.backend.event_processing import event_file_loader
+
+        for run in self._runs.values():
+            path = run["path"]
+            files = [path] if not os.path.isdir(path) else sorted(
+                glob.glob(os.path.join(glob.escape(path), "*tfevents*")))
+            for name in files:
+                loader = run["loaders"].get(name)
+                if loader is None:
+                    loader = run["loaders"][name] = event_file_loader.LegacyEventFileLoader(name)
+                for event in loader.Load():
+                    if event.summary.value:
+                        self._add_event(run["tags"], event)
+
+    @staticmethod
+    def _add_event(tags, event):
+        from tensorboard.backend.event_processing import data_ingester
+        from tensorboard.backend.event_processing import reservoir
+        from tensorboard.compat.proto import summary_pb2
+        from tensorboard.data import provider as provider_lib
+        from tensorboard.util import tensor_util
+
+        libs = (provider_lib, tensor_util)
+        prefix = metadata.TAG_PREFIX + "/"
+        step, wall_time = event.step, event.wall_time
+        for value in event.summary.value:
+            tag = value.tag
+            entry = tags.get(tag)
+            if entry is None:
+                if not (tag.startswith(prefix) or tag == metadata.TAG_PREFIX):
+                    continue
+                md = value.metadata
+                plugin = md.plugin_data.plugin_name
+                size = data_ingester.DEFAULT_TENSOR_SIZE_GUIDANCE.get(
+                    plugin, data_ingester.DEFAULT_SIZE_GUIDANCE.get("tensors", 10))
+                entry = tags[tag] = _StoredTag(
+                    plugin=plugin,
+                    scalar=md.data_class == summary_pb2.DATA_CLASS_SCALAR,
+                    content=md.plugin_data.content,
+                    description=md.summary_description,
+                    items=reservoir.Reservoir(size),
+                )
+            entry.add(step, wall_time, value.tensor, libs)
+
+    def provider(self):
+        return _store_provider_class()(self._runs)
+
+
+_FLOAT32 = struct.Struct("<f")
+
+
+class _StoredTag:
+    __slots__ = ("plugin", "scalar", "content", "description", "items", "max_step",
+                 "max_wall_time")
+
+    def __init__(self, plugin, scalar, content, description, items):
+        self.plugin, self.scalar, self.content = plugin, scalar, content
+        self.description, self.items = description, items
+        self.max_step, self.max_wall_time = None, None
+
+    def add(self, step, wall_time, tensor, libs):
+        provider_lib, tensor_util = libs
+        content = tensor.tensor_content
+        if self.scalar:
+            if tensor.dtype == 1 and len(content) == 4:
+                value = _FLOAT32.unpack(content)[0]  # one float32, as the callback writes
+            else:
+                value = tensor_util.make_ndarray(tensor).item()
+            datum = provider_lib.ScalarDatum(step=step, wall_time=wall_time, value=value)
+        else:
+            shape = [d.size for d in tensor.tensor_shape.dim]
+            if tensor.dtype == 2 and content and len(content) == 8 * math.prod(shape):
+                array = np.frombuffer(content, dtype="<f8").copy().reshape(shape)
+                datum = provider_lib.TensorDatum(step=step, wall_time=wall_time, numpy=array)
+            else:
+                # Index / manifest JSON: written with every record but few are
+                # kept; decoded when read.
+                datum = (step, wall_time, tensor)
+        self.items.AddItem("_", datum)
+        if self.max_step is None or step >= self.max_step:
+            self.max_step = step
+        if self.max_wall_time is None or wall_time > self.max_wall_time:
+            self.max_wall_time = wall_time
+
+
+_STORE_PROVIDER = []
+
+
+def _store_provider_class():
+    """A tensorboard DataProvider over a _HealthEventStore (what reader.py reads)."""
+    if _STORE_PROVIDER:
+        return _STORE_PROVIDER[0]
+    from tensorboard.data import provider as provider_lib
+    from tensorboard.util import tensor_util
+
+    class StoreProvider(provider_lib.DataProvider):
+        def __init__(self, runs):
+            self._runs = runs
+
+        def _select(self, plugin_name, run_tag_filter, scalar):
+            runs = getattr(run_tag_filter, "runs", None) if run_tag_filter else None
+            tags = getattr(run_tag_filter, "tags", None) if run_tag_filter else None
+            for run, info in self._runs.items():
+                if runs is not None and run not in runs:
+                    continue
+                for tag, entry in info["tags"].items():
+                    if entry.plugin != plugin_name or entry.scalar != scalar:
+                        continue
+                    if tags is not None and tag not in tags:
+                        continue
+                    yield run, tag, entry
+
+        def _list(self, cls, plugin_name, run_tag_filter, scalar):
+            out = {}
+            for run, tag, entry in self._select(plugin_name, run_tag_filter, scalar):
+                out.setdefault(run, {})[tag] = cls(
+                    max_step=entry.max_step, max_wall_time=entry.max_wall_time,
+                    plugin_content=entry.content, description=entry.description,
+                    display_name="",
+                )
+            return out
+
+        def _read(self, plugin_name, downsample, run_tag_filter, scalar):
+            out = {}
+            for run, tag, entry in self._select(plugin_name, run_tag_filter, scalar):
+                data = [
+                    item if not isinstance(item, tuple) else provider_lib.TensorDatum(
+                        step=item[0], wall_time=item[1],
+                        numpy=tensor_util.make_ndarray(item[2]))
+                    for item in entry.items.Items("_")
+                ]
+                if downsample is not None and len(data) > downsample:
+                    idx = np.linspace(0, len(data) - 1, max(int(downsample), 1)).round()
+                    data = [data[int(i)] for i in idx]
+                out.setdefault(run, {})[tag] = data
+            return out
+
+        def list_runs(self, ctx=None, *, experiment_id):
+            return [provider_lib.Run(run_id=r, run_name=r, start_time=None) for r in self._runs]
+
+        def list_scalars(self, ctx=None, *, experiment_id, plugin_name, run_tag_filter=None):
+            return self._list(provider_lib.ScalarTimeSeries, plugin_name, run_tag_filter, True)
+
+        def read_scalars(self, ctx=None, *, experiment_id, plugin_name, downsample=None,
+                         run_tag_filter=None):
+            return self._read(plugin_name, downsample, run_tag_filter, True)
+
+        def read_last_scalars(self, ctx=None, *, experiment_id, plugin_name,
+                              run_tag_filter=None):
+            return {run: {tag: data[-1] for tag, data in tags.items() if data}
+                    for run, tags in self._read(plugin_name, None, run_tag_filter, True).items()}
+
+        def list_tensors(self, ctx=None, *, experiment_id, plugin_name, run_tag_filter=None):
+            return self._list(provider_lib.TensorTimeSeries, plugin_name, run_tag_filter, False)
+
+        def read_tensors(self, ctx=None, *, experiment_id, plugin_name, downsample=None,
+                         run_tag_filter=None):
+            return self._read(plugin_name, downsample, run_tag_filter, False)
+
+    _STORE_PROVIDER.append(StoreProvider)
+    return StoreProvider
 
 
 def _signature_params(fn):

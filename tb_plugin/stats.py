@@ -15,6 +15,7 @@ per-record values named in :mod:`tb_plugin.metadata`.
 
 import math
 
+import numpy as np
 import tensorflow as tf
 
 from tb_plugin import metadata
@@ -43,27 +44,57 @@ def to_float(x, name="x"):
 # Histograms
 
 
-def fixed_histogram(values, lo, hi, bins, weights=None):
+def fixed_histogram(values, lo, hi, bins, weights=None, assume_finite=False):
     """Counts of `values` in `bins` equal bins over [lo, hi] (float32 [bins]).
 
     Values outside the range are clipped into the first/last bin; the last
     bin is closed on the right (as ``numpy.histogram``). Entries whose weight
     is 0 are not counted (use this to exclude values); non-finite values are
-    always excluded.
+    always excluded (`assume_finite`: the caller guarantees there are none,
+    which saves the check).
     """
     values = tf.reshape(to_float(values, "values"), [-1])
-    finite = tf.math.is_finite(values)
-    w = tf.cast(finite, tf.float32)
+    static = _static_number(lo) is not None and _static_number(hi) is not None
+    if not static:
+        lo = tf.cast(lo, tf.float32)
+        hi = tf.cast(hi, tf.float32)
+    if assume_finite:
+        w = None
+        safe_values = values
+    else:
+        finite = tf.math.is_finite(values)
+        w = tf.cast(finite, tf.float32)
+        safe_values = tf.where(finite, values, lo)
     if weights is not None:
-        w = w * tf.reshape(tf.cast(weights, tf.float32), [-1])
-    lo = tf.cast(lo, tf.float32)
-    hi = tf.cast(hi, tf.float32)
-    width = hi - lo
-    safe_values = tf.where(finite, values, lo)
-    scaled = (safe_values - lo) / tf.where(width > 0, width, 1.0) * float(bins)
-    idx = tf.cast(tf.floor(scaled), tf.int32)
-    idx = tf.clip_by_value(idx, 0, bins - 1)
+        weights = tf.reshape(tf.cast(weights, tf.float32), [-1])
+        w = weights if w is None else w * weights
+    if w is None:
+        w = tf.ones_like(values)
+    idx = bin_index(safe_values, lo, hi, bins)
     return tf.math.unsorted_segment_sum(w, idx, bins)
+
+
+def bin_index(values, lo, hi, bins):
+    """int32 bin of each (finite) value in `bins` equal bins over [lo, hi].
+
+    Values outside the range go to the first/last bin; the last bin is closed
+    on the right. `lo`/`hi` may be Python floats (folded into constants,
+    with the float32 arithmetic a tensor `lo`/`hi` would get) or float32
+    tensors, so that :func:`fixed_histogram` and the vectorised
+    :func:`gradient_stats_many` put every value in the same bin.
+    """
+    slo, shi = _static_number(lo), _static_number(hi)
+    if slo is not None and shi is not None:
+        lo32 = np.float32(slo)
+        width = np.float32(shi) - lo32  # float32 arithmetic, as in the graph
+        scaled = (values - lo32) / (width if width > 0 else np.float32(1.0)) * np.float32(bins)
+    else:
+        lo = tf.cast(lo, tf.float32)
+        hi = tf.cast(hi, tf.float32)
+        width = hi - lo
+        scaled = (values - lo) / tf.where(width > 0, width, 1.0) * float(bins)
+    idx = tf.cast(tf.floor(scaled), tf.int32)
+    return tf.clip_by_value(idx, 0, bins - 1)
 
 
 def histogram_edges(lo, hi, bins):
@@ -71,20 +102,63 @@ def histogram_edges(lo, hi, bins):
     return tf.linspace(tf.cast(lo, tf.float64), tf.cast(hi, tf.float64), bins + 1)
 
 
+def _static_number(x):
+    """`x` as a Python float if it is a Python/numpy number, else None."""
+    if isinstance(x, (int, float, np.integer, np.floating)):
+        return float(x)
+    return None
+
+
+def static_edges(lo, hi, bins):
+    """numpy float64 [bins, 2] (left, right) edges, bit-identical to
+    :func:`histogram_edges` (start + i * step, the last edge exactly `hi`)."""
+    edges = np.linspace(float(lo), float(hi), bins + 1, dtype=np.float64)
+    return np.stack([edges[:-1], edges[1:]], axis=1)
+
+
 def histogram_tensor(counts, lo, hi):
-    """A TensorBoard histogram tensor: float64 [bins, 3] of (left, right, count)."""
+    """A TensorBoard histogram tensor: float64 [bins, 3] of (left, right, count).
+
+    `counts` may also be [n, bins] (n histograms over the same range), giving
+    [n, bins, 3]. With Python-number `lo`/`hi` the edges are one constant.
+    """
     counts = tf.cast(counts, tf.float64)
-    bins = counts.shape[0]
-    edges = histogram_edges(lo, hi, bins)
-    return tf.stack([edges[:-1], edges[1:], counts], axis=1)
+    bins = counts.shape[-1]
+    slo, shi = _static_number(lo), _static_number(hi)
+    if slo is not None and shi is not None:
+        edges = tf.constant(static_edges(slo, shi, bins))
+    else:
+        e = histogram_edges(lo, hi, bins)
+        edges = tf.stack([e[:-1], e[1:]], axis=1)
+    if counts.shape.rank == 2:
+        if counts.shape.is_fully_defined():
+            target = counts.shape.as_list() + [2]
+        else:
+            target = tf.concat([tf.shape(counts), [2]], 0)
+        edges = tf.broadcast_to(edges, target)
+    return tf.concat([edges, counts[..., None]], axis=-1)
+
+
+def histogram_array(counts, lo, hi):
+    """numpy twin of :func:`histogram_tensor` for one histogram."""
+    counts = np.asarray(counts, dtype=np.float64)
+    return np.concatenate([static_edges(lo, hi, counts.shape[-1]), counts[:, None]], axis=1)
+
+
+def class_histogram_array(counts):
+    """numpy twin of :func:`class_histogram_tensor`."""
+    counts = np.asarray(counts, dtype=np.float64)
+    left = np.arange(counts.shape[0], dtype=np.float64)
+    return np.stack([left, left + 1.0, counts], axis=1)
 
 
 def class_histogram_tensor(counts):
     """Histogram tensor of per-class counts: bins [i, i+1)."""
     counts = tf.cast(counts, tf.float64)
     k = counts.shape[0]
-    left = tf.range(k, dtype=tf.float64)
-    return tf.stack([left, left + 1.0, counts], axis=1)
+    left = np.arange(k, dtype=np.float64)
+    edges = tf.constant(np.stack([left, left + 1.0], axis=1))
+    return tf.concat([edges, counts[:, None]], axis=1)
 
 
 def log10_abs_histogram(values):
@@ -179,13 +253,17 @@ def multiclass_sums(outputs, labels=None, from_logits=False):
         S_ENTROPY: tf.reduce_sum(tf.where(row_finite, ent, 0.0)),
         S_TIES: tf.reduce_sum(_f(tie)),
         S_NONFINITE: tf.reduce_sum(_f(tf.logical_not(finite_entries))),
-        S_TOP1_HIST: fixed_histogram(top1_p, 0.0, 1.0, metadata.PROBABILITY_BINS, rf),
+        # p is computed from the finite-masked outputs: always finite.
+        S_TOP1_HIST: fixed_histogram(
+            top1_p, 0.0, 1.0, metadata.PROBABILITY_BINS, rf, assume_finite=True
+        ),
         S_CLASS_PROB_HIST: fixed_histogram(
             p,
             0.0,
             1.0,
             metadata.PROBABILITY_BINS,
             tf.broadcast_to(rf[:, None], tf.shape(p)),
+            assume_finite=True,
         ),
         S_PRED_CLASSES: pred_counts,
     }
@@ -289,6 +367,59 @@ def regression_sums(outputs, targets=None, lo=None, hi=None, bins=None):
     return out
 
 
+def prediction_sums_spec(task, num_classes, has_labels, from_logits):
+    """The keys, shapes and dtypes of the sums of one task, without computing them.
+
+    Returns a list of ``(key, shape, dtype)`` in a fixed order: what
+    :func:`multiclass_sums` / :func:`binary_sums` / :func:`regression_sums`
+    return for `task` (``num_classes`` = K for multiclass). Lets a caller set
+    up accumulators before any batch is seen.
+    """
+    f32, f64 = tf.float32, tf.float64
+    if task == metadata.TASK_REGRESSION:
+        spec = [
+            (S_COUNT, (), f32), (S_FINITE_ROWS, (), f32), (S_NONFINITE, (), f32),
+            (S_OUT_SUM, (), f64), (S_OUT_SQ, (), f64),
+            (S_OUT_HIST, (metadata.PROBABILITY_BINS,), f32),
+        ]
+        if has_labels:
+            spec += [(S_LABELED, (), f32), (S_TGT_SUM, (), f64), (S_TGT_SQ, (), f64)]
+        return spec
+    k = 2 if task == metadata.TASK_BINARY else int(num_classes)
+    spec = [
+        (S_COUNT, (), f32), (S_FINITE_ROWS, (), f32), (S_ENTROPY, (), f32),
+        (S_TIES, (), f32), (S_NONFINITE, (), f32),
+        (S_TOP1_HIST, (metadata.PROBABILITY_BINS,), f32),
+        (S_CLASS_PROB_HIST, (metadata.PROBABILITY_BINS,), f32),
+        (S_PRED_CLASSES, (k,), f32),
+    ]
+    if from_logits:
+        spec += [(S_ZERO_LOGITS, (), f32), (S_ENTRIES, (), f32)]
+    if has_labels:
+        spec += [(S_LABELED, (), f32), (S_CORRECT, (), f32), (S_TIE_CORRECT, (), f32),
+                 (S_LABEL_CLASSES, (k,), f32)]
+    return spec
+
+
+def pack_sums(sums, spec):
+    """The sums of `spec` flattened into one float64 vector (spec order)."""
+    return tf.concat(
+        [tf.reshape(tf.cast(sums[key], tf.float64), [-1]) for key, _, _ in spec], axis=0
+    )
+
+
+def unpack_sums(flat, spec):
+    """Inverse of :func:`pack_sums`: dict of numpy arrays with the shapes and
+    dtypes of `spec` (for ``finalize_prediction_sums(..., backend="numpy")``)."""
+    flat = np.asarray(flat, dtype=np.float64)
+    out, i = {}, 0
+    for key, shape, dtype in spec:
+        n = int(np.prod(shape, dtype=np.int64)) if shape else 1
+        out[key] = flat[i:i + n].reshape(shape).astype(dtype.as_numpy_dtype)
+        i += n
+    return out
+
+
 def finite_range(x):
     """(min, max) of the finite entries of `x`; (0, 1) when there are none.
 
@@ -321,39 +452,90 @@ def _std(total, sq_total, n):
     return tf.where(n > 0, tf.cast(tf.sqrt(var), tf.float32), float("nan"))
 
 
-def finalize_prediction_sums(sums, task, num_classes):
+def _div_np(a, b):
+    """numpy twin of :func:`_div` (float32, same IEEE operations)."""
+    a, b = np.float32(a), np.float32(b)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(b > 0, a / np.where(b > 0, b, np.float32(1.0)), np.float32("nan")).astype(
+            np.float32
+        )
+
+
+def _std_np(total, sq_total, n):
+    """numpy twin of :func:`_std`."""
+    n = np.float64(n)
+    safe_n = n if n > 0 else 1.0
+    mean = np.float64(total) / safe_n
+    var = max(np.float64(sq_total) / safe_n - mean * mean, 0.0)
+    return np.float32(np.sqrt(var)) if n > 0 else np.float32("nan")
+
+
+def finalize_prediction_sums(sums, task, num_classes, backend="tf"):
     """Per-record values from (summed) sufficient statistics.
 
     Returns ``(scalars, histograms)``: dicts from metadata stat names to a
     float32 scalar / a float32 vector of counts. Histograms of probabilities
     use PROBABILITY_BINS over [0, 1]; class-count histograms one bin per class.
     Stats that cannot be computed from what was given are absent.
+
+    ``backend="numpy"`` computes the same values (same float32/float64 IEEE
+    operations) from numpy sums, for eager callers that have them on the
+    host (validation records): ~100 times cheaper than tens of eager ops.
     """
+    if backend == "numpy":
+        div, std = _div_np, _std_np
+
+        def per_log(x, k):
+            return np.float32(x / np.float32(math.log(k)))
+    else:
+        div, std = _div, _std
+
+        def per_log(x, k):
+            return x / math.log(k)
+
     scalars = {metadata.PRED_COUNT: sums[S_COUNT], metadata.PRED_NONFINITE: sums[S_NONFINITE]}
     hists = {}
     if task == metadata.TASK_REGRESSION:
-        scalars[metadata.PRED_OUTPUT_STD] = _std(
+        scalars[metadata.PRED_OUTPUT_STD] = std(
             sums[S_OUT_SUM], sums[S_OUT_SQ], sums[S_FINITE_ROWS]
         )
         if S_TGT_SUM in sums:
-            scalars[metadata.PRED_TARGET_STD] = _std(
+            scalars[metadata.PRED_TARGET_STD] = std(
                 sums[S_TGT_SUM], sums[S_TGT_SQ], sums[S_LABELED]
             )
         hists[metadata.PRED_OUTPUT_HIST] = sums[S_OUT_HIST]
         return scalars, hists
     k = 2 if task == metadata.TASK_BINARY else num_classes
-    scalars[metadata.PRED_ENTROPY] = _div(sums[S_ENTROPY], sums[S_FINITE_ROWS]) / math.log(k)
-    scalars[metadata.PRED_TIE_FRACTION] = _div(sums[S_TIES], sums[S_FINITE_ROWS])
+    # Every ratio in one (elementwise) division: stat -> (numerator, denominator).
+    ratios = [
+        (metadata.PRED_ENTROPY, S_ENTROPY, S_FINITE_ROWS),
+        (metadata.PRED_TIE_FRACTION, S_TIES, S_FINITE_ROWS),
+    ]
     if S_ZERO_LOGITS in sums:
-        scalars[metadata.PRED_ZERO_LOGIT_FRACTION] = _div(sums[S_ZERO_LOGITS], sums[S_ENTRIES])
+        ratios.append((metadata.PRED_ZERO_LOGIT_FRACTION, S_ZERO_LOGITS, S_ENTRIES))
+    if S_CORRECT in sums:
+        ratios += [
+            (metadata.PRED_ACCURACY, S_CORRECT, S_LABELED),
+            (metadata.PRED_TIE_TOLERANT_ACCURACY, S_TIE_CORRECT, S_LABELED),
+        ]
+    if backend == "numpy":
+        values = div(
+            np.array([sums[n] for _, n, _ in ratios], np.float32),
+            np.array([sums[d] for _, _, d in ratios], np.float32),
+        )
+        values = list(values)
+    else:
+        values = tf.unstack(
+            div(tf.stack([_f(sums[n]) for _, n, _ in ratios]),
+                tf.stack([_f(sums[d]) for _, _, d in ratios]))
+        )
+    for (stat, _, _), value in zip(ratios, values):
+        scalars[stat] = value
+    scalars[metadata.PRED_ENTROPY] = per_log(scalars[metadata.PRED_ENTROPY], k)
     hists[metadata.PRED_TOP1_HIST] = sums[S_TOP1_HIST]
     hists[metadata.PRED_CLASS_PROB_HIST] = sums[S_CLASS_PROB_HIST]
     hists[metadata.PRED_PREDICTED_CLASSES] = sums[S_PRED_CLASSES]
     if S_CORRECT in sums:
-        scalars[metadata.PRED_ACCURACY] = _div(sums[S_CORRECT], sums[S_LABELED])
-        scalars[metadata.PRED_TIE_TOLERANT_ACCURACY] = _div(
-            sums[S_TIE_CORRECT], sums[S_LABELED]
-        )
         hists[metadata.PRED_LABEL_CLASSES] = sums[S_LABEL_CLASSES]
     return scalars, hists
 
@@ -413,3 +595,183 @@ def first_last_ratio(norms_and_ranks):
     if len(kernels) < 2:
         return None
     return _div(kernels[0], kernels[-1])
+
+
+# Largest number of gradient entries reduced in one go by gradient_stats_many
+# (bounds the temporaries of a logged step to a few times 4 * this bytes).
+MAX_GROUP_ENTRIES = 1 << 22
+
+
+def _flatten(tensors, name):
+    if not tensors:
+        return []
+    flat_shape = tf.constant([-1])  # one constant for all the reshapes
+    return [tf.reshape(to_float(t, name), flat_shape) for t in tensors]
+
+
+def _segment_ids(flat):
+    """int32 [sum of sizes] id of the tensor each entry of concat(flat) comes from."""
+    sizes = [f.shape[0] for f in flat]
+    if all(n is not None for n in sizes):
+        ends = tf.constant(np.cumsum(sizes, dtype=np.int64).astype(np.int32)[None, :])
+        total = int(sum(sizes))
+    else:
+        ends = tf.cumsum(tf.stack([tf.size(f) for f in flat]))[None, :]
+        total = ends[0, -1]
+    positions = tf.range(total, dtype=tf.int32)[None, :]
+    # Entries before the first end are tensor 0, and so on (empty tensors get
+    # no entries); UpperBound counts the ends <= position.
+    seg = tf.raw_ops.UpperBound(sorted_inputs=ends, values=positions, out_type=tf.int32)
+    return tf.reshape(seg, [-1])
+
+
+def _concat(flat):
+    return flat[0] if len(flat) == 1 else tf.concat(flat, axis=0)
+
+
+def _group_stats(grads, weights, updates, before=None):
+    """gradient_stats_many for one group of tensors (see there)."""
+    n = len(grads)
+    fg = _flatten(grads, "gradients")
+    g = _concat(fg)
+    sizes = [f.shape[0] for f in fg]
+    if n == 1:
+        seg = tf.zeros(tf.shape(g), tf.int32)
+    else:
+        seg = _segment_ids(fg)
+    if all(k is not None and k > 0 for k in sizes):
+        # Sorted segment ids, none empty: the sorted kernels are several
+        # times faster than the unsorted ones on CPU.
+        size = tf.constant(sizes, tf.float32)
+
+        def ssum(x):
+            return tf.math.segment_sum(x, seg)
+
+        def smax(x):
+            return tf.math.segment_max(x, seg)
+    else:
+        size = tf.cast(tf.stack([tf.size(f) for f in fg]), tf.float32)
+
+        def ssum(x):
+            return tf.math.unsorted_segment_sum(x, seg, n)
+
+        def smax(x):
+            return tf.math.unsorted_segment_max(x, seg, n)
+
+    def count(mask):
+        return ssum(tf.cast(mask, tf.float32))
+
+    a = tf.abs(g)
+    isnan = tf.math.is_nan(g)
+    nans = count(isnan)
+    max_abs = smax(tf.where(isnan, 0.0, a))
+    max_abs = tf.where(size > 0, max_abs, 0.0)
+    max_abs = tf.where(nans > 0, float("nan"), max_abs)
+    # log10|g| histogram of all tensors at once: bin b of tensor i is bucket
+    # i * LOG10_BINS + b (same arithmetic as log10_abs_histogram).
+    nonzero = tf.logical_and(a > 0, tf.math.is_finite(a))
+    logs = tf.math.log(tf.where(nonzero, a, 1.0)) / math.log(10.0)
+    lo, hi = metadata.LOG10_RANGE
+    bins = metadata.LOG10_BINS
+    idx = bin_index(logs, lo, hi, bins) + seg * bins
+    hist = tf.math.unsorted_segment_sum(tf.cast(nonzero, tf.float32), idx, n * bins)
+    out = {
+        metadata.GRAD_NORM: tf.sqrt(ssum(tf.square(g))),
+        metadata.GRAD_MAX_ABS: max_abs,
+        metadata.GRAD_ZERO_FRACTION: _div(count(tf.equal(g, 0.0)), size),
+        metadata.GRAD_NONFINITE: count(tf.logical_not(tf.math.is_finite(g))),
+        metadata.GRAD_LOG10_HIST: tf.reshape(hist, [n, bins]),
+    }
+    if weights is not None:
+        w = _concat(_flatten(weights, "variables"))
+        out[metadata.GRAD_WEIGHT_NORM] = tf.sqrt(ssum(tf.square(w)))
+        if before is not None:
+            b = _concat(_flatten(before, "before"))
+            out[metadata.GRAD_UPDATE_RATIO] = _div(
+                tf.sqrt(ssum(tf.square(w - b))), tf.sqrt(ssum(tf.square(b)))
+            )
+        elif updates is not None:
+            u = _concat(_flatten(updates, "updates"))
+            out[metadata.GRAD_UPDATE_RATIO] = _div(
+                tf.sqrt(ssum(tf.square(u))), tf.sqrt(ssum(tf.square(w - u)))
+            )
+    return out
+
+
+def _groups(sizes, limit):
+    """Consecutive index ranges whose summed static size stays <= limit
+    (a tensor larger than the limit, or of unknown size, is a group of its own
+    only when needed)."""
+    groups, start, total = [], 0, 0
+    for i, n in enumerate(sizes):
+        n = limit if n is None else n
+        if i > start and total + n > limit:
+            groups.append((start, i))
+            start, total = i, 0
+        total += n
+    if start < len(sizes):
+        groups.append((start, len(sizes)))
+    return groups
+
+
+def gradient_stats_many(grads, weights=None, updates=None, max_group_entries=None,
+                        before=None):
+    """:func:`gradient_stats` of many variables at once, vectorised.
+
+    The gradients are flattened and concatenated (in groups of at most
+    `max_group_entries` entries, default MAX_GROUP_ENTRIES) and every
+    statistic is one segment reduction over the group, so the number of ops
+    does not grow with the number of variables. Same values as
+    :func:`gradient_stats` up to float32 summation order.
+
+    Args:
+      grads: list of gradient tensors (no None).
+      weights: optional list aligned with `grads` (weight_norm).
+      updates: optional list aligned with `grads` (update_ratio; needs weights).
+      before: instead of `updates`, the weights before the update (the
+        update is then weights - before): update_ratio = ||w - before|| /
+        ||before||.
+
+    Returns:
+      dict from metadata GRAD_* names to float32 [n] tensors, and
+      ``GRAD_LOG10_HIST`` -> float32 [n, LOG10_BINS] counts.
+    """
+    grads = list(grads)
+    if not grads:
+        raise ValueError("gradient_stats_many needs at least one gradient")
+    if weights is not None:
+        weights = list(weights)
+    if before is not None:
+        before = list(before)
+    if updates is not None:
+        updates = list(updates)
+    if (updates is not None or before is not None) and weights is None:
+        raise ValueError("updates need weights")
+    limit = max_group_entries or MAX_GROUP_ENTRIES
+    grads = [tf.convert_to_tensor(g) for g in grads]
+    sizes = [g.shape.num_elements() if g.shape.is_fully_defined() else None for g in grads]
+    parts = []
+    deps = []
+    for start, end in _groups(sizes, limit):
+        # One group after the other: bounds the memory of the temporaries.
+        with tf.control_dependencies(deps):
+            part = _group_stats(
+                grads[start:end],
+                None if weights is None else weights[start:end],
+                None if updates is None else updates[start:end],
+                None if before is None else before[start:end],
+            )
+        parts.append(part)
+        if not tf.executing_eagerly():
+            deps = [part[metadata.GRAD_NORM]]
+    if len(parts) == 1:
+        return parts[0]
+    return {k: tf.concat([p[k] for p in parts], axis=0) for k in parts[0]}
+
+
+def first_last_ratio_many(norms, ranks):
+    """:func:`first_last_ratio` from a [n] vector of norms and n static ranks."""
+    kernels = [i for i, r in enumerate(ranks) if r is not None and r >= 2]
+    if len(kernels) < 2:
+        return None
+    return _div(norms[kernels[0]], norms[kernels[-1]])

@@ -12,11 +12,21 @@ Under ``tf.distribute`` (replica context, more than one replica) the
 statistics are all-reduced across replicas before they are written, and TF
 writes summaries from replica 0 only, so exactly one record is written, of the
 global batch / aggregated gradients.
+
+Cost: a record is computed with a number of ops that does not grow with the
+number of variables (segment reductions over the concatenated gradients, see
+:func:`tb_plugin.stats.gradient_stats_many`) and written by a single op as a
+single event holding one summary value per tag; each value is byte-for-byte
+what ``tf.summary.write`` would write (same tag, metadata and tensor).
 """
 
+import contextlib
 import json
 import logging
+import threading
 import warnings
+
+import numpy as np
 
 try:
     import tensorflow as tf
@@ -60,29 +70,243 @@ def _metadata_bytes(kind, description):
     return _md_cache[key]
 
 
-def _write_scalar(tag, value, step, description=None):
-    return tf.summary.write(
-        tag,
-        tf.reshape(tf.cast(value, tf.float32), []),
-        step=step,
-        metadata=_metadata_bytes("scalar", description),
-    )
+def _summary_writer_resource():
+    """The resource handle of the default summary writer, or None.
+
+    tf.summary.write costs ~6 graph ops and a few ms of Python per call (its
+    own record_if cond, an identity, a constant); a logged step writes tens
+    of tags, so the writes below call the WriteSummary op directly, inside a
+    branch that is already gated by ``should_record_summaries()``. None (fall
+    back to tf.summary.write) when there is no default writer or it is not a
+    plain resource writer (DTensor, no-op writer, another TF version).
+    """
+    try:
+        from tensorflow.python.ops import summary_ops_v2
+    except ImportError:  # pragma: no cover - other TF layouts
+        return None
+    state = getattr(summary_ops_v2, "_summary_state", None)
+    writer = getattr(state, "writer", None)
+    if writer is None or getattr(writer, "_mesh", None) is not None:
+        return None
+    return getattr(writer, "_resource", None)
 
 
-def _write_histogram(tag, tensor, step, description=None):
-    return tf.summary.write(
-        tag, tensor, step=step, metadata=_metadata_bytes("histogram", description)
+@contextlib.contextmanager
+def writer_scope(writer):
+    """Makes `writer` the default summary writer, like ``writer.as_default()``
+    but without flushing it on exit (as_default's exit adds a flush op to a
+    traced function: one file write per logged step). The callback flushes
+    at epoch ends instead."""
+    try:
+        from tensorflow.python.ops import summary_ops_v2
+
+        state = summary_ops_v2._summary_state
+        old = state.writer
+    except (ImportError, AttributeError):  # pragma: no cover - other TF layouts
+        with writer.as_default():
+            yield writer
+        return
+    state.writer = writer
+    try:
+        yield writer
+    finally:
+        state.writer = old
+
+
+# A record (every statistic of one family at one step) is written by one
+# WriteRawProtoSummary op: each statistic becomes a serialized Summary proto
+# holding one value (tag, metadata, tensor), exactly the bytes WriteSummary
+# would produce, assembled in the graph from one serialize_tensor of the
+# stacked values plus constant prefixes/suffixes. One op instead of one
+# WriteSummary (plus its inputs) per tag: tens of ops less per record to
+# trace, place and run.
+
+_layouts = {}
+_local = threading.local()
+
+
+def _eager_bytes(tensor_fn):
+    """numpy bytes of a tensor built eagerly (also while tracing)."""
+    with tf.init_scope():
+        return tensor_fn().numpy()
+
+
+def _tensor_header(shape, dtype):
+    """Bytes of the TensorProto of a tensor of `shape`/`dtype` before its raw
+    content (as serialize_tensor / WriteSummary encode it)."""
+    key = ("header", tuple(shape), dtype.name)
+    if key not in _layouts:
+        blob = _eager_bytes(lambda: tf.io.serialize_tensor(tf.zeros(shape, dtype)))
+        content = int(np.prod(shape, dtype=np.int64)) * dtype.size
+        _layouts[key] = blob[: len(blob) - content] if content else blob
+    return _layouts[key]
+
+
+def _value_layout(tag, row_shape, dtype, md):
+    """(prefix, suffix, content length): a serialized Summary with one value
+    `tag`/`md` holding a tensor of `row_shape`/`dtype` is prefix + the
+    tensor's raw content + suffix."""
+    key = ("value", tag, tuple(row_shape), dtype.name, md)
+    if key not in _layouts:
+        from tensorboard.compat.proto import summary_pb2
+        from tensorboard.compat.proto import tensor_pb2
+
+        content_len = int(np.prod(row_shape, dtype=np.int64)) * dtype.size
+        marker = bytes((7 * i + 1) % 251 for i in range(content_len))
+        tensor_bytes = _tensor_header(row_shape, dtype) + marker
+        summary = summary_pb2.Summary(value=[summary_pb2.Summary.Value(
+            tag=tag,
+            metadata=summary_pb2.SummaryMetadata.FromString(md),
+            tensor=tensor_pb2.TensorProto.FromString(tensor_bytes),
+        )]).SerializeToString()
+        at = summary.find(tensor_bytes)
+        if at < 0 or summary.find(tensor_bytes, at + 1) >= 0:
+            raise ValueError("cannot lay out the summary of %r" % tag)
+        start = at + len(tensor_bytes) - content_len
+        _layouts[key] = (summary[:start], summary[start + content_len:], content_len)
+    return _layouts[key]
+
+
+def _serialized_rows(tags, values, kind, description):
+    """Serialized Summary protos (one per tag) of the rows of `values`.
+
+    `values`: a numpy array or a tensor stacked on axis 0. Returns a list of
+    bytes (numpy values) or a [n] string tensor.
+    """
+    md = _metadata_bytes(kind, description)
+    if isinstance(values, np.ndarray):
+        dtype = tf.as_dtype(values.dtype)
+        out = []
+        for tag, row in zip(tags, values):
+            prefix, suffix, _ = _value_layout(tag, row.shape, dtype, md)
+            out.append(prefix + np.ascontiguousarray(row).astype(
+                row.dtype.newbyteorder("<"), copy=False).tobytes() + suffix)
+        return out
+    values = tf.convert_to_tensor(values)
+    row_shape = values.shape[1:].as_list()
+    dtype = values.dtype
+    layouts = [_value_layout(tag, row_shape, dtype, md) for tag in tags]
+    content_len = layouts[0][2]
+    n = len(tags)
+    head = len(_tensor_header([n] + row_shape, dtype))
+    blob = tf.io.serialize_tensor(values)
+    rows = tf.strings.substr(
+        blob,
+        tf.constant([head + i * content_len for i in range(n)], tf.int32),
+        tf.constant([content_len] * n, tf.int32),
     )
+    return tf.strings.join([
+        tf.constant([p for p, _, _ in layouts], tf.string),
+        rows,
+        tf.constant([x for _, x, _ in layouts], tf.string),
+    ])
+
+
+@contextlib.contextmanager
+def _one_write(step):
+    """Collects the rows written inside (by _write_rows / _write_json) and
+    writes them all with one op on normal exit."""
+    stack = getattr(_local, "stack", None)
+    if stack is None:
+        stack = _local.stack = []
+    batch = []
+    stack.append(batch)
+    try:
+        yield
+    finally:
+        stack.pop()
+    _write_serialized(batch, step)
+
+
+def _write_serialized(parts, step):
+    """Writes serialized Summary protos (lists of bytes and string tensors)."""
+    parts = [p for p in parts if (len(p) if isinstance(p, list) else True)]
+    if not parts:
+        return
+    with tf.device("cpu:0"):
+        tensors = [tf.constant(p, tf.string) if isinstance(p, list) else p for p in parts]
+        summaries = tensors[0] if len(tensors) == 1 else tf.concat(tensors, axis=0)
+        resource = _summary_writer_resource()
+        if resource is None:
+            tf.summary.experimental.write_raw_pb(summaries, step=step)
+        else:
+            tf.raw_ops.WriteRawProtoSummary(
+                writer=resource, step=tf.cast(step, tf.int64), tensor=summaries
+            )
+
+
+def _write_rows(tags, values, step, kind, description=None):
+    """Writes ``values[i]`` under ``tags[i]`` to the default writer.
+
+    `values` is a tensor or numpy array stacked on axis 0 (one row per tag),
+    or a list of them. Inside ``_one_write`` the rows join that write;
+    otherwise they are written at once. The caller gates the family on
+    ``should_record_summaries()`` (see :func:`_gated`).
+    """
+    tags = list(tags)
+    if not tags:
+        return
+    parts = []
+    if isinstance(values, (list, tuple)):
+        for tag, value in zip(tags, values):
+            if isinstance(value, np.ndarray):
+                parts.append(_serialized_rows([tag], value[None], kind, description))
+            else:
+                with tf.device("cpu:0"):
+                    parts.append(_serialized_rows([tag], tf.expand_dims(value, 0), kind,
+                                                  description))
+    else:
+        if isinstance(values, np.ndarray):
+            parts.append(_serialized_rows(tags, values, kind, description))
+        else:
+            with tf.device("cpu:0"):
+                parts.append(_serialized_rows(tags, values, kind, description))
+    stack = getattr(_local, "stack", None)
+    if stack:
+        stack[-1].extend(parts)
+    else:
+        _write_serialized(parts, step)
+
+
+def _write_scalars(tags, values, step, description=None):
+    """Scalars ``values[i]`` (a list of scalars, a [n] tensor or a numpy
+    array) under ``tags[i]``."""
+    if isinstance(values, np.ndarray):
+        values = values.astype(np.float32)
+    elif isinstance(values, (list, tuple)):
+        values = tf.stack([tf.reshape(tf.cast(v, tf.float32), []) for v in values])
+    _write_rows(tags, tf.cast(values, tf.float32), step, "scalar", description)
+
+
+def _json_summary(tag, text, description):
+    """The serialized Summary of a string scalar (constant bytes)."""
+    key = ("json", tag, text, description or "")
+    if key not in _layouts:
+        if len(_layouts) > 10000:  # manifests of many fits in one process
+            _layouts.clear()
+        from tensorboard.compat.proto import summary_pb2
+        from tensorboard.compat.proto import tensor_pb2
+
+        tensor_bytes = _eager_bytes(
+            lambda: tf.io.serialize_tensor(tf.constant(text, dtype=tf.string)))
+        _layouts[key] = summary_pb2.Summary(value=[summary_pb2.Summary.Value(
+            tag=tag,
+            metadata=summary_pb2.SummaryMetadata.FromString(
+                _metadata_bytes("index", description)),
+            tensor=tensor_pb2.TensorProto.FromString(tensor_bytes),
+        )]).SerializeToString()
+    return _layouts[key]
 
 
 def _write_json(tag, obj, step, description=None):
     text = json.dumps(obj, sort_keys=True, default=str)
-    return tf.summary.write(
-        tag,
-        tf.constant(text, dtype=tf.string),
-        step=step,
-        metadata=_metadata_bytes("index", description),
-    )
+    part = [_json_summary(tag, text, description)]
+    stack = getattr(_local, "stack", None)
+    if stack:
+        stack[-1].append(part)
+    else:
+        _write_serialized([part], step)
+    return tf.constant(True)
 
 
 def _resolve_step(step):
@@ -222,28 +446,81 @@ def write_prediction_sums(
 
     Used by :func:`prediction_distribution` and by the callback for
     validation (sums accumulated over all validation batches). `hist_range`
-    is the (lo, hi) of the regression outputs histogram.
+    is the (lo, hi) of the regression outputs histogram. Honours
+    ``tf.summary.record_if`` (and, under tf.distribute, writes from replica 0
+    only); returns a boolean tensor, true if written.
     """
     step = _resolve_step(step)
-    scalars, hists = stats.finalize_prediction_sums(sums, task, num_classes)
-    for stat in sorted(scalars):
-        _write_scalar(metadata.stat_tag(name, stat), scalars[stat], step, description)
+    return _gated(
+        lambda: _write_prediction_sums(
+            name, sums, task, num_classes, step, from_logits, hist_range, description
+        )
+    )
+
+
+def _write_prediction_sums(
+    name, sums, task, num_classes, step, from_logits, hist_range, description,
+    backend="tf",
+):
+    """write_prediction_sums, in a branch already gated by _gated.
+
+    ``backend="numpy"``: `sums` are numpy arrays (eager callers), finalized on
+    the host and written with one eager op.
+    """
+    with _one_write(step):
+        return _write_prediction_sums_rows(
+            name, sums, task, num_classes, step, from_logits, hist_range, description,
+            backend,
+        )
+
+
+def _write_prediction_sums_rows(
+    name, sums, task, num_classes, step, from_logits, hist_range, description, backend,
+):
+    scalars, hists = stats.finalize_prediction_sums(sums, task, num_classes, backend)
+    numpy = backend == "numpy"
+    names = sorted(scalars)
+    values = [scalars[stat] for stat in names]
+    if numpy:
+        values = np.array(values, dtype=np.float32).reshape([-1])
+    _write_scalars([metadata.stat_tag(name, stat) for stat in names], values, step, description)
+    tags, tensors = [], []
     for stat in sorted(hists):
         counts = hists[stat]
         if stat in (metadata.PRED_PREDICTED_CLASSES, metadata.PRED_LABEL_CLASSES):
-            tensor = stats.class_histogram_tensor(counts)
-        elif stat == metadata.PRED_OUTPUT_HIST:
-            lo, hi = hist_range
-            tensor = stats.histogram_tensor(counts, lo, hi)
+            tensor = (stats.class_histogram_array if numpy else stats.class_histogram_tensor)(
+                counts
+            )
         else:
-            tensor = stats.histogram_tensor(counts, 0.0, 1.0)
-        _write_histogram(metadata.stat_tag(name, stat), tensor, step, description)
+            lo, hi = hist_range if stat == metadata.PRED_OUTPUT_HIST else (0.0, 1.0)
+            if numpy:
+                tensor = stats.histogram_array(counts, float(lo), float(hi))
+            else:
+                tensor = stats.histogram_tensor(counts, lo, hi)
+        tags.append(metadata.stat_tag(name, stat))
+        tensors.append(tensor)
+    _write_rows(tags, tensors, step, "histogram", description)
     has_labels = stats.S_LABELED in sums
     return _write_json(
         metadata.index_tag(name),
         _prediction_index(task, num_classes, from_logits, has_labels),
         step,
         description,
+    )
+
+
+def write_prediction_sums_numpy(
+    name, sums, task, num_classes, step, from_logits=False, hist_range=None,
+    description=None,
+):
+    """Eager :func:`write_prediction_sums` from numpy sums (e.g. the
+    accumulated validation sums), finalized on the host."""
+    step = _resolve_step(step)
+    return _gated(
+        lambda: _write_prediction_sums(
+            name, sums, task, num_classes, step, from_logits, hist_range, description,
+            backend="numpy",
+        )
     )
 
 
@@ -317,14 +594,14 @@ def prediction_distribution(
         sums, k, hist_range = compute()
 
         def write():
-            return write_prediction_sums(
+            return _write_prediction_sums(
                 name, sums, task, k, step, from_logits, hist_range, description
             )
     else:
 
         def write():
             sums, k, hist_range = compute()
-            return write_prediction_sums(
+            return _write_prediction_sums(
                 name, sums, task, k, step, from_logits, hist_range, description
             )
 
@@ -336,12 +613,82 @@ def _scope_name(name):
     return "".join(c if c.isalnum() or c in "_-." else "_" for c in name)
 
 
+def lazy_cond(pred, true_fn, false_fn, name="health_cond"):
+    """tf.cond that stays a functional If op in the graph (not lowered).
+
+    TF lowers tf.cond inside tf.function to Switch/Merge, and then every op
+    of the branch not taken is still visited (as a dead node) on every step.
+    Recording branches have hundreds of ops and run on few steps, so the
+    functional If, which runs only the branch taken, is much cheaper on the
+    other steps. Eagerly, and in a multi-replica context (where a branch may
+    touch resources of several devices, which one If op cannot be placed
+    with), this is plain tf.cond.
+    """
+    if tf.executing_eagerly() or _replica_context() is not None:
+        return tf.cond(pred, true_fn, false_fn, name=name)
+    graph = tf.compat.v1.get_default_graph()
+    before = len(graph.get_operations())
+    out = tf.cond(pred, true_fn, false_fn, name=name)
+    try:
+        from tensorflow.core.framework import attr_value_pb2
+
+        for op in graph.get_operations()[before:]:
+            if op.type in ("If", "StatelessIf"):
+                op._set_attr(  # pylint: disable=protected-access
+                    "_lower_using_switch_merge", attr_value_pb2.AttrValue(b=False)
+                )
+    except Exception:  # noqa: BLE001 - an optimisation only
+        pass
+    return out
+
+
 def _gated(fn):
-    """Runs `fn` only when summaries would be recorded (lazily in graphs)."""
+    """Runs `fn` only when summaries would be recorded (lazily in graphs).
+
+    A statically known condition (``record_if(True)``, replica 1 of a
+    MirroredStrategy, no default writer) builds no tf.cond.
+    """
+    static = _static_should_record()
+    if static is not None:
+        return tf.cast(fn(), tf.bool) if static else tf.constant(False)
     should = tf.summary.should_record_summaries()
     if tf.executing_eagerly():
-        return fn() if bool(should) else tf.constant(False)
-    return tf.cond(should, lambda: tf.cast(fn(), tf.bool), lambda: tf.constant(False))
+        return tf.cast(fn(), tf.bool) if bool(should) else tf.constant(False)
+    static = tf.get_static_value(should)
+    if static is not None:
+        return tf.cast(fn(), tf.bool) if bool(static) else tf.constant(False)
+    return lazy_cond(should, lambda: tf.cast(fn(), tf.bool), lambda: tf.constant(False))
+
+
+def _static_should_record():
+    """``should_record_summaries()`` as a Python bool when it is known while
+    tracing (no writer, ``record_if(True/False)``, a MirroredStrategy replica's
+    id), else None. (should_record_summaries() itself returns a LogicalAnd of
+    the two conditions, which tf.get_static_value cannot see through, so a
+    cond would be built even under record_if(True).)"""
+    try:
+        from tensorflow.python.ops import summary_ops_v2
+
+        state = summary_ops_v2._summary_state
+        writer = state.writer
+        recording = state.is_recording
+        distributed = state.is_recording_distribution_strategy
+    except (ImportError, AttributeError):  # pragma: no cover - other TF layouts
+        return None
+    if writer is None:
+        return False
+    values = []
+    for cond in (recording, distributed):
+        if callable(cond):
+            cond = cond()
+        if cond is None:
+            cond = True  # should_record_summaries()'s default
+        if not isinstance(cond, (bool, np.bool_)):
+            cond = tf.get_static_value(cond)
+            if cond is None:
+                return None
+        values.append(bool(cond))
+    return all(values)
 
 
 # ---------------------------------------------------------------------------
@@ -396,10 +743,12 @@ def gradient_magnitudes(
 
 def _gradient_magnitudes(
     name, gradients, variables, step=None, updates=None, description=None,
-    all_reduce=True,
+    all_reduce=True, before=None,
 ):
     """gradient_magnitudes; `all_reduce=False` when the caller already summed
-    the gradients across replicas (collectives cannot run inside a tf.cond)."""
+    the gradients across replicas (collectives cannot run inside a tf.cond);
+    `before`: instead of `updates`, the variables' values before the update
+    (list aligned with `variables`, None entries allowed)."""
     step = _resolve_step(step)
     gradients = list(gradients)
     variables = list(variables)
@@ -437,7 +786,10 @@ def _gradient_magnitudes(
                     "gradients[%d] has shape %s but variables[%d] (%s) has shape %s"
                     % (i, g.shape, i, path, list(vshape))
                 )
-        u = updates[i] if updates is not None else None
+        if before is not None:
+            u = ("before", before[i]) if before[i] is not None else None
+        else:
+            u = updates[i] if updates is not None else None
         entries.append((path, g, v, u))
     if skipped:
         _warn_once(
@@ -451,6 +803,69 @@ def _gradient_magnitudes(
             tf.distribute.ReduceOp.SUM, [stats.to_float(g) for _, g, _, _ in entries]
         )
         entries = [(p, r, v, u) for (p, _, v, u), r in zip(entries, reduced)]
+    def write():
+        return _write_gradient_stats(name, entries, step, description)
+
+    with tf.name_scope("health_" + _scope_name(name)):
+        return _gated(write)
+
+
+def _write_gradient_stats(name, entries, step, description=None):
+    """Computes (vectorised, see stats.gradient_stats_many) and writes the
+    statistics of `entries` [(path, gradient, variable, update or None)]."""
+    with _one_write(step):
+        return _write_gradient_rows(name, entries, step, description)
+
+
+def _write_gradient_rows(name, entries, step, description):
+    if entries:
+        grads = [g for _, g, _, _ in entries]
+        weights = None
+        has_update = [False] * len(entries)
+        if all(v is not None for _, _, v, _ in entries):
+            weights = [_variable_value(v) for _, _, v, _ in entries]
+            has_update = [u is not None for _, _, _, u in entries]
+        updates = before = None
+        if any(has_update):
+            given = [u for _, _, _, u in entries]
+            if all(isinstance(u, tuple) for u in given if u is not None):
+                # Values before the update: missing ones as "no change".
+                before = [u[1] if u is not None else w for u, w in zip(given, weights)]
+            else:
+                updates = [
+                    u if u is not None else tf.zeros_like(stats.to_float(w))
+                    for u, w in zip(given, weights)
+                ]
+        st = stats.gradient_stats_many(grads, weights, updates, before=before)
+        names = sorted(k for k in st if k != metadata.GRAD_LOG10_HIST)
+        tags, columns = [], []
+        for i, (path, _, _, _) in enumerate(entries):
+            for stat in names:
+                if stat == metadata.GRAD_UPDATE_RATIO and not has_update[i]:
+                    continue
+                tags.append(metadata.variable_tag(name, path, stat))
+                columns.append((stat, i))
+        matrix = tf.stack([st[stat] for stat in names], axis=1)  # [variables, stats]
+        flat = tf.reshape(matrix, [-1])
+        pos = {stat: j for j, stat in enumerate(names)}
+        keep = [i * len(names) + pos[stat] for stat, i in columns]
+        if len(keep) != len(entries) * len(names):
+            flat = tf.gather(flat, keep)
+        ratio = stats.first_last_ratio_many(
+            st[metadata.GRAD_NORM], [g.shape.rank for _, g, _, _ in entries]
+        )
+        if ratio is not None:
+            tags.append(metadata.stat_tag(name, metadata.GRAD_FIRST_LAST_RATIO))
+            flat = tf.concat([flat, tf.reshape(ratio, [1])], axis=0)
+        _write_scalars(tags, flat, step, description)
+        lo, hi = metadata.LOG10_RANGE
+        _write_rows(
+            [metadata.variable_tag(name, p, metadata.GRAD_LOG10_HIST) for p, _, _, _ in entries],
+            stats.histogram_tensor(st[metadata.GRAD_LOG10_HIST], lo, hi),
+            step,
+            "histogram",
+            description,
+        )
     index = {
         "kind": metadata.KIND_GRADIENTS,
         "variables": [
@@ -458,34 +873,7 @@ def _gradient_magnitudes(
             for p, g, _, _ in entries
         ],
     }
-
-    def write():
-        norms = []
-        for path, g, v, u in entries:
-            w = _variable_value(v) if v is not None else None
-            st = stats.gradient_stats(g, w, u)
-            norms.append((st[metadata.GRAD_NORM], g.shape.rank))
-            for stat in sorted(st):
-                tag = metadata.variable_tag(name, path, stat)
-                if stat == metadata.GRAD_LOG10_HIST:
-                    lo, hi = metadata.LOG10_RANGE
-                    _write_histogram(
-                        tag, stats.histogram_tensor(st[stat], lo, hi), step, description
-                    )
-                else:
-                    _write_scalar(tag, st[stat], step, description)
-        ratio = stats.first_last_ratio(norms)
-        if ratio is not None:
-            _write_scalar(
-                metadata.stat_tag(name, metadata.GRAD_FIRST_LAST_RATIO),
-                ratio,
-                step,
-                description,
-            )
-        return _write_json(metadata.index_tag(name), index, step, description)
-
-    with tf.name_scope("health_" + _scope_name(name)):
-        return _gated(write)
+    return _write_json(metadata.index_tag(name), index, step, description)
 
 
 # ---------------------------------------------------------------------------

@@ -339,3 +339,118 @@ def test_callback_under_mirrored_strategy(tmp_path):
     assert [c for _, c in counts] == [32, 32]  # the global batch
     val = out["validation:health/predictions/count"]
     assert val == [[2, 64]]
+
+
+@pytest.mark.parametrize("single", [True, False])
+def test_single_and_two_function_modes_record_the_same(tmp_path, single, monkeypatch):
+    """Short runs record from Keras's train function behind conds; long ones
+    (or every step) from a second train function called on logged steps
+    only. Both write the same records."""
+    monkeypatch.setattr(HealthCallback, "SINGLE_FUNCTION_MAX_STEPS", 10**9 if single else 0)
+    x, y = data(n=320)
+    model = small_model()
+    model.compile(keras.optimizers.SGD(0.05),
+                  keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=["accuracy"])
+    cb = HealthCallback(str(tmp_path), log_every_n_steps=4, report_findings=False)
+    model.fit(x, y, batch_size=32, epochs=2, shuffle=False, verbose=0, callbacks=[cb],
+              validation_data=(x[:64], y[:64]))
+    assert cb._single_function is single
+    ev = read_events(str(tmp_path / "train"))
+    assert sorted(ev["health/predictions/entropy"]) == [0, 4, 8, 12, 16]
+    assert sorted(ev["health/gradients/m/out/kernel/update_ratio"]) == [0, 4, 8, 12, 16]
+    assert sorted(read_events(str(tmp_path / "validation"))["health/predictions/count"]) == [
+        10, 20]
+    # Same values as the other mode (identical training, deterministic).
+    ref_dir = tmp_path.parent / ("ref_%s" % single)
+    monkeypatch.setattr(HealthCallback, "SINGLE_FUNCTION_MAX_STEPS", 0 if single else 10**9)
+    model = small_model()
+    model.compile(keras.optimizers.SGD(0.05),
+                  keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=["accuracy"])
+    model.fit(x, y, batch_size=32, epochs=2, shuffle=False, verbose=0,
+              validation_data=(x[:64], y[:64]),
+              callbacks=[HealthCallback(str(ref_dir), log_every_n_steps=4,
+                                        report_findings=False)])
+    ref = read_events(str(ref_dir / "train"))
+    assert set(ref) == set(ev)
+    for tag in ev:
+        if tag == "health/manifest":
+            continue
+        assert sorted(ev[tag]) == sorted(ref[tag]), tag
+        for step in ev[tag]:
+            if ev[tag][step].dtype.kind == "f":
+                np.testing.assert_allclose(ev[tag][step], ref[tag][step], rtol=1e-5,
+                                           err_msg=tag)
+
+
+def test_train_step_traced_once_with_the_callback(tmp_path):
+    """Optimizer slots and compiled metrics are built before the first trace,
+    so tf.function does not trace the step (and the recording) twice."""
+    x, y = data(n=128)
+    model = small_model()
+    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=["accuracy"])
+    calls = []
+    original = model.train_step
+    model.train_step = lambda data: (calls.append(1), original(data))[1]
+    model.fit(x, y, batch_size=32, epochs=2, verbose=0, callbacks=[
+        HealthCallback(str(tmp_path), log_every_n_steps=2, report_findings=False)])
+    assert len(calls) == 1  # one function, traced once
+
+
+def test_steps_per_execution_records_logged_steps(tmp_path):
+    x, y = data(n=320)
+    model = small_model()
+    model.compile(keras.optimizers.SGD(0.05),
+                  keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  steps_per_execution=3)
+    model.fit(x, y, batch_size=32, epochs=1, shuffle=False, verbose=0, callbacks=[
+        HealthCallback(str(tmp_path), log_every_n_steps=4, report_findings=False)])
+    ev = read_events(str(tmp_path / "train"))
+    assert sorted(ev["health/predictions/entropy"]) == [0, 4, 8]
+    assert sorted(ev["health/gradients/m/out/kernel/update_ratio"]) == [0, 4, 8]
+    assert all(np.isfinite(float(v)) for v in ev["health/gradients/m/hidden/kernel/update_ratio"].values())
+
+
+@pytest.mark.skipif(importlib.util.find_spec("tb_plugin.diagnosis") is None,
+                    reason="tb_plugin.diagnosis not available")
+def test_online_loader_reads_what_a_full_load_reads(tmp_path):
+    """The callback's incremental loader (its own event files, reloaded every
+    epoch) gives the reader the same records as loading the logdir afresh,
+    with keras.callbacks.TensorBoard writing to the same run directories."""
+    from tb_plugin import reader
+
+    x, y = data(n=256, k=7)
+    model = small_model(k=7, out_activation="relu")
+    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    cb = HealthCallback(str(tmp_path), log_every_n_steps=1)
+    model.fit(x, y, batch_size=32, epochs=3, verbose=0, validation_data=(x[:64], y[:64]),
+              callbacks=[keras.callbacks.TensorBoard(str(tmp_path)), cb])
+    # the loader is dropped at the end of fit; rebuild it as during fit
+    cb._loader = None
+    provider, eid = cb._findings_provider()
+    full, feid = reader.open_logdir(str(tmp_path))
+    for run in ("train", "validation"):
+        a = reader.read_run(provider, None, eid, run)
+        b = reader.read_run(full, None, feid, run)
+        assert a.manifest == b.manifest
+        assert set(a.predictions) == set(b.predictions)
+        for name in a.predictions:
+            pa, pb = a.predictions[name], b.predictions[name]
+            assert set(pa.scalars) == set(pb.scalars)
+            for stat in pa.scalars:
+                np.testing.assert_array_equal(pa.scalars[stat].steps, pb.scalars[stat].steps)
+                np.testing.assert_array_equal(pa.scalars[stat].values, pb.scalars[stat].values)
+            for stat in pa.histograms:
+                np.testing.assert_array_equal(pa.histograms[stat].counts,
+                                              pb.histograms[stat].counts)
+        for name in a.gradients:
+            ga, gb = a.gradients[name], b.gradients[name]
+            for stat in ga.stats:
+                for path in ga.stats[stat]:
+                    np.testing.assert_array_equal(ga.stats[stat][path].values,
+                                                  gb.stats[stat][path].values)
+            for path in ga.log10_histograms:
+                np.testing.assert_array_equal(ga.log10_histograms[path].counts,
+                                              gb.log10_histograms[path].counts)

@@ -278,3 +278,145 @@ def test_gradient_nonfinite_and_first_last_ratio():
 def test_non_numeric_input_raises():
     with pytest.raises(ValueError, match="dtype string"):
         stats.gradient_stats(tf.constant(["a"]))
+
+
+# ---------------------------------------------------------------------------
+# Vectorised / host-side paths: same numbers as the reference paths above.
+
+
+def _gradient_cases(rng):
+    gs = [
+        rng.normal(size=(30, 9)).astype(np.float32) * 1e-4,
+        np.zeros(5, np.float32),
+        np.array([1.0, np.nan, np.inf, 0.0, -2.0, -np.inf], np.float32),
+        np.zeros((0, 3), np.float32),  # empty variable
+        (10.0 ** rng.uniform(-15, 6, size=(7, 7)) * rng.choice([-1, 1], size=(7, 7))).astype(
+            np.float32),
+        rng.normal(size=(4, 4)).astype(np.float16),
+        rng.normal(size=(3,)).astype(np.float64),
+    ]
+    ws = [rng.normal(size=g.shape).astype(np.float32) for g in gs]
+    ws[1][:] = 0.0  # zero weights: update_ratio undefined
+    us = [(0.01 * rng.normal(size=g.shape)).astype(np.float32) for g in gs]
+    return gs, ws, us
+
+
+@pytest.mark.parametrize("group", [None, 64, 1])
+def test_gradient_stats_many_matches_per_variable(group):
+    gs, ws, us = _gradient_cases(np.random.default_rng(8))
+    many = stats.gradient_stats_many(gs, ws, us, max_group_entries=group)
+    before = stats.gradient_stats_many(
+        gs, ws, before=[w - u for w, u in zip(ws, us)], max_group_entries=group)
+    for i, (g, w, u) in enumerate(zip(gs, ws, us)):
+        one = stats.gradient_stats(g, w, u)
+        assert set(one) == set(many)
+        for key in one:
+            exact = key in ("nonfinite", "zero_fraction", "log10_abs", "max_abs")
+            np.testing.assert_allclose(
+                many[key][i], one[key], rtol=0 if exact else 1e-5, err_msg="%s %d" % (key, i))
+        np.testing.assert_allclose(before["update_ratio"][i], one["update_ratio"], rtol=1e-4)
+    # the empty variable: no entries
+    assert float(many["max_abs"][3]) == 0 and np.isnan(float(many["zero_fraction"][3]))
+    assert float(many["log10_abs"][3].numpy().sum()) == 0
+    assert np.isnan(float(many["max_abs"][2])) and float(many["nonfinite"][2]) == 3
+
+
+def test_gradient_stats_many_in_tf_function_with_unknown_shapes():
+    gs, ws, _ = _gradient_cases(np.random.default_rng(9))
+    gs, ws = [g.astype(np.float32) for g in gs], [w.astype(np.float32) for w in ws]
+    sig = [[tf.TensorSpec(None, tf.float32)] * len(gs), [tf.TensorSpec(None, tf.float32)] * len(gs)]
+    fn = tf.function(lambda g, w: stats.gradient_stats_many(g, w), input_signature=sig)
+    got = fn([tf.constant(g) for g in gs], [tf.constant(w) for w in ws])
+    ref = stats.gradient_stats_many(gs, ws)
+    for key in ref:
+        np.testing.assert_allclose(got[key], ref[key], rtol=1e-6)
+
+
+def test_first_last_ratio_many():
+    norms = tf.constant([1e-3, 5.0, 2.0, 7.0])
+    np.testing.assert_allclose(stats.first_last_ratio_many(norms, [2, 1, 4, 1]), 5e-4)
+    assert stats.first_last_ratio_many(norms, [2, 1, 1, 0]) is None
+
+
+def _all_sums():
+    rng = np.random.default_rng(10)
+    logits = rng.normal(size=(50, 5)).astype(np.float32)
+    logits[:3] = 0.0
+    logits[3, 1] = np.nan
+    y = rng.integers(0, 5, size=50)
+    z = rng.normal(size=(50,)).astype(np.float32)
+    out = []
+    for from_logits in (True, False):
+        x = logits if from_logits else np.nan_to_num(np_softmax(logits)).astype(np.float32)
+        for labels in (y, None):
+            out.append(("multiclass", 5, from_logits, labels is not None,
+                        stats.multiclass_sums(x, labels, from_logits)))
+            out.append(("binary", 1, from_logits, labels is not None,
+                        stats.binary_sums(z if from_logits else 1 / (1 + np.exp(-z)),
+                                          None if labels is None else (labels > 2), from_logits)))
+    for labels in (z * 3, None):
+        lo, hi = stats.finite_range(z)
+        out.append(("regression", 1, None, labels is not None,
+                    stats.regression_sums(z, labels, lo, hi)))
+    empty = stats.multiclass_sums(np.zeros((0, 3), np.float32), np.zeros(0, np.int32), True)
+    out.append(("multiclass", 3, True, True, empty))  # no rows: NaN ratios
+    return out
+
+
+def test_finalize_numpy_is_bit_identical_to_tf():
+    for task, k, from_logits, has_labels, sums in _all_sums():
+        ref_s, ref_h = stats.finalize_prediction_sums(sums, task, k)
+        np_sums = {key: np.asarray(v) for key, v in sums.items()}
+        got_s, got_h = stats.finalize_prediction_sums(np_sums, task, k, backend="numpy")
+        assert set(got_s) == set(ref_s) and set(got_h) == set(ref_h)
+        for key in ref_s:
+            a = np.asarray(ref_s[key], np.float32)
+            b = np.asarray(got_s[key], np.float32)
+            assert a.tobytes() == b.tobytes(), (task, key, a, b)
+        for key in ref_h:
+            np.testing.assert_array_equal(ref_h[key], got_h[key])
+
+
+def test_prediction_sums_spec_and_packing():
+    for task, k, from_logits, has_labels, sums in _all_sums():
+        spec = stats.prediction_sums_spec(task, k, has_labels, bool(from_logits))
+        assert [key for key, _, _ in spec] == [key for key, _, _ in spec]  # ordered list
+        assert {key for key, _, _ in spec} == set(sums), task
+        for key, shape, dtype in spec:
+            assert tuple(sums[key].shape) == shape and sums[key].dtype == dtype, (task, key)
+        flat = stats.pack_sums(sums, spec)
+        assert flat.dtype == tf.float64 and flat.shape.rank == 1
+        back = stats.unpack_sums(flat.numpy(), spec)
+        for key in sums:
+            np.testing.assert_array_equal(back[key], sums[key].numpy())
+            assert back[key].dtype == sums[key].dtype.as_numpy_dtype
+
+
+def test_histogram_tensors_static_edges_and_numpy_twins():
+    counts = tf.constant(np.arange(40, dtype=np.float32))
+    for lo, hi, bins in [(0.0, 1.0, 40), (-12.0, 4.0, 32), (0.1, 0.7, 7)]:
+        c = counts[:bins]
+        static = stats.histogram_tensor(c, lo, hi).numpy()
+        dynamic = stats.histogram_tensor(
+            c, tf.constant(lo, tf.float64), tf.constant(hi, tf.float64)).numpy()
+        np.testing.assert_array_equal(static, dynamic)
+        np.testing.assert_array_equal(stats.histogram_array(c.numpy(), lo, hi), static)
+        many = stats.histogram_tensor(tf.stack([c, 2 * c]), lo, hi).numpy()
+        np.testing.assert_array_equal(many[1], stats.histogram_tensor(2 * c, lo, hi).numpy())
+    k = tf.constant([3.0, 0.0, 1.0])
+    np.testing.assert_array_equal(stats.class_histogram_array(k.numpy()),
+                                  stats.class_histogram_tensor(k).numpy())
+
+
+def test_fixed_histogram_static_and_tensor_ranges_bin_alike():
+    rng = np.random.default_rng(11)
+    v = rng.uniform(-0.2, 1.2, size=5000).astype(np.float32)
+    v[:50] = np.linspace(0, 1, 50, dtype=np.float32)  # values on edges
+    for lo, hi, bins in [(0.0, 1.0, 40), (0.1, 0.7, 7), (-12.0, 4.0, 32)]:
+        a = stats.fixed_histogram(v, lo, hi, bins).numpy()
+        b = stats.fixed_histogram(v, tf.constant(lo), tf.constant(hi), bins).numpy()
+        np.testing.assert_array_equal(a, b)
+    finite = v[np.isfinite(v)]
+    np.testing.assert_array_equal(
+        stats.fixed_histogram(finite, 0.0, 1.0, 40, assume_finite=True),
+        stats.fixed_histogram(finite, 0.0, 1.0, 40))
