@@ -25,20 +25,15 @@ import struct
 import sys
 import warnings
 
-try:
-    import tensorflow as tf
-except ImportError as e:  # pragma: no cover - exercised without TF only
-    raise ImportError(
-        "tb_plugin's recording API needs TensorFlow: pip install tensorflow "
-        "(viewing with TensorBoard and the tb-health CLI does not)"
-    ) from e
+# summary_v2 raises a clear ImportError when TensorFlow is missing.
+from tb_plugin import summary_v2
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from tb_plugin import metadata
 from tb_plugin import stats
-from tb_plugin import summary_v2
 
 logger = logging.getLogger("tb_plugin")
 

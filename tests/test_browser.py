@@ -12,7 +12,6 @@ Needs /usr/bin/chromium (Debian package ``chromium``); no browser is ever
 downloaded. Without it the test fails.
 """
 
-import json
 import os
 import re
 import subprocess
@@ -27,10 +26,7 @@ from test_plugin_routes import (  # noqa: F401  (pytest fixture)
     BROKEN_RUN,
     HEALTH_RUNS,
     HTML_RUN,
-    KERAS_TRAIN,
     NAN_RUN,
-    REGRESSION_RUN,
-    TIES_RUN,
     health_logdir,
     strict_json,
 )

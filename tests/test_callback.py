@@ -1,7 +1,6 @@
 """HealthCallback with real Keras training; values checked against numpy."""
 
 import glob
-import importlib.util
 import json
 import math
 import os
@@ -10,7 +9,7 @@ import warnings
 import numpy as np
 import pytest
 
-tf = pytest.importorskip("tensorflow")
+import tensorflow as tf
 import keras  # noqa: E402
 
 from tb_plugin import metadata  # noqa: E402
@@ -265,8 +264,6 @@ def test_restores_model_and_jit_compile(tmp_path):
     assert not os.path.exists(tmp_path / "validation")
 
 
-@pytest.mark.skipif(importlib.util.find_spec("tb_plugin.diagnosis") is None,
-                    reason="tb_plugin.diagnosis not available")
 def test_report_findings_and_stop_on(tmp_path, capsys):
     """Seed 000: ReLU on the logits. Findings print once; stop_on stops fit."""
     x, y = data(n=256, d=20, k=7)
@@ -413,8 +410,6 @@ def test_steps_per_execution_records_logged_steps(tmp_path):
     assert all(np.isfinite(float(v)) for v in ev["health/gradients/m/hidden/kernel/update_ratio"].values())
 
 
-@pytest.mark.skipif(importlib.util.find_spec("tb_plugin.diagnosis") is None,
-                    reason="tb_plugin.diagnosis not available")
 def test_online_loader_reads_what_a_full_load_reads(tmp_path):
     """The callback's incremental loader (its own event files, reloaded every
     epoch) gives the reader the same records as loading the logdir afresh,

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-tf = pytest.importorskip("tensorflow")
+import tensorflow as tf
 
 from tb_plugin import metadata  # noqa: E402
 from tb_plugin import stats  # noqa: E402

@@ -12,7 +12,7 @@ import warnings
 import numpy as np
 import pytest
 
-tf = pytest.importorskip("tensorflow")
+import tensorflow as tf
 
 import tb_plugin.summary as health  # noqa: E402
 from tb_plugin import metadata  # noqa: E402
