@@ -509,15 +509,16 @@ export function histogramRange(hs: Histogram[]): [number, number] | null {
   return lo <= hi ? [lo, hi] : null;
 }
 
+/** [lo, hi], or a range around lo when it has zero width (all values equal). */
+function widenedRange(lo: number, hi: number): [number, number] {
+  if (hi > lo) return [lo, hi];
+  const pad = lo === 0 ? 0.5 : Math.abs(lo) * 0.05;
+  return [lo - pad, hi + pad];
+}
+
 /** `bins` equal bins over [lo, hi]; a zero-width range is widened around its value. */
 export function uniformEdges(lo: number, hi: number, bins: number): number[] {
-  let a = lo;
-  let b = hi;
-  if (!(b > a)) {
-    const pad = a === 0 ? 0.5 : Math.abs(a) * 0.05;
-    a -= pad;
-    b += pad;
-  }
+  const [a, b] = widenedRange(lo, hi);
   const n = Math.max(1, Math.floor(bins));
   const out: number[] = [];
   for (let i = 0; i <= n; i++) out.push(i === n ? b : a + ((b - a) * i) / n);
@@ -701,13 +702,7 @@ export function positiveRange(values: Iterable<number | null | undefined>): [num
  * so the bin labels read well; a zero-width range is widened first.
  */
 export function niceEdges(lo: number, hi: number, about: number): number[] {
-  let a = lo;
-  let b = hi;
-  if (!(b > a)) {
-    const pad = a === 0 ? 0.5 : Math.abs(a) * 0.05;
-    a -= pad;
-    b += pad;
-  }
+  const [a, b] = widenedRange(lo, hi);
   const raw = (b - a) / Math.max(1, about);
   const mag = Math.pow(10, Math.floor(Math.log10(raw)));
   const step = [1, 2, 2.5, 5, 10].map((m) => m * mag).find((st) => st >= raw) ?? 10 * mag;
