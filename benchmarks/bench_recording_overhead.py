@@ -20,11 +20,13 @@ pair: jit_compile=False (what "auto" resolves to on CPU; the callback turns
 XLA off while it records, so a jit_compile=True baseline would not be a like
 for like comparison), steps_per_execution=1, run_eagerly=False.
 
-Runs are interleaved (the order of the settings rotates every repeat) and
-medians are reported, since shared machines are noisy.
+Every fit with the callback runs right next to one without it (the order
+alternating), and the ratios reported are the medians of the per-pair ratios,
+with their quartiles: shared machines are noisy, and pairing cancels most of
+the drift of the load.
 
     python benchmarks/bench_recording_overhead.py [--repeats 5] [--epochs 5]
-        [--steps 150] [--models mlp,cnn]
+        [--steps 150] [--models mlp,cnn]  (~2 x 4 x repeats fits per model)
 
 Targets: whole fit <= 1.03x at the default setting, <= 1.20x every step.
 """
@@ -172,7 +174,16 @@ def one_fit(make_model, data, batch, epochs, kwargs, logdir):
     }
 
 
+def quartiles(values):
+    q = statistics.quantiles(values, n=4) if len(values) > 1 else [values[0]] * 3
+    return q[0], q[2]
+
+
 def bench(key, steps, epochs, repeats, val_batches, tmp):
+    """Pairs: every fit with the callback runs next to a fit without it (the
+    order alternates), and each setting's ratios are the medians of its
+    per-pair ratios, so that load changes on a shared machine between pairs
+    cancel out. The quartiles of the per-pair wall ratios show the noise."""
     title, make_model, make_data, batch = MODELS[key]
     rng = np.random.default_rng(0)
     x, y = make_data(steps * batch, rng)
@@ -183,15 +194,23 @@ def bench(key, steps, epochs, repeats, val_batches, tmp):
     for name, kwargs in SETTINGS:
         one_fit(make_model, (x[: 4 * batch], y[: 4 * batch], xv[:batch], yv[:batch]), batch, 2,
                 kwargs, os.path.join(tmp, "warm_%s_%d" % (key, len(os.listdir(tmp)))))
-    results = {name: [] for name, _ in SETTINGS}
+    pairs = {name: [] for name, kwargs in SETTINGS if kwargs is not None}
+    bases = []
     sizes = {}
-    order = list(range(len(SETTINGS)))
     for r in range(repeats):
-        for i in order[r % len(order):] + order[: r % len(order)]:
-            name, kwargs = SETTINGS[i]
+        for i, (name, kwargs) in enumerate(SETTINGS):
+            if kwargs is None:
+                continue
             logdir = os.path.join(tmp, "%s_%d_%d" % (key, i, r))
-            results[name].append(one_fit(make_model, data, batch, epochs, kwargs, logdir))
-            if kwargs is not None and kwargs.get("report_findings", True):
+            if (r + i) % 2:
+                with_cb = one_fit(make_model, data, batch, epochs, kwargs, logdir)
+                without = one_fit(make_model, data, batch, epochs, None, None)
+            else:
+                without = one_fit(make_model, data, batch, epochs, None, None)
+                with_cb = one_fit(make_model, data, batch, epochs, kwargs, logdir)
+            pairs[name].append((with_cb, without))
+            bases.append(without)
+            if kwargs.get("report_findings", True):
                 sizes[kwargs["log_every_n_steps"]] = (
                     dir_bytes(os.path.join(logdir, "train")),
                     dir_bytes(os.path.join(logdir, "validation")),
@@ -201,34 +220,42 @@ def bench(key, steps, epochs, repeats, val_batches, tmp):
     per_logged = (sizes[1][0] - sizes[50][0]) / (logged[1] - logged[50])
     per_validation = sizes[50][1] / epochs
 
-    def med(name, field):
-        return statistics.median(res[field] for res in results[name])
-
-    fields = ("total", "total_cpu", "steady", "steady_cpu", "first")
-    base = {f: med("without callback", f) for f in fields}
     print("\n%s, batch %d" % (title, batch))
-    print("  %d epochs x %d steps (+ %d validation batches per epoch); %d interleaved "
-          "repeats, medians" % (epochs, steps, val_batches, repeats))
-    print("  %-34s %6s %7s %7s | %7s %7s | %7s %7s %7s | %6s  %s" % (
-        "", "fit", "fit", "", "fit CPU", "", "step", "step", "step", "epoch1", ""))
-    print("  %-34s %6s %7s %7s | %7s %7s | %7s %7s %7s | %6s  %s" % (
-        "setting", "wall s", "ratio", "target", "s", "ratio", "ms", "ratio", "CPU rt",
-        "wall s", "verdict (fit wall ratio)"))
+    print("  %d epochs x %d steps (+ %d validation batches per epoch); %d pairs per setting"
+          % (epochs, steps, val_batches, repeats))
+    print("  (fits with / without callback side by side, order alternating; medians and "
+          "quartiles of the per-pair ratios)")
+    print("  %-34s %6s %7s %13s %7s | %7s | %7s %7s | %6s  %s" % (
+        "", "fit", "fit", "fit ratio", "", "fit CPU", "step", "step", "epoch1", ""))
+    print("  %-34s %6s %7s %13s %7s | %7s | %7s %7s | %6s  %s" % (
+        "setting", "wall s", "ratio", "quartiles", "target", "ratio", "ratio", "CPU rt",
+        "wall s", "verdict (median fit wall ratio)"))
+    med = statistics.median
+    print("  %-34s %6.2f %6.3fx %13s %7s | %6.3fx | %6.3fx %6.3fx | %6.2f" % (
+        "without callback (all pairs)", med(b["total"] for b in bases), 1.0, "", "", 1.0, 1.0,
+        1.0, med(b["first"] for b in bases)))
     verdicts = []
     for name, kwargs in SETTINGS:
-        v = {f: med(name, f) for f in fields}
-        ratio = v["total"] / base["total"]
+        if kwargs is None:
+            continue
+
+        def ratio(field):
+            return [w[field] / wo[field] for w, wo in pairs[name]]
+
+        wall = med(ratio("total"))
+        q1, q3 = quartiles(ratio("total"))
+        cpu = med(ratio("total_cpu"))
         target = TARGETS.get(name)
         verdict = ""
         if target is not None:
-            ok = ratio <= target
-            verdict = "meets" if ok else "MISSES (%+.1f%% over)" % (100 * (ratio - target))
-            verdicts.append((key, name, ratio, v["total_cpu"] / base["total_cpu"], target, ok))
-        print("  %-34s %6.2f %6.3fx %7s | %7.2f %6.3fx | %7.2f %6.3fx %6.3fx | %6.2f  %s" % (
-            name, v["total"], ratio, "<=%.2fx" % target if target else "",
-            v["total_cpu"], v["total_cpu"] / base["total_cpu"],
-            1000 * v["steady"] / steps, v["steady"] / base["steady"],
-            v["steady_cpu"] / base["steady_cpu"], v["first"], verdict))
+            ok = wall <= target
+            verdict = "meets" if ok else "MISSES (%+.1f%% over)" % (100 * (wall - target))
+            verdicts.append((key, name, wall, cpu, target, ok))
+        print("  %-34s %6.2f %6.3fx %13s %7s | %6.3fx | %6.3fx %6.3fx | %6.2f  %s" % (
+            name, med(w["total"] for w, _ in pairs[name]), wall,
+            "[%.3f-%.3f]" % (q1, q3), "<=%.2fx" % target if target else "", cpu,
+            med(ratio("steady")), med(ratio("steady_cpu")),
+            med(w["first"] for w, _ in pairs[name]), verdict))
     print("  bytes per logged train step: %.0f (predictions + gradients of %d variables); "
           "per validation record: %.0f" % (per_logged, len(make_model().trainable_variables),
                                            per_validation))
@@ -242,14 +269,21 @@ def main():
     parser.add_argument("--steps", type=int, default=150, help="train steps per epoch")
     parser.add_argument("--val-batches", type=int, default=10)
     parser.add_argument("--models", default="mlp,cnn")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="TensorFlow intra/inter-op threads (0: TensorFlow's default); "
+                             "1 is steadier on a busy shared machine")
     args = parser.parse_args()
+    if args.threads:
+        tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+        tf.config.threading.set_inter_op_parallelism_threads(args.threads)
     gpus = tf.config.list_physical_devices("GPU")
     print("HealthCallback overhead on whole model.fit wall time (with / without callback)")
     print("TensorFlow %s, Keras %s, Python %s, %s, %d CPUs visible%s" % (
         tf.__version__, keras.__version__, platform.python_version(), platform.machine(),
         os.cpu_count(), ", GPU: %s" % gpus[0].name if gpus else ", no GPU"))
-    print("Keras settings for every fit (with and without callback): %s"
-          % ", ".join("%s=%s" % kv for kv in KERAS_SETTINGS.items()))
+    print("Keras settings for every fit (with and without callback): %s; TensorFlow threads: %s"
+          % (", ".join("%s=%s" % kv for kv in KERAS_SETTINGS.items()),
+             args.threads or "default"))
     tmp = tempfile.mkdtemp(prefix="tb_health_bench_")
     verdicts = []
     try:

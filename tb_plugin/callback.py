@@ -16,6 +16,7 @@ tracing) is avoided by building them first. The end-of-epoch diagnosis reads
 only the records written since the previous epoch.
 """
 
+import contextlib
 import glob
 import json
 import logging
@@ -172,6 +173,10 @@ def build_manifest(model, loss=None):
     }
 
 
+# HealthCallback._prediction_sums' traced functions, shared by all fits.
+_PREDICTION_SUMS_FNS = {}
+
+
 class HealthCallback(keras.callbacks.Callback):
     """Records prediction and gradient health while a Keras model trains.
 
@@ -213,11 +218,10 @@ class HealthCallback(keras.callbacks.Callback):
       record_predictions: record output/label statistics (train and
         validation).
       record_gradients: record gradient statistics.
-      record_update_ratio: record ||update|| / ||weight|| from the weights
-        before the update of logged steps (a transient copy of the trainable
-        weights on logged steps; a persistent one when one train function
-        records, see SINGLE_FUNCTION_MAX_STEPS; not available under a
-        multi-replica strategy).
+      record_update_ratio: record ||update|| / ||weight||, the update being
+        what the optimizer applies through Keras's ``Optimizer.assign*``
+        methods (every built-in optimizer; decoupled weight decay is not
+        part of it); not available under a multi-replica strategy.
       task: "multiclass", "binary" or "regression"; default from the loss.
       from_logits: whether the model outputs logits; default from the loss.
       stop_on: finding kinds that stop training (``model.stop_training``).
@@ -336,19 +340,9 @@ class HealthCallback(keras.callbacks.Callback):
         # Steps run by one call of the train function. With one, the callback
         # knows in Python which calls hold a logged step (see
         # _install_train_functions); with more, the logged step is picked
-        # inside the graph and the weights before it are kept in snapshots.
+        # inside the graph.
         self._spe = max(1, int(getattr(model, "steps_per_execution", 1) or 1))
         self._single_function = self._use_single_function()
-        self._shadows = {}
-        if (self.record_gradients and self.record_update_ratio and self._replicas == 1
-                and self._single_function):
-            for v in model.trainable_variables:
-                value = summary_v2._variable_value(v)
-                self._shadows[id(v)] = tf.Variable(
-                    tf.zeros(value.shape, value.dtype), trainable=False,
-                    name="health_shadow",
-                )
-
         if getattr(model, "jit_compile", False):
             self._saved_jit = model.jit_compile
             model.jit_compile = False
@@ -359,7 +353,6 @@ class HealthCallback(keras.callbacks.Callback):
         # the recording in it) a second time.
         self._prebuild_optimizer(model)
         self._pending_predictions = None
-        self._sums_fns = {}
         self._recording = False
 
         # Patch the instances (not the classes).
@@ -664,18 +657,19 @@ class HealthCallback(keras.callbacks.Callback):
             self._accumulate(y, y_pred)
 
     def _prediction_sums(self, y_pred, y, hist_range):
-        """summary_v2.prediction_sums of a batch, through one tf.function per
-        fit in graphs: traced once (batch dimension left open) and shared by
-        the train step, the test step and their retraces (Keras retraces a
-        step for a last, smaller batch)."""
+        """summary_v2.prediction_sums of a batch, through a tf.function in
+        graphs: traced once per process and kind of output (batch dimension
+        left open) and shared by the train step, the test step, their
+        retraces (Keras retraces a step for a last, smaller batch) and later
+        fits."""
         task, from_logits = self._task, bool(self._from_logits)
         if tf.executing_eagerly():
             return summary_v2.prediction_sums(y_pred, y, from_logits, task, hist_range)[0]
         args = [y_pred] + ([y] if y is not None else [])
         if hist_range is not None:
             args += [tf.cast(hist_range[0], tf.float32), tf.cast(hist_range[1], tf.float32)]
-        key = tuple((a.dtype, a.shape.rank) for a in args)
-        fn = self._sums_fns.get(key)
+        key = (task, from_logits) + tuple((a.dtype, a.shape.rank) for a in args)
+        fn = _PREDICTION_SUMS_FNS.get(key)
         if fn is None:
             has_labels = y is not None
             regression = hist_range is not None
@@ -692,7 +686,7 @@ class HealthCallback(keras.callbacks.Callback):
                 for a in args
             ]
             fn.get_concrete_function(*specs)  # trace once, batch size open
-            self._sums_fns[key] = fn
+            _PREDICTION_SUMS_FNS[key] = fn
         return fn(*args)
 
     def _write_pending_predictions(self):
@@ -741,61 +735,50 @@ class HealthCallback(keras.callbacks.Callback):
         def apply(grads, trainable_variables=None):
             if trainable_variables is None or not cb._recording:
                 return original(grads, trainable_variables)
+            grads = list(grads)
+            variables = list(trainable_variables)
             try:
-                grads = list(grads)
-                variables = list(trainable_variables)
                 step = cb._step()
                 should = cb._gate(step)
-                before = None
-                shadows = [cb._shadows.get(id(v)) for v in variables]
-                if should is None:
-                    if cb.record_update_ratio and cb._replicas == 1:
-                        # The weights before the update: reads are snapshots
-                        # (the update copies a buffer that is still read).
-                        before = [tf.identity(summary_v2._variable_value(v)) for v in variables]
-                elif shadows and all(s is not None for s in shadows):
-
-                    def snapshot():
-                        for v, s in zip(variables, shadows):
-                            s.assign(summary_v2._variable_value(v))
-                        return tf.constant(True)
-
-                    summary_v2.lazy_cond(should, snapshot, lambda: tf.constant(False))
+                entries, grad_stats = cb._gradient_stats(grads, variables, should)
             except Exception as e:  # noqa: BLE001
                 cb._warn("gradients", "gradients not recorded (%s: %s)" % (type(e).__name__, e))
                 result = original(grads, trainable_variables)
                 cb._write_pending_predictions()
                 return result
-            result = original(grads, trainable_variables)
-            write_predictions = None
+            # The statistics of the gradients run before the update: once the
+            # optimizer's ops are their last readers, it can reuse their
+            # buffers in place (a reader after it would cost fresh buffers).
+            with tf.control_dependencies(list(grad_stats.values())):
+                if cb.record_update_ratio and cb._replicas == 1:
+                    with _captured_updates(cb._optimizer, variables) as updates:
+                        result = original(grads, trainable_variables)
+                    if all(u is None for u in updates):
+                        cb._warn(
+                            "updates",
+                            "update_ratio not recorded: %s applies its updates without "
+                            "Keras's Optimizer.assign/assign_add/assign_sub"
+                            % type(cb._optimizer).__name__,
+                        )
+                else:
+                    result = original(grads, trainable_variables)
+                    updates = [None] * len(variables)
+            write_predictions = cb._take_pending_predictions()
             try:
-                ctx = summary_v2._replica_context()
-                if ctx is not None:
-                    # Collectives cannot run inside a tf.cond: reduce first.
-                    present = [i for i, g in enumerate(grads) if g is not None]
-                    reduced = ctx.all_reduce(
-                        tf.distribute.ReduceOp.SUM,
-                        [stats.to_float(grads[i]) for i in present],
-                    )
-                    grads = list(grads)
-                    for i, r in zip(present, reduced):
-                        grads[i] = r
-
-                write_predictions = cb._take_pending_predictions()
+                present = [i for i, g in enumerate(grads) if g is not None]
+                entries = [(p, g, v, updates[i]) for (p, g, v, _), i in zip(entries, present)]
 
                 def write():
-                    if write_predictions is not None:
-                        write_predictions()
-                    values_before = before
-                    if should is not None and shadows and all(s is not None for s in shadows):
-                        values_before = [s.read_value() for s in shadows]
-                    with summary_v2.writer_scope(cb._train_writer), tf.summary.record_if(True):
-                        return summary_v2._gradient_magnitudes(
-                            cb.gradients_name, grads, variables, step=step,
-                            all_reduce=False, before=values_before,
-                        )
+                    # One write op for the step's prediction and gradient records.
+                    with summary_v2.writer_scope(cb._train_writer), \
+                            tf.summary.record_if(True), summary_v2._one_write(step):
+                        if write_predictions is not None:
+                            write_predictions()
+                        return summary_v2._gated(lambda: summary_v2._write_gradient_stats(
+                            cb.gradients_name, entries, step, grad_stats=grad_stats))
 
-                cb._run_gated(should, write)
+                with tf.name_scope("health_" + summary_v2._scope_name(cb.gradients_name)):
+                    cb._run_gated(should, write)
             except Exception as e:  # noqa: BLE001
                 cb._warn("gradients", "gradients not recorded (%s: %s)" % (type(e).__name__, e))
                 if write_predictions is not None:
@@ -806,6 +789,29 @@ class HealthCallback(keras.callbacks.Callback):
             return result
 
         return apply
+
+    def _gradient_stats(self, grads, variables, should):
+        """(entries, statistics) of the gradients of a train step (see
+        summary_v2.gradient_entries, stats.gradient_stats_many), summed
+        across replicas first; gated by `should` (zeros when not logged)."""
+        entries = summary_v2.gradient_entries(self.gradients_name, grads, variables)
+        if not entries:
+            raise ValueError("no variable has a gradient")
+        ctx = summary_v2._replica_context()
+        if ctx is not None:
+            # Collectives cannot run inside a tf.cond: reduce first.
+            reduced = ctx.all_reduce(
+                tf.distribute.ReduceOp.SUM, [stats.to_float(g) for _, g, _, _ in entries])
+            entries = [(p, r, v, u) for (p, _, v, u), r in zip(entries, reduced)]
+
+        def compute():
+            return stats.gradient_stats_many([g for _, g, _, _ in entries])
+
+        with tf.name_scope("health_" + summary_v2._scope_name(self.gradients_name)):
+            if should is None:
+                return entries, compute()
+            return entries, summary_v2.lazy_cond(
+                should, compute, lambda: stats.zero_gradient_stats(len(entries)))
 
     # -- validation --------------------------------------------------------
 
@@ -923,6 +929,64 @@ class HealthCallback(keras.callbacks.Callback):
                 if finding.kind in self.stop_on:
                     self.model.stop_training = True
         return new
+
+
+@contextlib.contextmanager
+def _captured_updates(optimizer, variables):
+    """Collects what `optimizer` adds to each of `variables` while inside.
+
+    Keras 3 optimizers change variables through ``Optimizer.assign``,
+    ``assign_add`` and ``assign_sub``; wrapping those on the instance gives
+    each variable's update as the tensor the optimizer computes anyway (no
+    copy of the weights before the step). Yields a list aligned with
+    `variables`: the summed update of each, None where nothing was applied
+    through those methods.
+    """
+    index = {}
+    for i, v in enumerate(variables):
+        index[id(v)] = i
+        inner = getattr(v, "value", None)  # the tf.Variable of a keras.Variable
+        if isinstance(inner, tf.Variable):
+            index[id(inner)] = i
+    updates = [None] * len(variables)
+
+    def add(variable, delta):
+        i = index.get(id(variable))
+        if i is None:
+            return
+        if isinstance(delta, tf.IndexedSlices):
+            delta = tf.convert_to_tensor(delta)
+        delta = stats.to_float(delta)
+        updates[i] = delta if updates[i] is None else updates[i] + delta
+
+    originals = {name: getattr(optimizer, name) for name in ("assign", "assign_add", "assign_sub")}
+
+    def assign(variable, value):
+        if id(variable) in index:
+            add(variable, stats.to_float(value) - stats.to_float(
+                summary_v2._variable_value(variable)))
+        return originals["assign"](variable, value)
+
+    def assign_add(variable, value):
+        add(variable, value)
+        return originals["assign_add"](variable, value)
+
+    def assign_sub(variable, value):
+        add(variable, -stats.to_float(value))
+        return originals["assign_sub"](variable, value)
+
+    patched = {"assign": assign, "assign_add": assign_add, "assign_sub": assign_sub}
+    had = {name: name in optimizer.__dict__ for name in patched}
+    for name, fn in patched.items():
+        object.__setattr__(optimizer, name, fn)
+    try:
+        yield updates
+    finally:
+        for name in patched:
+            if had[name]:
+                object.__setattr__(optimizer, name, originals[name])
+            else:
+                object.__delattr__(optimizer, name)
 
 
 class _HealthEventStore:

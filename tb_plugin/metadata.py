@@ -22,6 +22,7 @@ This module imports no TensorFlow.
 """
 
 import json
+import math
 
 from tensorboard.compat.proto import summary_pb2
 from tensorboard.plugins.histogram import metadata as histogram_metadata
@@ -66,14 +67,18 @@ GRAD_MAX_ABS = "max_abs"
 GRAD_ZERO_FRACTION = "zero_fraction"  # entries exactly 0
 GRAD_NONFINITE = "nonfinite"  # count of NaN/Inf entries
 GRAD_WEIGHT_NORM = "weight_norm"  # L2 norm of the variable
-GRAD_UPDATE_RATIO = "update_ratio"  # ||update|| / ||weight||, when known
+GRAD_UPDATE_RATIO = "update_ratio"  # ||update|| / ||weight before it||, when known
 GRAD_LOG10_HIST = "log10_abs"  # histogram of log10|g| over nonzero entries
 # Per-record summary of all variables (suffixes under index_tag(name)).
 GRAD_FIRST_LAST_RATIO = "first_last_ratio"  # first kernel norm / last
 
 PROBABILITY_BINS = 40  # bins over [0, 1] for probability histograms
-LOG10_RANGE = (-12.0, 4.0)  # log10|g| histogram range; outside is clipped
-LOG10_BINS = 32  # half a decade per bin
+# The log10|g| histogram has one bin per power of two (binary order of
+# magnitude: read from the float32 exponent), from 2**-40 (~1e-12) to 2**14
+# (~1.6e4); values outside are clipped into the end bins.
+LOG2_RANGE = (-40, 14)
+LOG10_BINS = LOG2_RANGE[1] - LOG2_RANGE[0]
+LOG10_RANGE = (LOG2_RANGE[0] * math.log10(2.0), LOG2_RANGE[1] * math.log10(2.0))
 
 
 def index_tag(name):

@@ -161,20 +161,6 @@ def class_histogram_tensor(counts):
     return tf.concat([edges, counts[:, None]], axis=1)
 
 
-def log10_abs_histogram(values):
-    """Counts of log10|values| over metadata.LOG10_RANGE in LOG10_BINS bins.
-
-    Exact zeros and non-finite values are excluded; values outside the range
-    are clipped into the end bins.
-    """
-    values = tf.reshape(to_float(values, "values"), [-1])
-    a = tf.abs(values)
-    nonzero = tf.logical_and(a > 0, tf.math.is_finite(a))
-    logs = tf.math.log(tf.where(nonzero, a, 1.0)) / math.log(10.0)
-    lo, hi = metadata.LOG10_RANGE
-    return fixed_histogram(logs, lo, hi, metadata.LOG10_BINS, weights=nonzero)
-
-
 # ---------------------------------------------------------------------------
 # Predictions
 
@@ -542,64 +528,38 @@ def finalize_prediction_sums(sums, task, num_classes, backend="tf"):
 
 # ---------------------------------------------------------------------------
 # Gradients and weights
+#
+# A gradient record reads most statistics off the float32 bit patterns of
+# |g| (sign bit cleared): their integer order is the float order, NaNs above
+# +Inf, so one integer segment max gives max |g| (NaN when there is a NaN);
+# the exponent field (bits >> 23) is the binary order of magnitude, 0 for
+# zeros (and subnormals, which TensorFlow flushes to zero on CPU) and 255
+# for Inf/NaN, so one bincount over (variable, exponent) gives the log10|g|
+# histogram (one bin per power of two), the zero count and the non-finite
+# count at once. Norms are L2Loss ops on the tensors themselves. A record
+# allocates one buffer the size of the gradients (their concatenation; the
+# ops after it reuse it in place), whatever the number of variables: on a
+# CPU, fresh large buffers cost more than the arithmetic.
+
+_EXPONENTS = 256  # values of the float32 exponent field
 
 
-def l2_norm(x):
-    """L2 norm of all entries of `x` (float32; NaN/Inf propagate)."""
-    x = to_float(x)
-    return tf.sqrt(tf.reduce_sum(tf.square(x)))
+def _exponent_to_bin():
+    """float32 [256, LOG10_BINS]: exponent field -> clipped log10|g| bin
+    (no bin for 0, zeros, or 255, Inf/NaN)."""
+    lo, _ = metadata.LOG2_RANGE
+    table = np.zeros((_EXPONENTS, metadata.LOG10_BINS), np.float32)
+    for e in range(1, _EXPONENTS - 1):  # 2**(e-127) <= |g| < 2**(e-126)
+        table[e, min(max(e - 127 - lo, 0), metadata.LOG10_BINS - 1)] = 1.0
+    return table
 
 
-def gradient_stats(grad, weight=None, update=None):
-    """Per-variable statistics of one gradient.
-
-    Returns a dict from metadata GRAD_* names to float32 scalars, plus
-    ``GRAD_LOG10_HIST`` -> float32 [LOG10_BINS] counts.
-
-    * norm: L2 norm; max_abs: max |g| (NaN if any NaN); zero_fraction: entries
-      exactly 0; nonfinite: count of NaN/Inf entries;
-    * weight_norm (when `weight` is given): L2 norm of the weight;
-    * update_ratio (when `update` is given too): ||update|| / ||weight - update||,
-      i.e. ||w_after - w_before|| / ||w_before|| for `weight` = w_after.
-    """
-    g = to_float(grad, "gradients")
-    size = _f(tf.size(g))
-    a = tf.abs(g)
-    nan_any = tf.reduce_any(tf.math.is_nan(g))
-    max_abs = tf.cond(
-        size > 0, lambda: tf.reduce_max(a), lambda: tf.constant(0.0)
-    )
-    out = {
-        metadata.GRAD_NORM: l2_norm(g),
-        metadata.GRAD_MAX_ABS: tf.where(nan_any, float("nan"), max_abs),
-        metadata.GRAD_ZERO_FRACTION: _div(tf.reduce_sum(_f(tf.equal(g, 0.0))), size),
-        metadata.GRAD_NONFINITE: tf.reduce_sum(_f(tf.logical_not(tf.math.is_finite(g)))),
-        metadata.GRAD_LOG10_HIST: log10_abs_histogram(g),
-    }
-    if weight is not None:
-        w = to_float(weight, "variables")
-        out[metadata.GRAD_WEIGHT_NORM] = l2_norm(w)
-        if update is not None:
-            u = to_float(update, "updates")
-            out[metadata.GRAD_UPDATE_RATIO] = _div(l2_norm(u), l2_norm(w - u))
-    return out
+_EXPONENT_TO_BIN = _exponent_to_bin()
 
 
-def first_last_ratio(norms_and_ranks):
-    """Gradient norm of the first rank>=2 variable / that of the last one.
-
-    `norms_and_ranks`: list of (norm tensor, rank int) in depth order. Returns
-    None when fewer than two rank>=2 variables are given.
-    """
-    kernels = [n for n, r in norms_and_ranks if r is not None and r >= 2]
-    if len(kernels) < 2:
-        return None
-    return _div(kernels[0], kernels[-1])
-
-
-# Largest number of gradient entries reduced in one go by gradient_stats_many
-# (bounds the temporaries of a logged step to a few times 4 * this bytes).
-MAX_GROUP_ENTRIES = 1 << 22
+def _norms(flat):
+    """float32 [n] L2 norms of flat tensors (no temporaries: L2Loss)."""
+    return tf.sqrt(2.0 * tf.stack([tf.raw_ops.L2Loss(t=f) for f in flat]))
 
 
 def _flatten(tensors, name):
@@ -609,16 +569,19 @@ def _flatten(tensors, name):
     return [tf.reshape(to_float(t, name), flat_shape) for t in tensors]
 
 
+# Groups of at most this many entries get their segment ids as a constant
+# (larger ones compute them: a constant would grow the graph like the model).
+CONSTANT_SEGMENT_IDS_MAX = 1 << 18
+
+
 def _segment_ids(flat):
-    """int32 [sum of sizes] id of the tensor each entry of concat(flat) comes from."""
+    """int32 [sum of sizes] id of the tensor each entry of concat(flat) comes
+    from."""
     sizes = [f.shape[0] for f in flat]
-    if all(n is not None for n in sizes):
-        ends = tf.constant(np.cumsum(sizes, dtype=np.int64).astype(np.int32)[None, :])
-        total = int(sum(sizes))
-    else:
-        ends = tf.cumsum(tf.stack([tf.size(f) for f in flat]))[None, :]
-        total = ends[0, -1]
-    positions = tf.range(total, dtype=tf.int32)[None, :]
+    if all(n is not None for n in sizes) and sum(sizes) <= CONSTANT_SEGMENT_IDS_MAX:
+        return tf.constant(np.repeat(np.arange(len(sizes), dtype=np.int32), sizes))
+    ends = tf.cumsum(tf.stack([tf.size(f) for f in flat]))[None, :]
+    positions = tf.range(ends[0, -1], dtype=tf.int32)[None, :]
     # Entries before the first end are tensor 0, and so on (empty tensors get
     # no entries); UpperBound counts the ends <= position.
     seg = tf.raw_ops.UpperBound(sorted_inputs=ends, values=positions, out_type=tf.int32)
@@ -629,73 +592,45 @@ def _concat(flat):
     return flat[0] if len(flat) == 1 else tf.concat(flat, axis=0)
 
 
-def _group_stats(grads, weights, updates, before=None):
+def _group_stats(grads):
     """gradient_stats_many for one group of tensors (see there)."""
     n = len(grads)
     fg = _flatten(grads, "gradients")
-    g = _concat(fg)
     sizes = [f.shape[0] for f in fg]
-    if n == 1:
-        seg = tf.zeros(tf.shape(g), tf.int32)
-    else:
-        seg = _segment_ids(fg)
+    norm = _norms(fg)
+    with tf.control_dependencies([norm]):
+        # After the norms: the concatenation's only reader is the chain
+        # below, which then reuses its buffer.
+        g = _concat(fg) if n > 1 else tf.identity(fg[0])
+    seg = _segment_ids(fg)
+    abs_bits = tf.bitwise.bitwise_and(tf.bitcast(g, tf.int32), 0x7FFFFFFF)
     if all(k is not None and k > 0 for k in sizes):
-        # Sorted segment ids, none empty: the sorted kernels are several
-        # times faster than the unsorted ones on CPU.
+        # Sorted segment ids, none empty: the sorted kernel is several times
+        # faster than the unsorted one on CPU.
         size = tf.constant(sizes, tf.float32)
-
-        def ssum(x):
-            return tf.math.segment_sum(x, seg)
-
-        def smax(x):
-            return tf.math.segment_max(x, seg)
+        segment_max = tf.math.segment_max(abs_bits, seg)
     else:
         size = tf.cast(tf.stack([tf.size(f) for f in fg]), tf.float32)
-
-        def ssum(x):
-            return tf.math.unsorted_segment_sum(x, seg, n)
-
-        def smax(x):
-            return tf.math.unsorted_segment_max(x, seg, n)
-
-    def count(mask):
-        return ssum(tf.cast(mask, tf.float32))
-
-    a = tf.abs(g)
-    isnan = tf.math.is_nan(g)
-    nans = count(isnan)
-    max_abs = smax(tf.where(isnan, 0.0, a))
-    max_abs = tf.where(size > 0, max_abs, 0.0)
-    max_abs = tf.where(nans > 0, float("nan"), max_abs)
-    # log10|g| histogram of all tensors at once: bin b of tensor i is bucket
-    # i * LOG10_BINS + b (same arithmetic as log10_abs_histogram).
-    nonzero = tf.logical_and(a > 0, tf.math.is_finite(a))
-    logs = tf.math.log(tf.where(nonzero, a, 1.0)) / math.log(10.0)
-    lo, hi = metadata.LOG10_RANGE
-    bins = metadata.LOG10_BINS
-    idx = bin_index(logs, lo, hi, bins) + seg * bins
-    hist = tf.math.unsorted_segment_sum(tf.cast(nonzero, tf.float32), idx, n * bins)
+        segment_max = tf.math.unsorted_segment_max(abs_bits, seg, n)
+    max_abs = tf.where(size > 0, tf.bitcast(segment_max, tf.float32), 0.0)
+    with tf.control_dependencies([segment_max]):
+        buckets = tf.bitwise.right_shift(abs_bits, 23) + seg * _EXPONENTS
+    counts = tf.raw_ops.DenseBincount(
+        input=buckets, size=n * _EXPONENTS, weights=tf.constant([], tf.float32))
+    counts = tf.reshape(counts, [n, _EXPONENTS])
     out = {
-        metadata.GRAD_NORM: tf.sqrt(ssum(tf.square(g))),
+        metadata.GRAD_NORM: norm,
         metadata.GRAD_MAX_ABS: max_abs,
-        metadata.GRAD_ZERO_FRACTION: _div(count(tf.equal(g, 0.0)), size),
-        metadata.GRAD_NONFINITE: count(tf.logical_not(tf.math.is_finite(g))),
-        metadata.GRAD_LOG10_HIST: tf.reshape(hist, [n, bins]),
+        metadata.GRAD_ZERO_FRACTION: _div(counts[:, 0], size),
+        metadata.GRAD_NONFINITE: counts[:, _EXPONENTS - 1],
+        metadata.GRAD_LOG10_HIST: tf.matmul(counts, tf.constant(_EXPONENT_TO_BIN)),
     }
-    if weights is not None:
-        w = _concat(_flatten(weights, "variables"))
-        out[metadata.GRAD_WEIGHT_NORM] = tf.sqrt(ssum(tf.square(w)))
-        if before is not None:
-            b = _concat(_flatten(before, "before"))
-            out[metadata.GRAD_UPDATE_RATIO] = _div(
-                tf.sqrt(ssum(tf.square(w - b))), tf.sqrt(ssum(tf.square(b)))
-            )
-        elif updates is not None:
-            u = _concat(_flatten(updates, "updates"))
-            out[metadata.GRAD_UPDATE_RATIO] = _div(
-                tf.sqrt(ssum(tf.square(u))), tf.sqrt(ssum(tf.square(w - u)))
-            )
     return out
+
+
+# Largest number of gradient entries reduced in one go by gradient_stats_many
+# (bounds the temporaries of a logged step to a few times 4 * this bytes).
+MAX_GROUP_ENTRIES = 1 << 22
 
 
 def _groups(sizes, limit):
@@ -714,53 +649,37 @@ def _groups(sizes, limit):
     return groups
 
 
-def gradient_stats_many(grads, weights=None, updates=None, max_group_entries=None,
-                        before=None):
-    """:func:`gradient_stats` of many variables at once, vectorised.
+def gradient_stats_many(grads, max_group_entries=None):
+    """Per-variable statistics of many gradients at once, vectorised.
+
+    Per variable: norm (L2), max_abs (max |g|, NaN if any NaN),
+    zero_fraction (entries exactly 0), nonfinite (count of NaN/Inf entries)
+    and a log10|g| histogram (nonzero finite entries, one bin per power of
+    two over metadata.LOG10_RANGE, clipped into the end bins).
 
     The gradients are flattened and concatenated (in groups of at most
     `max_group_entries` entries, default MAX_GROUP_ENTRIES) and every
-    statistic is one segment reduction over the group, so the number of ops
-    does not grow with the number of variables. Same values as
-    :func:`gradient_stats` up to float32 summation order.
+    statistic comes from one reduction over the group, so the number of
+    large ops does not grow with the number of variables.
 
     Args:
       grads: list of gradient tensors (no None).
-      weights: optional list aligned with `grads` (weight_norm).
-      updates: optional list aligned with `grads` (update_ratio; needs weights).
-      before: instead of `updates`, the weights before the update (the
-        update is then weights - before): update_ratio = ||w - before|| /
-        ||before||.
 
     Returns:
       dict from metadata GRAD_* names to float32 [n] tensors, and
       ``GRAD_LOG10_HIST`` -> float32 [n, LOG10_BINS] counts.
     """
-    grads = list(grads)
+    grads = [tf.convert_to_tensor(g) for g in grads]
     if not grads:
         raise ValueError("gradient_stats_many needs at least one gradient")
-    if weights is not None:
-        weights = list(weights)
-    if before is not None:
-        before = list(before)
-    if updates is not None:
-        updates = list(updates)
-    if (updates is not None or before is not None) and weights is None:
-        raise ValueError("updates need weights")
     limit = max_group_entries or MAX_GROUP_ENTRIES
-    grads = [tf.convert_to_tensor(g) for g in grads]
     sizes = [g.shape.num_elements() if g.shape.is_fully_defined() else None for g in grads]
     parts = []
     deps = []
     for start, end in _groups(sizes, limit):
         # One group after the other: bounds the memory of the temporaries.
         with tf.control_dependencies(deps):
-            part = _group_stats(
-                grads[start:end],
-                None if weights is None else weights[start:end],
-                None if updates is None else updates[start:end],
-                None if before is None else before[start:end],
-            )
+            part = _group_stats(grads[start:end])
         parts.append(part)
         if not tf.executing_eagerly():
             deps = [part[metadata.GRAD_NORM]]
@@ -769,8 +688,36 @@ def gradient_stats_many(grads, weights=None, updates=None, max_group_entries=Non
     return {k: tf.concat([p[k] for p in parts], axis=0) for k in parts[0]}
 
 
+def weight_stats_many(weights, updates=None):
+    """weight_norm per variable and, with `updates` (``w_after - w_before``,
+    aligned with `weights`, the weights after the update), update_ratio =
+    ||update|| / ||weight before the update||; float32 [n] tensors."""
+    fw = _flatten(list(weights), "variables")
+    out = {metadata.GRAD_WEIGHT_NORM: _norms(fw)}
+    if updates is not None:
+        fu = _flatten(list(updates), "updates")
+        update_norm = _norms(fu)
+        with tf.control_dependencies([update_norm]):
+            # Last reader of each update: the subtraction reuses its buffer.
+            before_norm = _norms([w - u for w, u in zip(fw, fu)])
+        out[metadata.GRAD_UPDATE_RATIO] = _div(update_norm, before_norm)
+    return out
+
+
+def zero_gradient_stats(n):
+    """Zeros shaped like gradient_stats_many of n gradients (the untaken
+    branch of a gated record)."""
+    return {
+        key: tf.zeros([n, metadata.LOG10_BINS] if key == metadata.GRAD_LOG10_HIST else [n])
+        for key in (metadata.GRAD_NORM, metadata.GRAD_MAX_ABS, metadata.GRAD_ZERO_FRACTION,
+                    metadata.GRAD_NONFINITE, metadata.GRAD_LOG10_HIST)
+    }
+
+
 def first_last_ratio_many(norms, ranks):
-    """:func:`first_last_ratio` from a [n] vector of norms and n static ranks."""
+    """Gradient norm of the first rank>=2 variable / that of the last one,
+    from a [n] vector of norms in depth order and their n static ranks; None
+    with fewer than two such variables."""
     kernels = [i for i, r in enumerate(ranks) if r is not None and r >= 2]
     if len(kernels) < 2:
         return None

@@ -205,10 +205,16 @@ def _serialized_rows(tags, values, kind, description):
 @contextlib.contextmanager
 def _one_write(step):
     """Collects the rows written inside (by _write_rows / _write_json) and
-    writes them all with one op on normal exit."""
+    writes them all with one op on normal exit. Nested inside another
+    _one_write (same step, no tf.cond in between: the callback writes a
+    step's prediction and gradient records together), the rows join the
+    outer write."""
     stack = getattr(_local, "stack", None)
     if stack is None:
         stack = _local.stack = []
+    if stack:
+        yield
+        return
     batch = []
     stack.append(batch)
     try:
@@ -743,12 +749,11 @@ def gradient_magnitudes(
 
 def _gradient_magnitudes(
     name, gradients, variables, step=None, updates=None, description=None,
-    all_reduce=True, before=None,
+    all_reduce=True,
 ):
     """gradient_magnitudes; `all_reduce=False` when the caller already summed
     the gradients across replicas (collectives cannot run inside a tf.cond);
-    `before`: instead of `updates`, the variables' values before the update
-    (list aligned with `variables`, None entries allowed)."""
+    `updates` may hold None entries (no update_ratio for those)."""
     step = _resolve_step(step)
     gradients = list(gradients)
     variables = list(variables)
@@ -764,6 +769,24 @@ def _gradient_magnitudes(
                 "updates must have the length of variables (%d), got %d"
                 % (len(variables), len(updates))
             )
+    entries = gradient_entries(name, gradients, variables, updates)
+    ctx = _replica_context() if all_reduce else None
+    if ctx is not None and entries:
+        reduced = ctx.all_reduce(
+            tf.distribute.ReduceOp.SUM, [stats.to_float(g) for _, g, _, _ in entries]
+        )
+        entries = [(p, r, v, u) for (p, _, v, u), r in zip(entries, reduced)]
+    def write():
+        return _write_gradient_stats(name, entries, step, description)
+
+    with tf.name_scope("health_" + _scope_name(name)):
+        return _gated(write)
+
+
+def gradient_entries(name, gradients, variables, updates=None):
+    """The (path, gradient tensor, variable, update or None) of each variable
+    with a gradient, validated (see gradient_magnitudes); None gradients are
+    skipped with one warning per family and set of variables."""
     entries = []
     skipped = []
     for i, (g, v) in enumerate(zip(gradients, variables)):
@@ -786,38 +809,26 @@ def _gradient_magnitudes(
                     "gradients[%d] has shape %s but variables[%d] (%s) has shape %s"
                     % (i, g.shape, i, path, list(vshape))
                 )
-        if before is not None:
-            u = ("before", before[i]) if before[i] is not None else None
-        else:
-            u = updates[i] if updates is not None else None
-        entries.append((path, g, v, u))
+        entries.append((path, g, v, updates[i] if updates is not None else None))
     if skipped:
         _warn_once(
             ("none_gradients", name, tuple(skipped)),
             "tb_plugin: no gradient for %d variable(s) of %r, skipped: %s"
             % (len(skipped), name, ", ".join(skipped)),
         )
-    ctx = _replica_context() if all_reduce else None
-    if ctx is not None and entries:
-        reduced = ctx.all_reduce(
-            tf.distribute.ReduceOp.SUM, [stats.to_float(g) for _, g, _, _ in entries]
-        )
-        entries = [(p, r, v, u) for (p, _, v, u), r in zip(entries, reduced)]
-    def write():
-        return _write_gradient_stats(name, entries, step, description)
-
-    with tf.name_scope("health_" + _scope_name(name)):
-        return _gated(write)
+    return entries
 
 
-def _write_gradient_stats(name, entries, step, description=None):
+def _write_gradient_stats(name, entries, step, description=None, grad_stats=None):
     """Computes (vectorised, see stats.gradient_stats_many) and writes the
-    statistics of `entries` [(path, gradient, variable, update or None)]."""
+    statistics of `entries` [(path, gradient, variable, update or None)];
+    `grad_stats`: gradient_stats_many of their gradients, when already
+    computed."""
     with _one_write(step):
-        return _write_gradient_rows(name, entries, step, description)
+        return _write_gradient_rows(name, entries, step, description, grad_stats)
 
 
-def _write_gradient_rows(name, entries, step, description):
+def _write_gradient_rows(name, entries, step, description, grad_stats=None):
     if entries:
         grads = [g for _, g, _, _ in entries]
         weights = None
@@ -825,18 +836,15 @@ def _write_gradient_rows(name, entries, step, description):
         if all(v is not None for _, _, v, _ in entries):
             weights = [_variable_value(v) for _, _, v, _ in entries]
             has_update = [u is not None for _, _, _, u in entries]
-        updates = before = None
+        updates = None
         if any(has_update):
-            given = [u for _, _, _, u in entries]
-            if all(isinstance(u, tuple) for u in given if u is not None):
-                # Values before the update: missing ones as "no change".
-                before = [u[1] if u is not None else w for u, w in zip(given, weights)]
-            else:
-                updates = [
-                    u if u is not None else tf.zeros_like(stats.to_float(w))
-                    for u, w in zip(given, weights)
-                ]
-        st = stats.gradient_stats_many(grads, weights, updates, before=before)
+            updates = [
+                u if u is not None else tf.zeros_like(stats.to_float(w))
+                for (_, _, _, u), w in zip(entries, weights)
+            ]
+        st = dict(grad_stats if grad_stats is not None else stats.gradient_stats_many(grads))
+        if weights is not None:
+            st.update(stats.weight_stats_many(weights, updates))
         names = sorted(k for k in st if k != metadata.GRAD_LOG10_HIST)
         tags, columns = [], []
         for i, (path, _, _, _) in enumerate(entries):

@@ -414,7 +414,8 @@ def test_one_write_per_record_is_byte_identical_to_tf_summary_write(tmp_path, mo
 
 def test_gradient_record_is_one_event_and_ops_do_not_grow_with_variables(tmp_path):
     """The vectorised gradient statistics: a constant number of ops for the
-    statistics, whatever the number of variables."""
+    statistics over all entries, whatever the number of variables, plus one
+    L2Loss norm per tensor."""
     writer = tf.summary.create_file_writer(str(tmp_path))
 
     def ops_for(n):
@@ -432,9 +433,9 @@ def test_gradient_record_is_one_event_and_ops_do_not_grow_with_variables(tmp_pat
             len(f.node_def) for f in graph.as_graph_def().library.function)
 
     small, large = ops_for(2), ops_for(20)
-    # Per variable: the test's gradient (2 ops), its capture, a read and two
-    # reshapes; the per-variable statistics were ~280 ops per variable.
-    assert large - small < 18 * 8, (small, large)
+    # Per variable: the test's gradient (2 ops), its capture, a read, two
+    # reshapes and the gradient and weight norms (L2Loss, no temporaries).
+    assert large - small <= 18 * 9, (small, large)
     writer.close()
     _, events = _values(str(tmp_path))
     assert events == 2  # one event per record
