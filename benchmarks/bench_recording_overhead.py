@@ -28,7 +28,7 @@ the callback to the fastest without (noise only ever adds time); the
 verdicts use the median of the pairs. The spread of the fits without the
 callback is printed too: a ratio is only known to within about that.
 
-    python benchmarks/bench_recording_overhead.py [--repeats 5] [--epochs 5]
+    python benchmarks/bench_recording_overhead.py [--repeats 7] [--epochs 5]
         [--steps 150] [--models mlp,cnn]  (~2 x 4 x repeats fits per model)
 
 Targets: whole fit <= 1.03x at the default setting, <= 1.20x every step.
@@ -272,7 +272,7 @@ def bench(key, steps, epochs, repeats, val_batches, tmp):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--steps", type=int, default=150, help="train steps per epoch")
     parser.add_argument("--val-batches", type=int, default=10)

@@ -2,18 +2,21 @@
 
 The callback records from the tensors the train step already computes (the
 model outputs and labels given to ``compute_loss``, the gradients given to the
-optimizer): there is no second forward or backward pass.
+optimizer, the updates the optimizer applies): there is no second forward or
+backward pass and no copy of the weights.
 
 Cost (see benchmarks/bench_recording_overhead.py): the statistics of a step
-are computed with a fixed number of ops whatever the number of variables
-(segment reductions over the concatenated gradients) and written by one op as
-one event. Steps that are not logged run Keras's own train function (long
-runs, or every step logged: the recording lives in a second train function
-called on logged steps only) or cost one tf.cond (short runs: one train
-function, so that the train step is traced only once). Keras's second trace of
-the train step (it creates the optimizer slots and metric variables while
-tracing) is avoided by building them first. The end-of-epoch diagnosis reads
-only the records written since the previous epoch.
+are computed with a fixed number of large ops whatever the number of
+variables (see tb_plugin.stats), before the optimizer update so that the
+update can reuse the gradients' buffers, and the step's records are written
+by one op as one event. Steps that are not logged run Keras's own train
+function (long runs, or every step logged: the recording lives in a second
+train function called on logged steps only) or cost two functional tf.conds
+that skip the recording (short runs: one train function, so that the train
+step is traced only once). Keras's second trace of the train step (it
+creates the optimizer slots and metric variables while tracing) is avoided by
+building them first. The end-of-epoch diagnosis reads only the records
+written since the previous epoch.
 """
 
 import contextlib
@@ -382,8 +385,8 @@ class HealthCallback(keras.callbacks.Callback):
     SINGLE_FUNCTION_MAX_STEPS = 4000
 
     def _use_single_function(self):
-        """Whether the recording lives in Keras's train function, behind a
-        tf.cond per step, rather than in a train function of its own.
+        """Whether the recording lives in Keras's train function, behind
+        tf.conds on the step, rather than in a train function of its own.
 
         Two functions cost one more trace of the train step (a fixed ~0.1-0.3
         s at the start of fit) but nothing on the steps that are not logged;
