@@ -449,3 +449,71 @@ def test_online_loader_reads_what_a_full_load_reads(tmp_path):
             for path in ga.log10_histograms:
                 np.testing.assert_array_equal(ga.log10_histograms[path].counts,
                                               gb.log10_histograms[path].counts)
+
+
+class _WeightsPerStep(keras.callbacks.Callback):
+    """The trainable weights before and after every train batch."""
+
+    def on_train_begin(self, logs=None):
+        self.before, self.after = [], []
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self.before.append([v.numpy().copy() for v in self.model.trainable_variables])
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.after.append([v.numpy().copy() for v in self.model.trainable_variables])
+
+
+@pytest.mark.parametrize("single", [True, False])
+@pytest.mark.parametrize("optimizer", [
+    lambda: keras.optimizers.Adam(1e-2),
+    lambda: keras.optimizers.SGD(0.05, momentum=0.9, nesterov=True),
+    lambda: keras.optimizers.RMSprop(1e-2, momentum=0.5),
+    lambda: keras.optimizers.AdamW(1e-2, weight_decay=0.0),
+])
+def test_update_ratio_is_the_applied_change(tmp_path, optimizer, single, monkeypatch):
+    """update_ratio = ||w_after - w_before|| / ||w_before|| of every logged
+    step, whatever the optimizer's update rule (assign, assign_add,
+    assign_sub), in both recording modes."""
+    monkeypatch.setattr(HealthCallback, "SINGLE_FUNCTION_MAX_STEPS", 10**9 if single else 0)
+    x, y = data(n=192)
+    model = small_model()
+    model.compile(optimizer(), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    weights = _WeightsPerStep()
+    cb = HealthCallback(str(tmp_path), log_every_n_steps=2, report_findings=False)
+    model.fit(x, y, batch_size=32, epochs=1, shuffle=False, verbose=0,
+              callbacks=[cb, weights])
+    ev = read_events(str(tmp_path / "train"))
+    paths = [v.path for v in model.trainable_variables]
+    for step in (0, 2, 4):
+        for i, path in enumerate(paths):
+            before = weights.before[step][i].astype(np.float64)
+            after = weights.after[step][i].astype(np.float64)
+            got = float(ev["health/gradients/%s/update_ratio" % path][step])
+            if np.linalg.norm(before) == 0:
+                assert np.isnan(got), (path, step)
+            else:
+                want = np.linalg.norm(after - before) / np.linalg.norm(before)
+                np.testing.assert_allclose(got, want, rtol=2e-3, err_msg="%s %d" % (path, step))
+
+
+def test_optimizer_without_keras_assign_gets_no_update_ratio(tmp_path):
+    """An optimizer that changes the variables itself (not through
+    Optimizer.assign*): gradients are recorded, update_ratio is not, with
+    one warning."""
+
+    class DirectSGD(keras.optimizers.SGD):
+        def update_step(self, gradient, variable, learning_rate):
+            variable.assign(variable - learning_rate * gradient)
+
+    x, y = data(n=64)
+    model = small_model()
+    model.compile(DirectSGD(0.1), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    cb = HealthCallback(str(tmp_path), log_every_n_steps=1, report_findings=False)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model.fit(x, y, batch_size=32, epochs=1, verbose=0, callbacks=[cb])
+    ev = read_events(str(tmp_path / "train"))
+    assert sorted(ev["health/gradients/m/out/kernel/norm"]) == [0, 1]
+    assert not any(tag.endswith("/update_ratio") for tag in ev)
+    assert sum("update_ratio not recorded" in str(w.message) for w in caught) == 1
