@@ -351,6 +351,16 @@ def test_gradient_stats_many_match_numpy(group):
     assert np.isnan(float(many["max_abs"][2])) and float(many["nonfinite"][2]) == 3
 
 
+def test_gradient_stats_many_computed_segment_ids(monkeypatch):
+    """Groups too large for constant segment ids compute them: same numbers."""
+    gs, _, _ = _gradient_cases(np.random.default_rng(12))
+    ref = stats.gradient_stats_many(gs)
+    monkeypatch.setattr(stats, "CONSTANT_SEGMENT_IDS_MAX", 10)
+    got = stats.gradient_stats_many(gs)
+    for key in ref:
+        np.testing.assert_array_equal(got[key], ref[key])
+
+
 def test_gradient_stats_many_in_tf_function_with_unknown_shapes():
     gs, ws, _ = _gradient_cases(np.random.default_rng(9))
     gs, ws = [g.astype(np.float32) for g in gs], [w.astype(np.float32) for w in ws]
