@@ -530,31 +530,35 @@ def finalize_prediction_sums(sums, task, num_classes, backend="tf"):
 # Gradients and weights
 #
 # A gradient record reads most statistics off the float32 bit patterns of
-# |g| (sign bit cleared): their integer order is the float order, NaNs above
-# +Inf, so one integer segment max gives max |g| (NaN when there is a NaN);
-# the exponent field (bits >> 23) is the binary order of magnitude, 0 for
-# zeros (and subnormals, which TensorFlow flushes to zero on CPU) and 255
-# for Inf/NaN, so one bincount over (variable, exponent) gives the log10|g|
+# |g|: their integer order is the float order, NaNs above +Inf, so one
+# integer segment max gives max |g| (NaN when there is a NaN). The bits
+# shifted right by 22 (the exponent field and the top mantissa bit) are the
+# binary order of magnitude: exponent field 0 for zeros (and subnormals,
+# which TensorFlow flushes to zero on CPU), 255 for Inf (top mantissa bit 0)
+# and NaN (1). One histogram over (variable, bits >> 22) gives the log10|g|
 # histogram (one bin per power of two), the zero count and the non-finite
-# count at once. Norms are L2Loss ops on the tensors themselves. A record
-# allocates one buffer the size of the gradients (their concatenation; the
-# ops after it reuse it in place), whatever the number of variables: on a
+# count at once. The shift is done in float64 (exact for 31-bit integers)
+# and the counting by HistogramFixedWidth: TensorFlow's integer shift and
+# bincount kernels are several times slower on CPU. Norms are L2Loss ops on
+# the tensors themselves. A record allocates a few buffers the size of the
+# gradients (their concatenation), whatever the number of variables: on a
 # CPU, fresh large buffers cost more than the arithmetic.
 
-_EXPONENTS = 256  # values of the float32 exponent field
+_KEYS = 512  # values of (float32 bits of |g|) >> 22
+_KEY_SHIFT = 2.0 ** 22
 
 
-def _exponent_to_bin():
-    """float32 [256, LOG10_BINS]: exponent field -> clipped log10|g| bin
-    (no bin for 0, zeros, or 255, Inf/NaN)."""
+def _key_to_bin():
+    """float32 [512, LOG10_BINS]: (bits >> 22) -> clipped log10|g| bin (no
+    bin for exponent field 0, zeros, or 255, Inf/NaN)."""
     lo, _ = metadata.LOG2_RANGE
-    table = np.zeros((_EXPONENTS, metadata.LOG10_BINS), np.float32)
-    for e in range(1, _EXPONENTS - 1):  # 2**(e-127) <= |g| < 2**(e-126)
-        table[e, min(max(e - 127 - lo, 0), metadata.LOG10_BINS - 1)] = 1.0
+    table = np.zeros((_KEYS, metadata.LOG10_BINS), np.float32)
+    for key in range(2, _KEYS - 2):  # exponent field e = key // 2: 2**(e-127) <= |g| < 2**(e-126)
+        table[key, min(max(key // 2 - 127 - lo, 0), metadata.LOG10_BINS - 1)] = 1.0
     return table
 
 
-_EXPONENT_TO_BIN = _exponent_to_bin()
+_KEY_TO_BIN = _key_to_bin()
 
 
 def _norms(flat):
@@ -601,9 +605,9 @@ def _group_stats(grads):
     with tf.control_dependencies([norm]):
         # After the norms: the concatenation's only reader is the chain
         # below, which then reuses its buffer.
-        g = _concat(fg) if n > 1 else tf.identity(fg[0])
+        abs_g = tf.abs(_concat(fg) if n > 1 else fg[0])
     seg = _segment_ids(fg)
-    abs_bits = tf.bitwise.bitwise_and(tf.bitcast(g, tf.int32), 0x7FFFFFFF)
+    abs_bits = tf.bitcast(abs_g, tf.int32)
     if all(k is not None and k > 0 for k in sizes):
         # Sorted segment ids, none empty: the sorted kernel is several times
         # faster than the unsorted one on CPU.
@@ -614,16 +618,19 @@ def _group_stats(grads):
         segment_max = tf.math.unsorted_segment_max(abs_bits, seg, n)
     max_abs = tf.where(size > 0, tf.bitcast(segment_max, tf.float32), 0.0)
     with tf.control_dependencies([segment_max]):
-        buckets = tf.bitwise.right_shift(abs_bits, 23) + seg * _EXPONENTS
-    counts = tf.raw_ops.DenseBincount(
-        input=buckets, size=n * _EXPONENTS, weights=tf.constant([], tf.float32))
-    counts = tf.reshape(counts, [n, _EXPONENTS])
+        # Bits of variable i fall in [i * 2**31, (i + 1) * 2**31): bin
+        # i * 512 + (bits >> 22) of a histogram with bins 2**22 wide (all
+        # values exact in float64).
+        keys = tf.cast(abs_bits, tf.float64) + tf.cast(seg, tf.float64) * 2.0 ** 31
+    counts = tf.histogram_fixed_width(
+        keys, tf.constant([0.0, n * _KEYS * _KEY_SHIFT], tf.float64), nbins=n * _KEYS)
+    counts = tf.reshape(tf.cast(counts, tf.float32), [n, _KEYS])
     out = {
         metadata.GRAD_NORM: norm,
         metadata.GRAD_MAX_ABS: max_abs,
-        metadata.GRAD_ZERO_FRACTION: _div(counts[:, 0], size),
-        metadata.GRAD_NONFINITE: counts[:, _EXPONENTS - 1],
-        metadata.GRAD_LOG10_HIST: tf.matmul(counts, tf.constant(_EXPONENT_TO_BIN)),
+        metadata.GRAD_ZERO_FRACTION: _div(counts[:, 0] + counts[:, 1], size),
+        metadata.GRAD_NONFINITE: counts[:, _KEYS - 2] + counts[:, _KEYS - 1],
+        metadata.GRAD_LOG10_HIST: tf.matmul(counts, tf.constant(_KEY_TO_BIN)),
     }
     return out
 

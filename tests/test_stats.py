@@ -278,6 +278,21 @@ def test_log10_histogram_matches_numpy():
     np.testing.assert_allclose(edges[:, 0], np.arange(-40, 14) * np.log10(2.0))
 
 
+def test_log10_histogram_exact_at_powers_of_two():
+    # Every power of two in float32's normal range and its two neighbours,
+    # split over several variables (each its own histogram).
+    powers = 2.0 ** np.arange(-126, 128, dtype=np.float64)
+    p = powers.astype(np.float32)
+    values = np.concatenate([p, np.nextafter(p, np.float32(0)), np.nextafter(p, np.float32(np.inf))])
+    values = values[np.isfinite(values) & (values >= 2.0 ** -126)]  # no subnormals (zeros on CPU)
+    values = values * np.where(np.arange(values.size) % 2, -1, 1)
+    parts = np.array_split(values.astype(np.float32), 3)
+    out = stats.gradient_stats_many([tf.constant(v) for v in parts])
+    for i, part in enumerate(parts):
+        np.testing.assert_array_equal(out["log10_abs"][i].numpy(), np_log10_histogram(part))
+        assert float(out["max_abs"][i]) == np.abs(part).max()
+
+
 @pytest.mark.parametrize("graph", [False, True])
 def test_gradient_stats_match_numpy(graph):
     rng = np.random.default_rng(7)
