@@ -27,6 +27,7 @@ import math
 import os
 import struct
 import sys
+import time
 import warnings
 
 # summary_v2 raises a clear ImportError when TensorFlow is missing.
@@ -228,7 +229,10 @@ class HealthCallback(keras.callbacks.Callback):
       task: "multiclass", "binary" or "regression"; default from the loss.
       from_logits: whether the model outputs logits; default from the loss.
       stop_on: finding kinds that stop training (``model.stop_training``).
-      report_findings: print new findings at the end of every epoch.
+      report_findings: print new findings at the end of every epoch (an
+        epoch end is skipped when the last diagnosis ran too recently for
+        the online diagnosis to stay within ~2% of the training time; a
+        final one then runs at the end of fit).
       predictions_name, gradients_name: record family names.
     """
 
@@ -279,6 +283,9 @@ class HealthCallback(keras.callbacks.Callback):
         self._next_step = 0
         self._event_files = {}
         self._loader = None
+        self._diagnosed_at = None
+        self._diagnosis_seconds = 0.0
+        self._undiagnosed = False
 
     # -- helpers -----------------------------------------------------------
 
@@ -298,6 +305,8 @@ class HealthCallback(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         self._active = False
+        self._diagnosed_at = None
+        self._undiagnosed = False
         try:
             self._setup()
             self._active = True
@@ -526,6 +535,8 @@ class HealthCallback(keras.callbacks.Callback):
     def on_train_end(self, logs=None):
         if self._active:
             self._flush()
+            if self._undiagnosed and self.report_findings:
+                self._diagnose()
         self._restore()
         for w in (self._train_writer, self._val_writer):
             if w is not None:
@@ -885,10 +896,27 @@ class HealthCallback(keras.callbacks.Callback):
         except Exception as e:  # noqa: BLE001
             self._warn("flush", "could not flush (%s: %s)" % (type(e).__name__, e))
         if self.report_findings or self.stop_on:
-            try:
-                self._report_findings()
-            except Exception as e:  # noqa: BLE001
-                self._warn("findings", "could not diagnose (%s: %s)" % (type(e).__name__, e))
+            now = time.perf_counter()
+            if (self._diagnosed_at is not None and now - self._diagnosed_at
+                    < self._diagnosis_seconds / self.ONLINE_DIAGNOSIS_SHARE):
+                self._undiagnosed = True
+            else:
+                self._diagnose()
+
+    # Share of the training time the online diagnosis may take: an epoch end
+    # comes too soon after the last diagnosis when less than its duration /
+    # this share has passed (short epochs, or many records to read).
+    ONLINE_DIAGNOSIS_SHARE = 0.02
+
+    def _diagnose(self):
+        start = time.perf_counter()
+        try:
+            self._report_findings()
+        except Exception as e:  # noqa: BLE001
+            self._warn("findings", "could not diagnose (%s: %s)" % (type(e).__name__, e))
+        self._diagnosed_at = time.perf_counter()
+        self._diagnosis_seconds = self._diagnosed_at - start
+        self._undiagnosed = False
 
     def _findings_provider(self):
         """A data provider over this callback's own runs, kept for the whole
@@ -1033,7 +1061,7 @@ class _HealthEventStore:
         from tensorboard.data import provider as provider_lib
         from tensorboard.util import tensor_util
 
-        libs = (provider_lib, tensor_util)
+        libs = (provider_lib, tensor_util, reservoir)
         prefix = metadata.TAG_PREFIX + "/"
         step, wall_time = event.step, event.wall_time
         for value in event.summary.value:
@@ -1051,7 +1079,7 @@ class _HealthEventStore:
                     scalar=md.data_class == summary_pb2.DATA_CLASS_SCALAR,
                     content=md.plugin_data.content,
                     description=md.summary_description,
-                    items=reservoir.Reservoir(size),
+                    size=size,
                 )
             entry.add(step, wall_time, value.tensor, libs)
 
@@ -1063,16 +1091,22 @@ _FLOAT32 = struct.Struct("<f")
 
 
 class _StoredTag:
-    __slots__ = ("plugin", "scalar", "content", "description", "items", "max_step",
-                 "max_wall_time")
+    """One tag's data: a plain list while it holds at most `size` items (a
+    reservoir keeps all of those, in order, without drawing random numbers),
+    then a TensorBoard Reservoir of that size, fed the same items first, so
+    the samples kept are the loader's."""
 
-    def __init__(self, plugin, scalar, content, description, items):
+    __slots__ = ("plugin", "scalar", "content", "description", "size", "items", "reservoir",
+                 "max_step", "max_wall_time")
+
+    def __init__(self, plugin, scalar, content, description, size):
         self.plugin, self.scalar, self.content = plugin, scalar, content
-        self.description, self.items = description, items
+        self.description, self.size = description, size
+        self.items, self.reservoir = [], None
         self.max_step, self.max_wall_time = None, None
 
     def add(self, step, wall_time, tensor, libs):
-        provider_lib, tensor_util = libs
+        provider_lib, tensor_util, reservoir = libs
         content = tensor.tensor_content
         if self.scalar:
             if tensor.dtype == 1 and len(content) == 4:
@@ -1089,11 +1123,21 @@ class _StoredTag:
                 # Index / manifest JSON: written with every record but few are
                 # kept; decoded when read.
                 datum = (step, wall_time, tensor)
-        self.items.AddItem("_", datum)
+        if self.reservoir is None and len(self.items) < self.size:
+            self.items.append(datum)
+        else:
+            if self.reservoir is None:
+                self.reservoir = reservoir.Reservoir(self.size)
+                for item in self.items:
+                    self.reservoir.AddItem("_", item)
+            self.reservoir.AddItem("_", datum)
         if self.max_step is None or step >= self.max_step:
             self.max_step = step
         if self.max_wall_time is None or wall_time > self.max_wall_time:
             self.max_wall_time = wall_time
+
+    def data(self):
+        return self.items if self.reservoir is None else self.reservoir.Items("_")
 
 
 _STORE_PROVIDER = []
@@ -1140,7 +1184,7 @@ def _store_provider_class():
                     item if not isinstance(item, tuple) else provider_lib.TensorDatum(
                         step=item[0], wall_time=item[1],
                         numpy=tensor_util.make_ndarray(item[2]))
-                    for item in entry.items.Items("_")
+                    for item in entry.data()
                 ]
                 if downsample is not None and len(data) > downsample:
                     idx = np.linspace(0, len(data) - 1, max(int(downsample), 1)).round()

@@ -517,3 +517,48 @@ def test_optimizer_without_keras_assign_gets_no_update_ratio(tmp_path):
     assert sorted(ev["health/gradients/m/out/kernel/norm"]) == [0, 1]
     assert not any(tag.endswith("/update_ratio") for tag in ev)
     assert sum("update_ratio not recorded" in str(w.message) for w in caught) == 1
+
+
+def test_online_loader_samples_like_tensorboards_reservoir():
+    """Past its size, a tag of the callback's loader keeps the very samples a
+    TensorBoard Reservoir of that size keeps (same items, same seed)."""
+    from tensorboard.backend.event_processing import reservoir
+    from tensorboard.data import provider as provider_lib
+    from tensorboard.util import tensor_util
+
+    from tb_plugin.callback import _StoredTag
+
+    tag = _StoredTag(plugin="scalars", scalar=True, content=b"", description="", size=100)
+    ref = reservoir.Reservoir(100)
+    for step in range(2500):
+        tensor = tensor_util.make_tensor_proto(np.float32(step * 0.5))
+        tag.add(step, 1000.0 + step, tensor, (provider_lib, tensor_util, reservoir))
+        ref.AddItem("_", step)
+    assert [d.step for d in tag.data()] == ref.Items("_")
+    assert [d.value for d in tag.data()] == [s * 0.5 for s in ref.Items("_")]
+    assert tag.max_step == 2499 and len(tag.data()) == 100
+
+
+def test_online_diagnosis_skips_epoch_ends_within_its_time_share(tmp_path, capsys):
+    """Epoch ends that come too soon after the last diagnosis are skipped;
+    one final diagnosis at the end of fit reads every record."""
+    x, y = data(n=128, d=20, k=7)
+    model = small_model(k=7, out_activation="relu")
+    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    cb = HealthCallback(str(tmp_path), log_every_n_steps=1)
+    cb.ONLINE_DIAGNOSIS_SHARE = 1e-9  # every epoch end after the first is too soon
+    seen = []
+    report = cb._report_findings
+
+    def counting_report():
+        seen.append(int(model.optimizer.iterations.numpy()))
+        return report()
+
+    cb._report_findings = counting_report
+    model.fit(x, y, batch_size=32, epochs=4, verbose=0, callbacks=[cb])
+    assert seen == [4, 16]  # first epoch end, then the end of fit
+    assert "tb_plugin:" in capsys.readouterr().err
+    cb.ONLINE_DIAGNOSIS_SHARE = 1.0  # never too soon: every epoch end
+    seen.clear()
+    model.fit(x, y, batch_size=32, epochs=3, verbose=0, callbacks=[cb])
+    assert seen == [20, 24, 28]
