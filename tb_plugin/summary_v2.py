@@ -20,6 +20,7 @@ single event holding one summary value per tag; each value is byte-for-byte
 what ``tf.summary.write`` would write (same tag, metadata and tensor).
 """
 
+import collections
 import contextlib
 import json
 import logging
@@ -116,8 +117,8 @@ def writer_scope(writer):
 # A record (every statistic of one family at one step) is written by one
 # WriteRawProtoSummary op: each statistic becomes a serialized Summary proto
 # holding one value (tag, metadata, tensor), exactly the bytes WriteSummary
-# would produce, assembled in the graph from one serialize_tensor of the
-# stacked values plus constant prefixes/suffixes. One op instead of one
+# would produce, assembled in the graph from one serialize_tensor of all the
+# values of a dtype plus constant prefixes/suffixes. One op instead of one
 # WriteSummary (plus its inputs) per tag: tens of ops less per record to
 # trace, place and run.
 
@@ -167,11 +168,17 @@ def _value_layout(tag, row_shape, dtype, md):
     return _layouts[key]
 
 
+class _TensorRows(collections.namedtuple("_TensorRows", "prefixes suffixes content_len values")):
+    """The Summary protos of the rows of a tensor, before serialization:
+    row i is ``prefixes[i]`` + its raw content + ``suffixes[i]`` (see
+    _value_layout and _write_serialized)."""
+
+
 def _serialized_rows(tags, values, kind, description):
-    """Serialized Summary protos (one per tag) of the rows of `values`.
+    """The Summary protos (one per tag) of the rows of `values`.
 
     `values`: a numpy array or a tensor stacked on axis 0. Returns a list of
-    bytes (numpy values) or a [n] string tensor.
+    bytes (numpy values) or _TensorRows (tensors, serialized when written).
     """
     md = _metadata_bytes(kind, description)
     if isinstance(values, np.ndarray):
@@ -183,23 +190,38 @@ def _serialized_rows(tags, values, kind, description):
                 row.dtype.newbyteorder("<"), copy=False).tobytes() + suffix)
         return out
     values = tf.convert_to_tensor(values)
-    row_shape = values.shape[1:].as_list()
-    dtype = values.dtype
-    layouts = [_value_layout(tag, row_shape, dtype, md) for tag in tags]
-    content_len = layouts[0][2]
-    n = len(tags)
-    head = len(_tensor_header([n] + row_shape, dtype))
-    blob = tf.io.serialize_tensor(values)
-    rows = tf.strings.substr(
-        blob,
-        tf.constant([head + i * content_len for i in range(n)], tf.int32),
-        tf.constant([content_len] * n, tf.int32),
-    )
+    layouts = [_value_layout(tag, values.shape[1:].as_list(), values.dtype, md) for tag in tags]
+    return _TensorRows([p for p, _, _ in layouts], [x for _, x, _ in layouts], layouts[0][2],
+                       values)
+
+
+def _serialize_tensor_rows(rows):
+    """[n] string tensor of the Summary protos of `rows` (_TensorRows): one
+    serialize_tensor of the concatenated values per dtype, one substr for
+    every row's raw content, one join with the constant prefixes/suffixes."""
+    by_dtype = {}
+    for r in rows:
+        by_dtype.setdefault(r.values.dtype, []).append(r)
+    blobs, starts, lengths, prefixes, suffixes = [], [], [], [], []
+    offset = 0
+    flat_shape = tf.constant([-1])
+    for dtype, group in by_dtype.items():
+        total = sum(len(r.prefixes) * r.content_len for r in group) // dtype.size
+        position = offset + len(_tensor_header([total], dtype))
+        for r in group:
+            for _ in r.prefixes:
+                starts.append(position)
+                lengths.append(r.content_len)
+                position += r.content_len
+            prefixes += r.prefixes
+            suffixes += r.suffixes
+        flat = [tf.reshape(r.values, flat_shape) for r in group]
+        blobs.append(tf.io.serialize_tensor(flat[0] if len(flat) == 1 else tf.concat(flat, 0)))
+        offset = position
+    blob = blobs[0] if len(blobs) == 1 else tf.strings.join(blobs)
+    content = tf.strings.substr(blob, tf.constant(starts, tf.int32), tf.constant(lengths, tf.int32))
     return tf.strings.join([
-        tf.constant([p for p, _, _ in layouts], tf.string),
-        rows,
-        tf.constant([x for _, x, _ in layouts], tf.string),
-    ])
+        tf.constant(prefixes, tf.string), content, tf.constant(suffixes, tf.string)])
 
 
 @contextlib.contextmanager
@@ -225,12 +247,15 @@ def _one_write(step):
 
 
 def _write_serialized(parts, step):
-    """Writes serialized Summary protos (lists of bytes and string tensors)."""
-    parts = [p for p in parts if (len(p) if isinstance(p, list) else True)]
-    if not parts:
+    """Writes Summary protos (lists of bytes and _TensorRows) with one op."""
+    constants = [b for p in parts if isinstance(p, list) for b in p]
+    rows = [p for p in parts if isinstance(p, _TensorRows)]
+    if not constants and not rows:
         return
     with tf.device("cpu:0"):
-        tensors = [tf.constant(p, tf.string) if isinstance(p, list) else p for p in parts]
+        tensors = [tf.constant(constants, tf.string)] if constants else []
+        if rows:
+            tensors.append(_serialize_tensor_rows(rows))
         summaries = tensors[0] if len(tensors) == 1 else tf.concat(tensors, axis=0)
         resource = _summary_writer_resource()
         if resource is None:
