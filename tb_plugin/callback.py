@@ -502,19 +502,13 @@ class HealthCallback(keras.callbacks.Callback):
             pass
 
     def _patch(self, obj, attr, fn):
-        had = attr in obj.__dict__
-        old = obj.__dict__.get(attr)
-        object.__setattr__(obj, attr, fn)
-        self._patched.append((obj, attr, had, old))
+        self._patched.append(_override(obj, attr, fn))
 
     def _restore(self, in_fit=False):
         self._recording = False
-        for obj, attr, had, old in reversed(getattr(self, "_patched", [])):
+        for saved in reversed(getattr(self, "_patched", [])):
             try:
-                if had:
-                    object.__setattr__(obj, attr, old)
-                else:
-                    object.__delattr__(obj, attr)
+                _restore_attr(saved)
             except Exception:  # noqa: BLE001
                 pass
         self._patched = []
@@ -1007,17 +1001,28 @@ def _captured_updates(optimizer, variables):
         return originals["assign_sub"](variable, value)
 
     patched = {"assign": assign, "assign_add": assign_add, "assign_sub": assign_sub}
-    had = {name: name in optimizer.__dict__ for name in patched}
-    for name, fn in patched.items():
-        object.__setattr__(optimizer, name, fn)
+    saved = [_override(optimizer, name, fn) for name, fn in patched.items()]
     try:
         yield updates
     finally:
-        for name in patched:
-            if had[name]:
-                object.__setattr__(optimizer, name, originals[name])
-            else:
-                object.__delattr__(optimizer, name)
+        for item in reversed(saved):
+            _restore_attr(item)
+
+
+def _override(obj, attr, value):
+    """Sets `attr` on the instance `obj` (not its class); returns what
+    _restore_attr needs to undo it."""
+    saved = (obj, attr, attr in obj.__dict__, obj.__dict__.get(attr))
+    object.__setattr__(obj, attr, value)
+    return saved
+
+
+def _restore_attr(saved):
+    obj, attr, had, old = saved
+    if had:
+        object.__setattr__(obj, attr, old)
+    else:
+        object.__delattr__(obj, attr)
 
 
 class _HealthEventStore:
