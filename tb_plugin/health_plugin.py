@@ -454,6 +454,10 @@ class HealthPlugin(base_plugin.TBPlugin):
                 item["status"] = "no_data"
                 item["findings"] = []
                 item["error"] = "could not read run: %s" % e
+            # What changes when a record arrives (the frontend's auto-reload
+            # re-renders only then).
+            item["last_step"] = max(step for _, step, _ in versions[run])
+            item["last_wall_time"] = max(wall for _, _, wall in versions[run])
             runs.append(item)
         return {"runs": runs}
 

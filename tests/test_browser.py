@@ -158,10 +158,12 @@ def browser():
 class Page:
     """A page on the Health tab, recording console errors and dialogs."""
 
-    def __init__(self, browser, url):
+    def __init__(self, browser, url, fake_clock=False):
         self.errors = []
         self.dialogs = []
         self.page = browser.new_page(viewport=VIEWPORT)
+        if fake_clock:  # timers run when the test moves the clock on
+            self.page.clock.install()
         self.page.set_default_timeout(TIMEOUT_MS)
         self.page.on("console", self._on_console)
         self.page.on("pageerror", lambda e: self.errors.append("pageerror: %s" % e))
@@ -207,6 +209,56 @@ class Page:
 
 def _select_all_runs(page):
     page.frame.get_by_role("button", name="Select all").click()
+
+
+def _write_prediction_records(run_dir, steps):
+    """Prediction records of a custom loop (tb_plugin.summary) at `steps`."""
+    import numpy as np
+    import tensorflow as tf
+
+    import tb_plugin
+
+    rng = np.random.default_rng(0)
+    writer = tf.summary.create_file_writer(run_dir)
+    with writer.as_default():
+        for step in steps:
+            logits = rng.normal(size=(32, 4)).astype("float32")
+            tb_plugin.summary.prediction_distribution(
+                "predictions", logits, step=step, labels=rng.integers(0, 4, 32),
+                from_logits=True)
+    writer.close()
+
+
+def test_health_tab_auto_reloads_new_records(browser, tmp_path):
+    run_dir = str(tmp_path / "live")
+    _write_prediction_records(run_dir, range(5))
+    tb = TensorBoardProcess(str(tmp_path))
+    try:
+        tb.wait_for_runs(["live"])
+        page = Page(browser, tb.url, fake_clock=True)
+        try:
+            page.testid("tab-collapse").click()
+            assert page.wait_points("chart-entropy") == 5
+            # Training goes on: five more records, read by the server...
+            _write_prediction_records(run_dir, range(5, 10))
+            deadline = time.time() + 60
+            while tb.get_json("data/plugin/health/runs")["runs"][0]["last_step"] != 9:
+                assert time.time() < deadline, "the server did not read the new records"
+                time.sleep(0.5)
+            # ...and shown, without a click on Reload, once the tab's
+            # auto-reload period has passed.
+            page.page.clock.run_for(31_000)
+            deadline = time.time() + 30
+            while page.testid("chart-entropy").first.get_attribute("data-points") != "10":
+                assert time.time() < deadline, "the tab did not show the new records"
+                page.page.clock.run_for(200)  # the page's timers run on the fake clock
+                time.sleep(0.2)
+            assert page.testid("tab-collapse").get_attribute("aria-selected") == "true"
+            assert page.errors == []
+        finally:
+            page.close()
+    finally:
+        tb.stop()
 
 
 def test_health_tab_python_loader(browser, health_logdir):

@@ -382,6 +382,16 @@ def test_runs_lists_health_runs_only(tb):
                           "has_manifest"}
 
 
+def test_runs_report_their_last_step_and_wall_time(tb):
+    runs = runs_by_name(tb)
+    # 3 epochs of 8 steps (0..23), train records every 2 steps; validation
+    # records at the train step reached after each epoch.
+    assert runs[KERAS_TRAIN]["last_step"] == 22
+    assert runs[KERAS_VALIDATION]["last_step"] == 24
+    for r in runs.values():
+        assert isinstance(r["last_step"], int) and r["last_wall_time"] > 1.6e9
+
+
 def test_runs_statuses_and_findings(tb):
     runs = runs_by_name(tb)
     nan = runs[NAN_RUN]

@@ -95,7 +95,12 @@ export async function getJson<T>(url: string): Promise<T> {
 }
 
 export const api = {
-  runs: () => getJson<RunsResponse>(routeUrl("runs")),
+  /** The run listing; `fresh`: ask the server again rather than the cache. */
+  runs: (fresh = false) => {
+    const url = routeUrl("runs");
+    if (fresh) cache.delete(url);
+    return getJson<RunsResponse>(url);
+  },
   predictions: (run: string, name: string, width: number) =>
     getJson<PredictionsResponse>(routeUrl("predictions", { run, name, width })),
   gradients: (run: string, name: string, width: number) =>

@@ -7,7 +7,7 @@ import { clear, el, emptyState, errorState, loadingState } from "./dom";
 import { companionRuns, dashboardFor, requestWidth } from "./shape";
 import { defaultSelection, newState, runColor, type State, type Tab } from "./state";
 import { injectStyle } from "./style";
-import type { Finding, RunInfo } from "./types";
+import type { Finding, RunInfo, RunsResponse } from "./types";
 import { renderCollapse } from "./views/collapse";
 import { renderGradients } from "./views/gradients";
 import { renderOverview } from "./views/overview";
@@ -22,13 +22,31 @@ export interface App {
   content: HTMLElement;
 }
 
+/** Auto-reload period: TensorBoard's own default reload interval. */
+export const AUTO_RELOAD_MS = 30_000;
+
+export interface AppOptions {
+  /** period of the auto-reload of the run listing; 0: none */
+  autoReloadMs?: number;
+}
+
+/**
+ * What changes in the run listing when a run gets new records (or a new
+ * diagnosis): the auto-reload re-renders only when this does.
+ */
+export function runsFingerprint(runs: RunInfo[]): string {
+  return JSON.stringify(
+    runs.map((r) => [r.run, r.last_step ?? null, r.last_wall_time ?? null, r.status, r.findings.length, r.error ?? null]),
+  );
+}
+
 export function errorText(e: unknown): string {
   if (e instanceof ApiError) return e.message;
   if (e instanceof Error) return e.message;
   return String(e);
 }
 
-export function createApp(root: HTMLElement): App {
+export function createApp(root: HTMLElement, options: AppOptions = {}): App {
   injectStyle(root.ownerDocument);
   const state = newState();
   const side = el("div", { class: "hp-side" });
@@ -38,7 +56,25 @@ export function createApp(root: HTMLElement): App {
     gradients: el("button", { class: "hp-tab", testid: "tab-gradients" }, "Gradients"),
   };
   const reload = el("button", { class: "btn", title: "Reload data from the server" }, "Reload");
-  const bar = el("div", { class: "hp-bar" }, tabs.overview, tabs.collapse, tabs.gradients, el("span", { class: "spacer" }), reload);
+  const autoReloadMs = options.autoReloadMs ?? AUTO_RELOAD_MS;
+  const auto = el("input", { attrs: { type: "checkbox", "aria-label": "Auto-reload" }, testid: "auto-reload" });
+  auto.checked = autoReloadMs > 0;
+  const autoLabel = el(
+    "label",
+    { class: "hp-auto", title: `Look for new records every ${Math.round(autoReloadMs / 1000)} s; re-render when a run has some` },
+    auto,
+    "Auto-reload",
+  );
+  const bar = el(
+    "div",
+    { class: "hp-bar" },
+    tabs.overview,
+    tabs.collapse,
+    tabs.gradients,
+    el("span", { class: "spacer" }),
+    autoReloadMs > 0 ? autoLabel : null,
+    reload,
+  );
   const content = el("div", { class: "hp-content" });
   const main = el("div", { class: "hp-main" }, bar, content);
   clear(root);
@@ -52,7 +88,7 @@ export function createApp(root: HTMLElement): App {
     content,
     refresh: () => {
       renderSide();
-      renderTab();
+      void renderTab();
     },
     setTab: (tab) => {
       state.tab = tab;
@@ -133,7 +169,7 @@ export function createApp(root: HTMLElement): App {
             else state.selected.delete(r.run);
           }
           fill();
-          renderTab();
+          void renderTab();
         });
         const worst = members.some((r) => r.status === "unhealthy")
           ? "unhealthy"
@@ -159,7 +195,7 @@ export function createApp(root: HTMLElement): App {
         if (cb.checked) state.selected.add(r.run);
         else state.selected.delete(r.run);
         fill(); // colours follow the selection
-        renderTab();
+        void renderTab();
       });
       const color = runColor(state, r.run);
       return el(
@@ -186,7 +222,7 @@ export function createApp(root: HTMLElement): App {
         else state.selected.delete(r.run);
       }
       fill();
-      renderTab();
+      void renderTab();
     };
     side.append(filter, el("div", { class: "run-actions" }, all, none), list);
     fill();
@@ -199,21 +235,23 @@ export function createApp(root: HTMLElement): App {
     }
   }
 
-  function renderTab(): void {
+  function renderTab(): Promise<void> {
     const token = ++renderToken;
     markTabs();
-    if (!loaded) return;
+    if (!loaded) return Promise.resolve();
     disposeAll();
     clear(content);
     content.scrollTop = 0;
     if (state.runs.length === 0) {
       content.appendChild(noDataState());
-      return;
+      return Promise.resolve();
     }
     const isCurrent = () => token === renderToken;
-    if (state.tab === "overview") renderOverview(app, content);
-    else if (state.tab === "collapse") void renderCollapse(app, content, isCurrent);
-    else void renderGradients(app, content, isCurrent);
+    if (state.tab === "overview") {
+      renderOverview(app, content);
+      return Promise.resolve();
+    }
+    return state.tab === "collapse" ? renderCollapse(app, content, isCurrent) : renderGradients(app, content, isCurrent);
   }
 
   async function load(): Promise<void> {
@@ -224,12 +262,7 @@ export function createApp(root: HTMLElement): App {
     markTabs();
     renderSide();
     try {
-      const resp = await api.runs();
-      const runs = Array.isArray(resp?.runs) ? resp.runs.filter((r) => r && typeof r.run === "string") : [];
-      state.runs = runs.map(normaliseRun);
-      const names = new Set(state.runs.map((r) => r.run));
-      const kept = [...state.selected].filter((r) => names.has(r));
-      state.selected = kept.length ? new Set(kept) : defaultSelection(state.runs);
+      setRuns(parseRuns(await api.runs()));
       loaded = true;
       state.width = requestWidth(chartWidthGuess(content));
       app.refresh();
@@ -239,8 +272,50 @@ export function createApp(root: HTMLElement): App {
     }
   }
 
+  function setRuns(runs: RunInfo[]): void {
+    state.runs = runs;
+    const names = new Set(runs.map((r) => r.run));
+    const kept = [...state.selected].filter((r) => names.has(r));
+    state.selected = kept.length ? new Set(kept) : defaultSelection(runs);
+  }
+
+  // Auto-reload: asks for the run listing again every autoReloadMs while the
+  // page is visible; re-renders (keeping the tab, selection and scroll
+  // position) only when a run got new records.
+  let polling = false;
+  async function poll(): Promise<void> {
+    if (polling || !loaded || !auto.checked || root.ownerDocument.hidden) return;
+    polling = true;
+    try {
+      const runs = parseRuns(await api.runs(true));
+      if (runsFingerprint(runs) === runsFingerprint(state.runs)) return;
+      clearCache();
+      setRuns(runs);
+      const top = content.scrollTop;
+      renderSide();
+      await renderTab();
+      content.scrollTop = top;
+    } catch {
+      // keep what is shown; the next poll asks again
+    } finally {
+      polling = false;
+    }
+  }
+  const win = root.ownerDocument.defaultView;
+  if (autoReloadMs > 0 && win) {
+    const timer = win.setInterval(() => {
+      if (!root.isConnected) win.clearInterval(timer);
+      else void poll();
+    }, autoReloadMs);
+  }
+
   void load();
   return app;
+}
+
+function parseRuns(resp: RunsResponse | undefined): RunInfo[] {
+  const runs = Array.isArray(resp?.runs) ? resp.runs.filter((r) => r && typeof r.run === "string") : [];
+  return runs.map(normaliseRun);
 }
 
 function normaliseRun(r: RunInfo): RunInfo {
@@ -256,6 +331,8 @@ function normaliseRun(r: RunInfo): RunInfo {
       : [],
     has_manifest: !!r.has_manifest,
     error: typeof r.error === "string" && r.error ? r.error : undefined,
+    last_step: typeof r.last_step === "number" ? r.last_step : null,
+    last_wall_time: typeof r.last_wall_time === "number" ? r.last_wall_time : null,
   };
 }
 

@@ -37,6 +37,9 @@ export interface RunInfo {
   has_manifest: boolean;
   /** set when the server could not read or diagnose the run */
   error?: string;
+  /** step and wall time (s) of the run's newest health record */
+  last_step?: number | null;
+  last_wall_time?: number | null;
 }
 
 export interface RunsResponse {

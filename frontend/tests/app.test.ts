@@ -1,5 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { clearCache, setFetcher } from "../src/api";
+import { createApp, runsFingerprint } from "../src/app";
 import { render } from "../src/index";
 
 const XSS = "<img src=x onerror=alert(1)>";
@@ -161,5 +162,68 @@ describe("render()", () => {
     await until(() => q('[data-testid="error-state"]') !== null);
     expect(q('[data-testid="tab-gradients"]')?.classList.contains("active")).toBe(true);
     expect(seen.some((u) => u.startsWith("./gradients?run=relu%2Ftrain&name=gradients&width="))).toBe(true);
+  });
+});
+
+describe("auto-reload", () => {
+  const runsAt = (lastStep: number, findings = RUNS.runs[0].findings) => ({
+    runs: [{ ...RUNS.runs[0], findings, last_step: lastStep, last_wall_time: 1.7e9 + lastStep }],
+  });
+
+  it("re-renders when a run has new records, and only then", async () => {
+    let body = runsAt(10);
+    let runsFetches = 0;
+    setFetcher(async (u) => {
+      if (u === "./runs") runsFetches++;
+      return respond(body);
+    });
+    const root = document.createElement("div");
+    document.body.appendChild(root);
+    createApp(root, { autoReloadMs: 20 });
+    await until(() => q('[data-testid="overview"]') !== null);
+    expect(qa('[data-testid="finding-card"]').length).toBe(2);
+    const shown = q('[data-testid="overview"]');
+    // Same listing: asked again, nothing re-rendered.
+    await until(() => runsFetches >= 3);
+    expect(q('[data-testid="overview"]')).toBe(shown);
+    // A new record and a finding less: re-rendered with the new listing.
+    body = runsAt(20, RUNS.runs[0].findings.slice(0, 1));
+    await until(() => qa('[data-testid="finding-card"]').length === 1);
+    expect(q('[data-testid="overview"]')).not.toBe(shown);
+  });
+
+  it("stops asking when unticked, and asks nothing when off", async () => {
+    let runsFetches = 0;
+    setFetcher(async (u) => {
+      if (u === "./runs") runsFetches++;
+      return respond(runsAt(10));
+    });
+    const root = document.createElement("div");
+    document.body.appendChild(root);
+    createApp(root, { autoReloadMs: 20 });
+    await until(() => q('[data-testid="overview"]') !== null);
+    const box = q('[data-testid="auto-reload"]') as HTMLInputElement;
+    expect(box.checked).toBe(true);
+    box.click();
+    const before = runsFetches;
+    await new Promise((r) => setTimeout(r, 120));
+    expect(runsFetches).toBe(before);
+
+    document.body.innerHTML = "";
+    clearCache();
+    runsFetches = 0;
+    const other = document.createElement("div");
+    document.body.appendChild(other);
+    createApp(other, { autoReloadMs: 0 });
+    await until(() => q('[data-testid="overview"]') !== null);
+    expect(q('[data-testid="auto-reload"]')).toBeNull();
+    await new Promise((r) => setTimeout(r, 120));
+    expect(runsFetches).toBe(1);
+  });
+
+  it("fingerprints what changes when records arrive", () => {
+    const a = runsAt(10).runs as never;
+    expect(runsFingerprint(a)).toBe(runsFingerprint(runsAt(10).runs as never));
+    expect(runsFingerprint(a)).not.toBe(runsFingerprint(runsAt(11).runs as never));
   });
 });
