@@ -284,7 +284,10 @@ export function createApp(root: HTMLElement, options: AppOptions = {}): App {
   // position) only when a run got new records.
   let polling = false;
   async function poll(): Promise<void> {
-    if (polling || !loaded || !auto.checked || root.ownerDocument.hidden) return;
+    // Not while the page is hidden (another browser tab) or the frame has no
+    // layout (charts drawn then would have no size).
+    const hidden = root.ownerDocument.hidden || !root.ownerDocument.defaultView?.innerWidth;
+    if (polling || !loaded || !auto.checked || hidden) return;
     polling = true;
     try {
       const runs = parseRuns(await api.runs(true));
