@@ -11,6 +11,10 @@ Prints, from one run, for two models and a realistic short training (default
 * the steady-state ratio per train step (train phase of epochs 2+, i.e.
   without validation, end-of-epoch work and the first epoch's tracing);
 * the first epoch's wall time (where the one-time costs land);
+* the cost of one record measured inside fits that log every other step:
+  the median logged step minus the median unlogged step, which alternate
+  (steadier than ratios of whole fits, which the load of a shared machine
+  moves by several percent from one fit to the next);
 * the bytes written per logged train step (and per validation record).
 
 Every fit starts from a freshly built and compiled model, as a user's
@@ -144,6 +148,39 @@ class PhaseTimer(keras.callbacks.Callback):
         self.epoch_times.append(end[0] - self._t0[0])
 
 
+class StepTimer(keras.callbacks.Callback):
+    """Wall time of every train step (batch begin -> batch end)."""
+
+    def on_train_begin(self, logs=None):
+        self.times = []
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self._t0 = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.times.append(time.perf_counter() - self._t0)
+
+
+def interleaved_step_cost(make_model, data, batch, epochs, logdir):
+    """(median logged step, median unlogged step) in seconds, from one fit
+    that logs every other step: the two kinds of steps alternate, so the
+    machine's drift (the noise of whole-fit ratios) hits both alike. Epochs
+    2+ only (the first traces the train function)."""
+    x, y, xv, yv = data
+    keras.backend.clear_session()
+    keras.utils.set_random_seed(0)
+    model = make_model()
+    timer = StepTimer()
+    callbacks = [timer, HealthCallback(logdir, log_every_n_steps=2, report_findings=False)]
+    model.fit(x, y, batch_size=batch, epochs=epochs, validation_data=(xv, yv), shuffle=False,
+              verbose=0, callbacks=callbacks)
+    per_epoch = len(timer.times) // epochs
+    times = list(enumerate(timer.times))[per_epoch:]  # (optimizer step, seconds)
+    logged = [t for step, t in times if step % 2 == 0]
+    unlogged = [t for step, t in times if step % 2 == 1]
+    return statistics.median(logged), statistics.median(unlogged)
+
+
 def dir_bytes(path):
     return sum(os.path.getsize(f) for f in glob.glob(os.path.join(path, "**", "*"),
                                                      recursive=True) if os.path.isfile(f))
@@ -218,6 +255,9 @@ def bench(key, steps, epochs, repeats, val_batches, tmp):
                     dir_bytes(os.path.join(logdir, "train")),
                     dir_bytes(os.path.join(logdir, "validation")),
                 )
+    interleaved = [interleaved_step_cost(make_model, data, batch, epochs,
+                                         os.path.join(tmp, "%s_interleaved_%d" % (key, r)))
+                   for r in range(max(1, repeats // 2))]
     total_steps = steps * epochs
     logged = {1: total_steps, 50: len(range(0, total_steps, 50))}
     per_logged = (sizes[1][0] - sizes[50][0]) / (logged[1] - logged[50])
@@ -264,6 +304,14 @@ def bench(key, steps, epochs, repeats, val_batches, tmp):
             "[%.3f-%.3f]" % (q1, q3), best, "<=%.2fx" % target if target else "", cpu,
             med(ratio("steady")), med(ratio("steady_cpu")),
             med(w["first"] for w, _ in pairs[name]), verdict))
+    record_cost = med(a - b for a, b in interleaved)
+    call = med(b for _, b in interleaved)
+    fit_step = med(b["steady"] for b in bases) / steps
+    print("  cost of one record, from %d fit(s) logging every other step (logged vs unlogged "
+          "steps side by side): +%.3f ms on a train function call of %.3f ms; a step of a "
+          "fit without callback (Keras's loop included) takes %.3f ms: logging every step "
+          "adds %.0f%% to the steady epochs" % (len(interleaved), record_cost * 1e3, call * 1e3,
+                                                fit_step * 1e3, 100 * record_cost / fit_step))
     print("  bytes per logged train step: %.0f (predictions + gradients of %d variables); "
           "per validation record: %.0f" % (per_logged, len(make_model().trainable_variables),
                                            per_validation))
