@@ -6,8 +6,8 @@ optimizer, the updates the optimizer applies): there is no second forward or
 backward pass and no copy of the weights.
 
 Cost (see benchmarks/bench_recording_overhead.py): the statistics of a step
-are computed with a fixed number of large ops whatever the number of
-variables (see tb_plugin.stats), before the optimizer update so that the
+are computed with a few ops per variable off the gradients' float32 bits
+(see tb_plugin.stats), before the optimizer update so that the
 update can reuse the gradients' buffers, and the step's records are written
 by one op as one event. Steps that are not logged run Keras's own train
 function (long runs, or every step logged: the recording lives in a second

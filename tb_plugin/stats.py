@@ -529,31 +529,30 @@ def finalize_prediction_sums(sums, task, num_classes, backend="tf"):
 # ---------------------------------------------------------------------------
 # Gradients and weights
 #
-# A gradient record reads most statistics off the float32 bit patterns of
-# |g|: their integer order is the float order, NaNs above +Inf, so one
-# integer segment max gives max |g| (NaN when there is a NaN). The bits
+# A gradient's statistics are read off the float32 bit patterns of |g|,
+# variable by variable: their integer order is the float order, NaNs above
+# +Inf, so an integer max gives max |g| (NaN when there is a NaN). The bits
 # shifted right by 22 (the exponent field and the top mantissa bit) are the
 # binary order of magnitude: exponent field 0 for zeros (and subnormals,
-# which TensorFlow flushes to zero on CPU), 255 for Inf (top mantissa bit 0)
-# and NaN (1). One histogram over (variable, bits >> 22) gives the log10|g|
+# which TensorFlow flushes to zero on CPU), 255 for Inf and NaN. One
+# HistogramFixedWidth over the bits, with bins 2**22 wide, gives the log10|g|
 # histogram (one bin per power of two), the zero count and the non-finite
-# count at once. The shift is done in float64 (exact for 31-bit integers)
-# and the counting by HistogramFixedWidth: TensorFlow's integer shift and
-# bincount kernels are several times slower on CPU. Norms are L2Loss ops on
-# the tensors themselves. A record allocates a few buffers the size of the
-# gradients (their concatenation), whatever the number of variables: on a
-# CPU, fresh large buffers cost more than the arithmetic.
+# count at once (TensorFlow's integer shift and bincount kernels are several
+# times slower on CPU). Norms are L2Loss ops on the tensors themselves. A
+# variable's statistics allocate one buffer of its size (|g|), and nothing
+# is concatenated: on a CPU, fresh large buffers cost more than the
+# arithmetic, and the variables' ops run side by side.
 
-_KEYS = 512  # values of (float32 bits of |g|) >> 22
-_KEY_SHIFT = 2.0 ** 22
+_KEYS = 511  # bins of (float32 bits of |g|) >> 22; Inf and NaN share the last
+_KEY_RANGE = (0, _KEYS << 22)
 
 
 def _key_to_bin():
-    """float32 [512, LOG10_BINS]: (bits >> 22) -> clipped log10|g| bin (no
+    """float32 [_KEYS, LOG10_BINS]: (bits >> 22) -> clipped log10|g| bin (no
     bin for exponent field 0, zeros, or 255, Inf/NaN)."""
     lo, _ = metadata.LOG2_RANGE
     table = np.zeros((_KEYS, metadata.LOG10_BINS), np.float32)
-    for key in range(2, _KEYS - 2):  # exponent field e = key // 2: 2**(e-127) <= |g| < 2**(e-126)
+    for key in range(2, 510):  # exponent field e = key // 2: 2**(e-127) <= |g| < 2**(e-126)
         table[key, min(max(key // 2 - 127 - lo, 0), metadata.LOG10_BINS - 1)] = 1.0
     return table
 
@@ -573,101 +572,20 @@ def _flatten(tensors, name):
     return [tf.reshape(to_float(t, name), flat_shape) for t in tensors]
 
 
-# Groups of at most this many entries get their segment ids as a constant
-# (larger ones compute them: a constant would grow the graph like the model).
-CONSTANT_SEGMENT_IDS_MAX = 1 << 18
+def _sizes(flat):
+    """float32 [n] sizes of flat tensors (a constant when they are known)."""
+    if all(f.shape[0] is not None for f in flat):
+        return tf.constant([f.shape[0] for f in flat], tf.float32)
+    return tf.cast(tf.stack([tf.size(f) for f in flat]), tf.float32)
 
 
-def _segment_ids(flat):
-    """int32 [sum of sizes] id of the tensor each entry of concat(flat) comes
-    from."""
-    sizes = [f.shape[0] for f in flat]
-    if all(n is not None for n in sizes) and sum(sizes) <= CONSTANT_SEGMENT_IDS_MAX:
-        return tf.constant(np.repeat(np.arange(len(sizes), dtype=np.int32), sizes))
-    ends = tf.cumsum(tf.stack([tf.size(f) for f in flat]))[None, :]
-    positions = tf.range(ends[0, -1], dtype=tf.int32)[None, :]
-    # Entries before the first end are tensor 0, and so on (empty tensors get
-    # no entries); UpperBound counts the ends <= position.
-    seg = tf.raw_ops.UpperBound(sorted_inputs=ends, values=positions, out_type=tf.int32)
-    return tf.reshape(seg, [-1])
-
-
-def _concat(flat):
-    return flat[0] if len(flat) == 1 else tf.concat(flat, axis=0)
-
-
-def _group_stats(grads):
-    """gradient_stats_many for one group of tensors (see there)."""
-    n = len(grads)
-    fg = _flatten(grads, "gradients")
-    sizes = [f.shape[0] for f in fg]
-    norm = _norms(fg)
-    with tf.control_dependencies([norm]):
-        # After the norms: the concatenation's only reader is the chain
-        # below, which then reuses its buffer.
-        abs_g = tf.abs(_concat(fg) if n > 1 else fg[0])
-    seg = _segment_ids(fg)
-    abs_bits = tf.bitcast(abs_g, tf.int32)
-    if all(k is not None and k > 0 for k in sizes):
-        # Sorted segment ids, none empty: the sorted kernel is several times
-        # faster than the unsorted one on CPU.
-        size = tf.constant(sizes, tf.float32)
-        segment_max = tf.math.segment_max(abs_bits, seg)
-    else:
-        size = tf.cast(tf.stack([tf.size(f) for f in fg]), tf.float32)
-        segment_max = tf.math.unsorted_segment_max(abs_bits, seg, n)
-    max_abs = tf.where(size > 0, tf.bitcast(segment_max, tf.float32), 0.0)
-    with tf.control_dependencies([segment_max]):
-        # Bits of variable i fall in [i * 2**31, (i + 1) * 2**31): bin
-        # i * 512 + (bits >> 22) of a histogram with bins 2**22 wide (all
-        # values exact in float64).
-        keys = tf.cast(abs_bits, tf.float64) + tf.cast(seg, tf.float64) * 2.0 ** 31
-    counts = tf.histogram_fixed_width(
-        keys, tf.constant([0.0, n * _KEYS * _KEY_SHIFT], tf.float64), nbins=n * _KEYS)
-    counts = tf.reshape(tf.cast(counts, tf.float32), [n, _KEYS])
-    out = {
-        metadata.GRAD_NORM: norm,
-        metadata.GRAD_MAX_ABS: max_abs,
-        metadata.GRAD_ZERO_FRACTION: _div(counts[:, 0] + counts[:, 1], size),
-        metadata.GRAD_NONFINITE: counts[:, _KEYS - 2] + counts[:, _KEYS - 1],
-        metadata.GRAD_LOG10_HIST: tf.matmul(counts, tf.constant(_KEY_TO_BIN)),
-    }
-    return out
-
-
-# Largest number of gradient entries reduced in one go by gradient_stats_many
-# (bounds the temporaries of a logged step to a few times 4 * this bytes).
-MAX_GROUP_ENTRIES = 1 << 22
-
-
-def _groups(sizes, limit):
-    """Consecutive index ranges whose summed static size stays <= limit
-    (a tensor larger than the limit, or of unknown size, is a group of its own
-    only when needed)."""
-    groups, start, total = [], 0, 0
-    for i, n in enumerate(sizes):
-        n = limit if n is None else n
-        if i > start and total + n > limit:
-            groups.append((start, i))
-            start, total = i, 0
-        total += n
-    if start < len(sizes):
-        groups.append((start, len(sizes)))
-    return groups
-
-
-def gradient_stats_many(grads, max_group_entries=None):
-    """Per-variable statistics of many gradients at once, vectorised.
+def gradient_stats_many(grads):
+    """Per-variable statistics of many gradients.
 
     Per variable: norm (L2), max_abs (max |g|, NaN if any NaN),
     zero_fraction (entries exactly 0), nonfinite (count of NaN/Inf entries)
     and a log10|g| histogram (nonzero finite entries, one bin per power of
     two over metadata.LOG10_RANGE, clipped into the end bins).
-
-    The gradients are flattened and concatenated (in groups of at most
-    `max_group_entries` entries, default MAX_GROUP_ENTRIES) and every
-    statistic comes from one reduction over the group, so the number of
-    large ops does not grow with the number of variables.
 
     Args:
       grads: list of gradient tensors (no None).
@@ -676,23 +594,24 @@ def gradient_stats_many(grads, max_group_entries=None):
       dict from metadata GRAD_* names to float32 [n] tensors, and
       ``GRAD_LOG10_HIST`` -> float32 [n, LOG10_BINS] counts.
     """
-    grads = [tf.convert_to_tensor(g) for g in grads]
     if not grads:
         raise ValueError("gradient_stats_many needs at least one gradient")
-    limit = max_group_entries or MAX_GROUP_ENTRIES
-    sizes = [g.shape.num_elements() if g.shape.is_fully_defined() else None for g in grads]
-    parts = []
-    deps = []
-    for start, end in _groups(sizes, limit):
-        # One group after the other: bounds the memory of the temporaries.
-        with tf.control_dependencies(deps):
-            part = _group_stats(grads[start:end])
-        parts.append(part)
-        if not tf.executing_eagerly():
-            deps = [part[metadata.GRAD_NORM]]
-    if len(parts) == 1:
-        return parts[0]
-    return {k: tf.concat([p[k] for p in parts], axis=0) for k in parts[0]}
+    flat = _flatten(grads, "gradients")
+    key_range = tf.constant(_KEY_RANGE, tf.int32)
+    max_bits, counts = [], []
+    for f in flat:
+        bits = tf.bitcast(tf.abs(f), tf.int32)
+        max_bits.append(tf.reduce_max(bits))
+        counts.append(tf.histogram_fixed_width(bits, key_range, nbins=_KEYS))
+    size = _sizes(flat)
+    counts = tf.cast(tf.stack(counts), tf.float32)
+    return {
+        metadata.GRAD_NORM: _norms(flat),
+        metadata.GRAD_MAX_ABS: tf.where(size > 0, tf.bitcast(tf.stack(max_bits), tf.float32), 0.0),
+        metadata.GRAD_ZERO_FRACTION: _div(counts[:, 0] + counts[:, 1], size),
+        metadata.GRAD_NONFINITE: counts[:, _KEYS - 1],
+        metadata.GRAD_LOG10_HIST: tf.matmul(counts, tf.constant(_KEY_TO_BIN)),
+    }
 
 
 def weight_stats_many(weights, updates=None):

@@ -13,8 +13,7 @@ statistics are all-reduced across replicas before they are written, and TF
 writes summaries from replica 0 only, so exactly one record is written, of the
 global batch / aggregated gradients.
 
-Cost: a record is computed with a number of ops that does not grow with the
-number of variables (segment reductions over the concatenated gradients, see
+Cost: a record is computed with a few ops per variable (see
 :func:`tb_plugin.stats.gradient_stats_many`) and written by a single op as a
 single event holding one summary value per tag; each value is byte-for-byte
 what ``tf.summary.write`` would write (same tag, metadata and tensor).
