@@ -61,6 +61,7 @@ body, .hp-root, .hp-root button, .hp-root select, .hp-root input {
 .hp-tab.active { color: ${ORANGE}; border-bottom-color: ${ORANGE}; }
 .hp-bar .spacer { flex: 1; }
 .hp-auto { display: flex; align-items: center; gap: 4px; margin-right: 12px; color: #616161; cursor: pointer; }
+.hp-auto input { margin: 0; accent-color: ${ORANGE}; }
 .btn { background: #fff; border: 1px solid #ccc; border-radius: 3px; padding: 4px 10px; cursor: pointer; color: #424242; }
 .btn:hover { border-color: ${ORANGE}; color: ${ORANGE}; }
 .hp-content { flex: 1; overflow: auto; padding: 16px; }
