@@ -191,6 +191,12 @@ def _f(x):
     return tf.cast(x, tf.float32)
 
 
+def _zero_where_not(keep, x):
+    """`x` where `keep` (bool, same shape), else 0 (float32; same result as
+    tf.where, several times cheaper on CPU)."""
+    return tf.math.multiply_no_nan(x, tf.cast(keep, x.dtype))
+
+
 def _sparse_labels(labels, batch, num_classes):
     """int32 [batch] class ids from sparse ([batch], [batch,1]) or one-hot labels."""
     labels = tf.convert_to_tensor(labels)
@@ -214,7 +220,7 @@ def multiclass_sums(outputs, labels=None, from_logits=False):
     k = x.shape[-1]
     finite_entries = tf.math.is_finite(x)
     row_finite = tf.reduce_all(finite_entries, axis=-1)
-    safe = tf.where(finite_entries, x, tf.zeros_like(x))
+    safe = _zero_where_not(finite_entries, x)
     if from_logits:
         logp = tf.nn.log_softmax(safe, axis=-1)
         p = tf.exp(logp)
@@ -259,7 +265,7 @@ def multiclass_sums(outputs, labels=None, from_logits=False):
     if labels is not None:
         y = _sparse_labels(labels, tf.shape(x)[0], k)
         valid = tf.logical_and(y >= 0, y < k)
-        y_safe = tf.where(valid, y, 0)
+        y_safe = tf.clip_by_value(y, 0, k - 1)  # rows of invalid labels are weighted 0
         label_value = tf.gather(safe, y_safe, axis=1, batch_dims=1)
         hit_tol = tf.logical_and(
             tf.logical_and(valid, row_finite), label_value >= tf.squeeze(row_max, -1)
@@ -283,7 +289,7 @@ def binary_sums(outputs, labels=None, from_logits=False):
     """
     x = tf.reshape(to_float(outputs, "outputs"), [-1])
     finite = tf.math.is_finite(x)
-    safe = tf.where(finite, x, tf.zeros_like(x))
+    safe = _zero_where_not(finite, x)
     p = tf.sigmoid(safe) if from_logits else safe
     pc = tf.clip_by_value(p, 0.0, 1.0)
 
@@ -330,7 +336,7 @@ def regression_sums(outputs, targets=None, lo=None, hi=None, bins=None):
     """
     x = tf.reshape(to_float(outputs, "outputs"), [-1])
     finite = tf.math.is_finite(x)
-    safe = tf.where(finite, x, tf.zeros_like(x))
+    safe = _zero_where_not(finite, x)
     if lo is None or hi is None:
         lo, hi = finite_range(x)
     bins = bins or metadata.PROBABILITY_BINS

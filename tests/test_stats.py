@@ -159,6 +159,22 @@ def test_low_precision_inputs(dtype):
     np.testing.assert_allclose(g["norm"], [5.0])
 
 
+def test_out_of_range_labels_are_not_counted():
+    rng = np.random.default_rng(13)
+    logits = rng.normal(size=(40, 5)).astype(np.float32)
+    logits[:4] = 0.0  # ties
+    y = rng.integers(0, 5, size=40)
+    y[[1, 7, 30]] = [-1, 5, 9]  # not classes of a 5-class output
+    sums = stats.multiclass_sums(logits, y, from_logits=True)
+    scalars, hists = stats.finalize_prediction_sums(sums, metadata.TASK_MULTICLASS, 5)
+    ok = (y >= 0) & (y < 5)
+    ref = np_multiclass(logits[ok], y[ok], True)
+    assert float(sums["labeled_rows"]) == ok.sum()
+    np.testing.assert_allclose(scalars["accuracy"], ref["accuracy"])
+    np.testing.assert_allclose(scalars["tie_tolerant_accuracy"], ref["tie_tolerant_accuracy"])
+    np.testing.assert_array_equal(hists["label_classes"], ref["label_counts"])
+
+
 def test_nonfinite_rows_are_counted_not_propagated():
     logits = np.array([[1.0, 2.0, 3.0], [np.nan, 0.0, 1.0], [np.inf, 0, 0]], np.float32)
     sums = stats.multiclass_sums(logits, np.array([2, 2, 0]), from_logits=True)
