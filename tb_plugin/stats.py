@@ -558,7 +558,7 @@ def _key_to_bin():
     bin for exponent field 0, zeros, or 255, Inf/NaN)."""
     lo, _ = metadata.LOG2_RANGE
     table = np.zeros((_KEYS, metadata.LOG10_BINS), np.float32)
-    for key in range(2, 510):  # exponent field e = key // 2: 2**(e-127) <= |g| < 2**(e-126)
+    for key in range(2, _KEYS - 1):  # exponent field e = key // 2: 2**(e-127) <= |g| < 2**(e-126)
         table[key, min(max(key // 2 - 127 - lo, 0), metadata.LOG10_BINS - 1)] = 1.0
     return table
 
