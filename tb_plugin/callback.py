@@ -275,6 +275,7 @@ class HealthCallback(keras.callbacks.Callback):
         self._pred_spec = None
         self._train_writer = None
         self._val_writer = None
+        self._metadata_once = None
         self._gradients_patched = False
         self._pending_predictions = None
         self._recording = False
@@ -345,6 +346,7 @@ class HealthCallback(keras.callbacks.Callback):
         self._event_files = {}
         self._loader = None
         self._train_writer = self._create_writer("train")
+        self._metadata_once = summary_v2.MetadataOnce()
         with summary_v2.writer_scope(self._train_writer), tf.summary.record_if(True):
             summary_v2.manifest(build_manifest(model), step=0)
         self._train_writer.flush()
@@ -539,6 +541,7 @@ class HealthCallback(keras.callbacks.Callback):
                 except Exception:  # noqa: BLE001
                     pass
         self._train_writer = self._val_writer = None
+        self._metadata_once = None
         self._acc = None
         self._loader = None  # the online diagnosis' event loader
         self._active = False
@@ -555,6 +558,15 @@ class HealthCallback(keras.callbacks.Callback):
         # same moment) fall back to reading the directory.
         self._event_files[run] = new[0] if len(new) == 1 else path
         return writer
+
+    @contextlib.contextmanager
+    def _train_records(self):
+        """Where the train step's records are written: the train writer,
+        always recording, each value's summary metadata in the first record
+        of this writer only (see summary_v2.metadata_once)."""
+        with summary_v2.writer_scope(self._train_writer), tf.summary.record_if(True), \
+                summary_v2.metadata_once(self._metadata_once):
+            yield
 
     def _flush(self):
         for w in (self._train_writer, self._val_writer):
@@ -633,7 +645,7 @@ class HealthCallback(keras.callbacks.Callback):
                     if task == metadata.TASK_REGRESSION:
                         hist_range = stats.finite_range(y_pred)
                     sums = self._prediction_sums(y_pred, y, hist_range)
-                    with summary_v2.writer_scope(self._train_writer), tf.summary.record_if(True):
+                    with self._train_records():
                         return summary_v2.write_prediction_sums(
                             self.predictions_name, sums, task, k, step, from_logits,
                             hist_range,
@@ -648,7 +660,7 @@ class HealthCallback(keras.callbacks.Callback):
                 sums = summary_v2.all_reduce_sums(ctx, sums)
 
                 def write():
-                    with summary_v2.writer_scope(self._train_writer), tf.summary.record_if(True):
+                    with self._train_records():
                         return summary_v2.write_prediction_sums(
                             self.predictions_name, sums, task, k, step, from_logits,
                             hist_range,
@@ -778,8 +790,7 @@ class HealthCallback(keras.callbacks.Callback):
 
                 def write():
                     # One write op for the step's prediction and gradient records.
-                    with summary_v2.writer_scope(cb._train_writer), \
-                            tf.summary.record_if(True), summary_v2._one_write(step):
+                    with cb._train_records(), summary_v2._one_write(step):
                         if write_predictions is not None:
                             write_predictions()
                         return summary_v2._gated(lambda: summary_v2._write_gradient_stats(

@@ -265,11 +265,10 @@ def _histogram_series(data):
     bins = rows[-1][1].shape[0]
     rows = [r for r in rows if r[1].shape[0] == bins]
     steps = np.array([r[0] for r in rows], dtype=np.int64)
-    all_edges = np.stack(
-        [np.concatenate([r[1][:, 0], r[1][-1:, 1]]) for r in rows]
-    )
-    counts = np.stack([r[1][:, 2] for r in rows])
-    same = np.all(all_edges == all_edges[-1:], axis=None) if len(rows) else True
+    stacked = np.stack([r[1] for r in rows])  # [records, bins, (left, right, count)]
+    all_edges = np.concatenate([stacked[:, :, 0], stacked[:, -1:, 1]], axis=1)
+    counts = stacked[:, :, 2]
+    same = np.all(all_edges == all_edges[-1:], axis=None)
     return HistogramSeries(
         steps=steps,
         edges=all_edges[-1].copy(),

@@ -144,8 +144,9 @@ def _tensor_header(shape, dtype):
 
 def _value_layout(tag, row_shape, dtype, md):
     """(prefix, suffix, content length): a serialized Summary with one value
-    `tag`/`md` holding a tensor of `row_shape`/`dtype` is prefix + the
-    tensor's raw content + suffix."""
+    `tag`/`md` (serialized metadata; None: no metadata field) holding a
+    tensor of `row_shape`/`dtype` is prefix + the tensor's raw content +
+    suffix."""
     key = ("value", tag, tuple(row_shape), dtype.name, md)
     if key not in _layouts:
         from tensorboard.compat.proto import summary_pb2
@@ -154,11 +155,11 @@ def _value_layout(tag, row_shape, dtype, md):
         content_len = int(np.prod(row_shape, dtype=np.int64)) * dtype.size
         marker = bytes((7 * i + 1) % 251 for i in range(content_len))
         tensor_bytes = _tensor_header(row_shape, dtype) + marker
-        summary = summary_pb2.Summary(value=[summary_pb2.Summary.Value(
-            tag=tag,
-            metadata=summary_pb2.SummaryMetadata.FromString(md),
-            tensor=tensor_pb2.TensorProto.FromString(tensor_bytes),
-        )]).SerializeToString()
+        value = summary_pb2.Summary.Value(
+            tag=tag, tensor=tensor_pb2.TensorProto.FromString(tensor_bytes))
+        if md is not None:
+            value.metadata.CopyFrom(summary_pb2.SummaryMetadata.FromString(md))
+        summary = summary_pb2.Summary(value=[value]).SerializeToString()
         at = summary.find(tensor_bytes)
         if at < 0 or summary.find(tensor_bytes, at + 1) >= 0:
             raise ValueError("cannot lay out the summary of %r" % tag)
@@ -167,10 +168,12 @@ def _value_layout(tag, row_shape, dtype, md):
     return _layouts[key]
 
 
-class _TensorRows(collections.namedtuple("_TensorRows", "prefixes suffixes content_len values")):
+class _TensorRows(collections.namedtuple(
+        "_TensorRows", "prefixes suffixes plain_prefixes plain_suffixes content_len values")):
     """The Summary protos of the rows of a tensor, before serialization:
     row i is ``prefixes[i]`` + its raw content + ``suffixes[i]`` (see
-    _value_layout and _write_serialized)."""
+    _value_layout and _write_serialized); ``plain_*``: the same without the
+    summary metadata (see metadata_once)."""
 
 
 def _serialized_rows(tags, values, kind, description):
@@ -189,19 +192,47 @@ def _serialized_rows(tags, values, kind, description):
                 row.dtype.newbyteorder("<"), copy=False).tobytes() + suffix)
         return out
     values = tf.convert_to_tensor(values)
-    layouts = [_value_layout(tag, values.shape[1:].as_list(), values.dtype, md) for tag in tags]
-    return _TensorRows([p for p, _, _ in layouts], [x for _, x, _ in layouts], layouts[0][2],
-                       values)
+    shape = values.shape[1:].as_list()
+    layouts = [_value_layout(tag, shape, values.dtype, md) for tag in tags]
+    plain = [_value_layout(tag, shape, values.dtype, None) for tag in tags]
+    return _TensorRows([p for p, _, _ in layouts], [x for _, x, _ in layouts],
+                       [p for p, _, _ in plain], [x for _, x, _ in plain],
+                       layouts[0][2], values)
 
 
-def _serialize_tensor_rows(rows):
+def _without_metadata(summary):
+    """A serialized Summary, its values' metadata removed."""
+    key = ("plain", summary)
+    if key not in _layouts:
+        from tensorboard.compat.proto import summary_pb2
+
+        proto = summary_pb2.Summary.FromString(summary)
+        for value in proto.value:
+            value.ClearField("metadata")
+        _layouts[key] = proto.SerializeToString()
+    return _layouts[key]
+
+
+def _with_metadata_until(seen, with_metadata, plain):
+    """[n] string tensor: `with_metadata` while `seen` (a bool tensor, or
+    None) is false, then `plain`."""
+    if seen is None:
+        return tf.constant(with_metadata, tf.string)
+    # Select (v1) with a scalar condition forwards one input, copying nothing.
+    return tf.raw_ops.Select(condition=seen, x=tf.constant(plain, tf.string),
+                             y=tf.constant(with_metadata, tf.string))
+
+
+def _serialize_tensor_rows(rows, seen=None):
     """[n] string tensor of the Summary protos of `rows` (_TensorRows): one
     serialize_tensor of the concatenated values per dtype, one substr for
-    every row's raw content, one join with the constant prefixes/suffixes."""
+    every row's raw content, one join with the constant prefixes/suffixes
+    (the plain ones once `seen`, see _with_metadata_until)."""
     by_dtype = {}
     for r in rows:
         by_dtype.setdefault(r.values.dtype, []).append(r)
-    blobs, starts, lengths, prefixes, suffixes = [], [], [], [], []
+    blobs, starts, lengths = [], [], []
+    prefixes, suffixes, plain_prefixes, plain_suffixes = [], [], [], []
     offset = 0
     flat_shape = tf.constant([-1])
     for dtype, group in by_dtype.items():
@@ -214,13 +245,18 @@ def _serialize_tensor_rows(rows):
                 position += r.content_len
             prefixes += r.prefixes
             suffixes += r.suffixes
+            plain_prefixes += r.plain_prefixes
+            plain_suffixes += r.plain_suffixes
         flat = [tf.reshape(r.values, flat_shape) for r in group]
         blobs.append(tf.io.serialize_tensor(flat[0] if len(flat) == 1 else tf.concat(flat, 0)))
         offset = position
     blob = blobs[0] if len(blobs) == 1 else tf.strings.join(blobs)
     content = tf.strings.substr(blob, tf.constant(starts, tf.int32), tf.constant(lengths, tf.int32))
     return tf.strings.join([
-        tf.constant(prefixes, tf.string), content, tf.constant(suffixes, tf.string)])
+        _with_metadata_until(seen, prefixes, plain_prefixes),
+        content,
+        _with_metadata_until(seen, suffixes, plain_suffixes),
+    ])
 
 
 @contextlib.contextmanager
@@ -245,16 +281,62 @@ def _one_write(step):
     _write_serialized(batch, step)
 
 
+class MetadataOnce:
+    """Whether a record's values still need their summary metadata: a
+    boolean variable, set by the first write under :func:`metadata_once`.
+
+    Create it eagerly (a variable created while a step is traced makes
+    tf.function trace the step again) and keep it for the life of its writer.
+    """
+
+    def __init__(self):
+        self.written = tf.Variable(False, trainable=False, name="health_metadata_written")
+        self.layout = None  # the constant parts of the one write it covers
+
+
+@contextlib.contextmanager
+def metadata_once(state):
+    """Inside, the write traced into a graph carries its values' summary
+    metadata only until it has run once (`state`: a MetadataOnce): later
+    records hold just tags and tensors (~6% fewer bytes, ~20% less work for
+    the write op), as tf.compat.v1's FileWriter writes them. Both TensorBoard
+    loaders take a tag's metadata from its first value in a run. A write of
+    other tags than the first one covered, eager writes and multi-replica
+    writes keep their metadata."""
+    old = getattr(_local, "metadata_once", None)
+    _local.metadata_once = state
+    try:
+        yield
+    finally:
+        _local.metadata_once = old
+
+
+def _metadata_written_flag(constants, rows):
+    """The variable that says this write has run, under metadata_once; else None."""
+    state = getattr(_local, "metadata_once", None)
+    if state is None or tf.executing_eagerly() or _replica_context() is not None:
+        return None
+    layout = tuple(constants) + tuple(p for r in rows for p in r.prefixes)
+    if state.layout is None:
+        state.layout = layout
+    return state.written if state.layout == layout else None
+
+
 def _write_serialized(parts, step):
     """Writes Summary protos (lists of bytes and _TensorRows) with one op."""
     constants = [b for p in parts if isinstance(p, list) for b in p]
     rows = [p for p in parts if isinstance(p, _TensorRows)]
     if not constants and not rows:
         return
+    written = _metadata_written_flag(constants, rows)
     with tf.device("cpu:0"):
-        tensors = [tf.constant(constants, tf.string)] if constants else []
+        seen = None if written is None else written.read_value()
+        tensors = []
+        if constants:
+            tensors.append(_with_metadata_until(
+                seen, constants, [_without_metadata(b) for b in constants]))
         if rows:
-            tensors.append(_serialize_tensor_rows(rows))
+            tensors.append(_serialize_tensor_rows(rows, seen))
         summaries = tensors[0] if len(tensors) == 1 else tf.concat(tensors, axis=0)
         resource = _summary_writer_resource()
         if resource is None:
@@ -263,6 +345,8 @@ def _write_serialized(parts, step):
             tf.raw_ops.WriteRawProtoSummary(
                 writer=resource, step=tf.cast(step, tf.int64), tensor=summaries
             )
+        if written is not None:
+            written.assign(True)
 
 
 def _write_rows(tags, values, step, kind, description=None):

@@ -396,6 +396,41 @@ def test_train_step_traced_once_with_the_callback(tmp_path):
     assert len(calls) == 1  # one function, traced once
 
 
+@pytest.mark.parametrize("single", [True, False])
+def test_summary_metadata_only_in_each_writers_first_record(tmp_path, single, monkeypatch):
+    """Each fit's first train record carries every value's metadata; later
+    ones only tags and tensors, byte for byte (no stray metadata bytes)."""
+    from tensorboard.compat.proto import summary_pb2
+
+    monkeypatch.setattr(HealthCallback, "SINGLE_FUNCTION_MAX_STEPS", 10**6 if single else 0)
+    x, y = data(n=128)
+    model = small_model()
+    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    for _ in range(2):  # two fits: two writers, two event files
+        model.fit(x, y, batch_size=32, epochs=2, verbose=0, callbacks=[
+            HealthCallback(str(tmp_path), log_every_n_steps=3, report_findings=False)])
+    paths = sorted(glob.glob(os.path.join(str(tmp_path), "train", "events.out.tfevents.*")))
+    assert len(paths) == 2
+    steps = []
+    for path in paths:
+        records = [e for e in event_file_loader.EventFileLoader(path).Load()
+                   if len(e.summary.value) > 1]
+        assert len(records) >= 2
+        first_tags = [v.tag for v in records[0].summary.value]
+        assert all(v.HasField("metadata") for v in records[0].summary.value)
+        for event in records[1:]:
+            assert [v.tag for v in event.summary.value] == first_tags
+            plain = summary_pb2.Summary(value=[
+                summary_pb2.Summary.Value(tag=v.tag, tensor=v.tensor)
+                for v in event.summary.value])
+            assert event.summary.SerializeToString() == plain.SerializeToString()
+        steps += [e.step for e in records]
+    assert steps == list(range(0, 16, 3))
+    # Read back as the loaders do: later values follow their tag's first metadata.
+    ev = read_events(str(tmp_path / "train"))
+    assert sorted(ev["health/predictions/entropy"]) == steps
+
+
 def test_steps_per_execution_records_logged_steps(tmp_path):
     x, y = data(n=320)
     model = small_model()

@@ -14,16 +14,22 @@ A user must see >= 1000 points of every scalar series and >= 100 records of
 every histogram series.
 """
 
+import glob
+import os
 import time
 
+import numpy as np
 import pytest
 
 import tensorflow as tf
 
 import tb_plugin.summary as health  # noqa: E402
 from tb_plugin import metadata  # noqa: E402
+from tb_plugin.callback import HealthCallback  # noqa: E402
+from tensorboard.backend.event_processing import event_file_loader  # noqa: E402
 
 RECORDS = 1200
+FIT_STEPS = 40
 MIN_SCALARS = 1000
 MIN_HISTOGRAMS = 100
 
@@ -57,7 +63,45 @@ def logdir(tmp_path_factory):
 
     write_all()
     writer.close()
+
+    # A run written by HealthCallback: values carry their summary metadata in
+    # each writer's first record only.
+    import keras
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(5, activation="tanh"),
+                              keras.layers.Dense(3)])
+    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    x = np.random.default_rng(0).normal(size=(8 * FIT_STEPS, 6)).astype(np.float32)
+    model.fit(x, np.arange(8 * FIT_STEPS) % 3, batch_size=8, epochs=1, shuffle=False,
+              verbose=0, callbacks=[HealthCallback(str(root / "fit"), log_every_n_steps=1,
+                                                   report_findings=False)])
     return str(root)
+
+
+def callback_run_tags(logdir):
+    """{plugin name: tags} of the callback run, from its first record's metadata."""
+    path = glob.glob(os.path.join(logdir, "fit", "train", "events.out.tfevents.*"))[0]
+    for event in event_file_loader.EventFileLoader(path).Load():
+        if len(event.summary.value) > 1:
+            tags = {}
+            for v in event.summary.value:
+                tags.setdefault(v.metadata.plugin_data.plugin_name, []).append(v.tag)
+            return tags
+    raise AssertionError("no record in %s" % path)
+
+
+def assert_every_callback_record_read(logdir, scalars, hists, index):
+    """Every record of the callback run, under its tag's plugin, on a loader."""
+    tags = callback_run_tags(logdir)
+    assert len(tags["scalars"]) > 10 and len(tags["histograms"]) > 4
+    for read, plugin in [(scalars, "scalars"), (hists, "histograms")]:
+        series = read.get("fit/train", {})
+        counts = {t: len(series.get(t, [])) for t in tags[plugin]}
+        assert all(n == FIT_STEPS for n in counts.values()), (plugin, counts)
+    # index summaries: a small reservoir (see above), the last one kept
+    series = index.get("fit/train", {})
+    assert all(series.get(t) and series[t][-1].step == FIT_STEPS - 1 for t in tags["health"])
 
 
 def expected_tags():
@@ -114,9 +158,15 @@ def test_python_loader_with_tensorboard_defaults(logdir):
         assert len(hists[tag]) >= MIN_HISTOGRAMS, (tag, len(hists[tag]))
     # the health index survives too (one is enough, it is written every record)
     index = provider.read_tensors(ctx, experiment_id=eid, plugin_name="health",
-                                  downsample=10**6)["train"]
+                                  downsample=10**6)
     assert {"health/predictions", "health/gradients", "health/binary",
-            "health/regression"} <= set(index)
+            "health/regression"} <= set(index["train"])
+    assert_every_callback_record_read(
+        logdir,
+        provider.read_scalars(ctx, experiment_id=eid, plugin_name="scalars", downsample=10**6),
+        provider.read_tensors(ctx, experiment_id=eid, plugin_name="histograms",
+                              downsample=10**6),
+        index)
     # last step kept; values intact
     assert scalars[want_scalars[0]][-1].step == RECORDS - 1
     h = hists["health/predictions/top1_probability"][-1].numpy
@@ -155,9 +205,10 @@ def test_rust_data_server_with_tensorboard_defaults(logdir):
         want_scalars, want_hists = expected_tags()
         deadline = time.time() + 120
         while True:  # the server loads asynchronously
-            scalars = provider.read_scalars(
-                ctx, experiment_id="", plugin_name="scalars", downsample=10**6
-            ).get("train", {})
+            all_scalars = provider.read_scalars(
+                ctx, experiment_id="", plugin_name="scalars", downsample=10**6)
+            scalars = all_scalars.get("train", {})
+            fit_entropy = all_scalars.get("fit/train", {}).get("health/predictions/entropy", [])
             hists = provider.read_tensors(
                 ctx, experiment_id="", plugin_name="histograms", downsample=10**6
             ).get("train", {})
@@ -167,6 +218,7 @@ def test_rust_data_server_with_tensorboard_defaults(logdir):
                 and all(scalars[t] and scalars[t][-1].step == RECORDS - 1
                         for t in want_scalars)
                 and all(hists[t] and hists[t][-1].step == RECORDS - 1 for t in want_hists)
+                and len(fit_entropy) == FIT_STEPS
             )
             if done or time.time() > deadline:
                 break
@@ -179,6 +231,14 @@ def test_rust_data_server_with_tensorboard_defaults(logdir):
         assert not hlow, hlow
         h = hists["health/predictions/top1_probability"][-1].numpy
         assert h.shape == (metadata.PROBABILITY_BINS, 3) and h[:, 2].sum() == 8
+        assert_every_callback_record_read(
+            logdir,
+            provider.read_scalars(ctx, experiment_id="", plugin_name="scalars",
+                                  downsample=10**6),
+            provider.read_tensors(ctx, experiment_id="", plugin_name="histograms",
+                                  downsample=10**6),
+            provider.read_tensors(ctx, experiment_id="", plugin_name="health",
+                                  downsample=10**6))
     finally:
         # The data server exits when its stdin closes (--die-after-stdin).
         handle = getattr(ingester, "_stdin_handle", None)
