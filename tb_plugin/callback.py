@@ -676,19 +676,22 @@ class HealthCallback(keras.callbacks.Callback):
         elif self._acc is not None:
             self._accumulate(y, y_pred)
 
-    def _prediction_sums(self, y_pred, y, hist_range):
+    def _prediction_sums(self, y_pred, y, hist_range, packed=None):
         """summary_v2.prediction_sums of a batch, through a tf.function in
         graphs: traced once per process and kind of output (batch dimension
         left open) and shared by the train step, the test step, their
         retraces (Keras retraces a step for a last, smaller batch) and later
-        fits."""
+        fits. `packed`: a prediction_sums_spec; the sums are then returned
+        packed into one vector (stats.pack_sums), by the same function."""
         task, from_logits = self._task, bool(self._from_logits)
         if tf.executing_eagerly():
-            return summary_v2.prediction_sums(y_pred, y, from_logits, task, hist_range)[0]
+            sums = summary_v2.prediction_sums(y_pred, y, from_logits, task, hist_range)[0]
+            return sums if packed is None else stats.pack_sums(sums, packed)
         args = [y_pred] + ([y] if y is not None else [])
         if hist_range is not None:
             args += [tf.cast(hist_range[0], tf.float32), tf.cast(hist_range[1], tf.float32)]
-        key = (task, from_logits) + tuple((a.dtype, a.shape.rank) for a in args)
+        key = (task, from_logits, None if packed is None else tuple(packed)) + tuple(
+            (a.dtype, a.shape.rank) for a in args)
         fn = _PREDICTION_SUMS_FNS.get(key)
         if fn is None:
             has_labels = y is not None
@@ -698,7 +701,8 @@ class HealthCallback(keras.callbacks.Callback):
                 outputs = tensors[0]
                 labels = tensors[1] if has_labels else None
                 rng = tuple(tensors[-2:]) if regression else None
-                return summary_v2.prediction_sums(outputs, labels, from_logits, task, rng)[0]
+                sums = summary_v2.prediction_sums(outputs, labels, from_logits, task, rng)[0]
+                return sums if packed is None else stats.pack_sums(sums, packed)
 
             fn = tf.function(impl, autograph=False)
             specs = [
@@ -743,11 +747,14 @@ class HealthCallback(keras.callbacks.Callback):
             self._range[0].assign(lo)
             self._range[1].assign(hi)
             hist_range = (lo, hi)
-        sums = self._prediction_sums(y_pred, y if self._pred_spec[2] else None, hist_range)
+        # Packed in the shared function: the sums' casts and concat are
+        # traced once per process, not into every fit's test step.
+        packed = self._prediction_sums(y_pred, y if self._pred_spec[2] else None, hist_range,
+                                       packed=self._acc_spec)
         ctx = summary_v2._replica_context()
         if ctx is not None:
-            sums = summary_v2.all_reduce_sums(ctx, sums)
-        acc.assign_add(stats.pack_sums(sums, self._acc_spec))
+            packed = ctx.all_reduce(tf.distribute.ReduceOp.SUM, packed)
+        acc.assign_add(packed)
 
     def _make_apply(self, original):
         cb = self
