@@ -15,7 +15,12 @@ Prints, from one run, for two models and a realistic short training (default
   the median logged step minus the median unlogged step, which alternate
   (steadier than ratios of whole fits, which the load of a shared machine
   moves by several percent from one fit to the next);
-* the bytes written per logged train step (and per validation record).
+* the bytes written per logged train step (and per validation record);
+* the same whole-fit ratio for a single fit in a fresh Python process, as a
+  script that trains once sees it: the first fit of a process also pays
+  one-time costs that later fits of the process do not (importing the
+  online diagnosis' event loader, tracing the callback's shared statistics
+  functions); every fit above runs after a warm-up fit.
 
 Every fit starts from a freshly built and compiled model, as a user's
 script does, so that every fit traces its train and test steps once, with or
@@ -33,7 +38,8 @@ verdicts use the median of the pairs. The spread of the fits without the
 callback is printed too: a ratio is only known to within about that.
 
     python benchmarks/bench_recording_overhead.py [--repeats 7] [--epochs 5]
-        [--steps 150] [--models mlp,cnn]  (~2 x 4 x repeats fits per model)
+        [--steps 150] [--models mlp,cnn] [--fresh-pairs 3]
+        (~2 x 4 x repeats fits per model, plus 2 x 2 x fresh-pairs processes)
 
 Targets: whole fit <= 1.03x at the default setting, <= 1.20x every step.
 """
@@ -47,6 +53,8 @@ import os
 import platform
 import shutil
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 
@@ -214,12 +222,55 @@ def one_fit(make_model, data, batch, epochs, kwargs, logdir):
     }
 
 
+def fresh_process_fit(key, setting, steps, epochs, val_batches, threads):
+    """Wall seconds of one fit run in a new Python process (this script with
+    --one-fit), as a script that trains once sees them."""
+    out = subprocess.run(
+        [sys.executable, os.path.abspath(__file__), "--one-fit", key, str(setting),
+         "--steps", str(steps), "--epochs", str(epochs), "--val-batches", str(val_batches),
+         "--threads", str(threads)],
+        check=True, capture_output=True, text=True)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def one_fit_main(key, setting, steps, epochs, val_batches):
+    """--one-fit: prints the wall seconds of one fit of `setting` (its index
+    in SETTINGS) in this fresh process."""
+    _, make_model, make_data, batch = MODELS[key]
+    rng = np.random.default_rng(0)
+    x, y = make_data(steps * batch, rng)
+    xv, yv = make_data(val_batches * batch, rng)
+    tmp = tempfile.mkdtemp(prefix="tb_health_bench_")
+    try:
+        result = one_fit(make_model, (x, y, xv, yv), batch, epochs, SETTINGS[setting][1],
+                         os.path.join(tmp, "run"))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    print(result["total"])
+
+
+def fresh_process_ratios(key, steps, epochs, val_batches, pairs, threads):
+    """{setting name: per-pair wall ratios} of single fits in fresh processes,
+    with and without the callback side by side (order alternating)."""
+    out = {}
+    for name in TARGETS:
+        index = [n for n, _ in SETTINGS].index(name)
+        ratios = []
+        for r in range(pairs):
+            order = [index, 0] if r % 2 else [0, index]
+            t = {i: fresh_process_fit(key, i, steps, epochs, val_batches, threads)
+                 for i in order}
+            ratios.append(t[index] / t[0])
+        out[name] = ratios
+    return out
+
+
 def quartiles(values):
     q = statistics.quantiles(values, n=4) if len(values) > 1 else [values[0]] * 3
     return q[0], q[2]
 
 
-def bench(key, steps, epochs, repeats, val_batches, tmp):
+def bench(key, steps, epochs, repeats, val_batches, tmp, fresh_pairs, threads):
     """Pairs: every fit with the callback runs next to a fit without it (the
     order alternates), and each setting's ratios are the medians of its
     per-pair ratios, so that load changes on a shared machine between pairs
@@ -315,6 +366,12 @@ def bench(key, steps, epochs, repeats, val_batches, tmp):
     print("  bytes per logged train step: %.0f (predictions + gradients of %d variables); "
           "per validation record: %.0f" % (per_logged, len(make_model().trainable_variables),
                                            per_validation))
+    if fresh_pairs:
+        fresh = fresh_process_ratios(key, steps, epochs, val_batches, fresh_pairs, threads)
+        print("  a single fit in a fresh process (%d pairs, the first fit's one-time costs "
+              "included): %s" % (fresh_pairs, "; ".join(
+                  "%s %.3fx [%.3f-%.3f]" % ((name, med(r)) + quartiles(r))
+                  for name, r in fresh.items())))
     return verdicts
 
 
@@ -328,10 +385,18 @@ def main():
     parser.add_argument("--threads", type=int, default=0,
                         help="TensorFlow intra/inter-op threads (0: TensorFlow's default); "
                              "1 is steadier on a busy shared machine")
+    parser.add_argument("--fresh-pairs", type=int, default=3,
+                        help="pairs of single fits in fresh processes per setting (0: none)")
+    parser.add_argument("--one-fit", nargs=2, metavar=("MODEL", "SETTING"),
+                        help=argparse.SUPPRESS)  # a fresh process's fit, see fresh_process_fit
     args = parser.parse_args()
     if args.threads:
         tf.config.threading.set_intra_op_parallelism_threads(args.threads)
         tf.config.threading.set_inter_op_parallelism_threads(args.threads)
+    if args.one_fit:
+        one_fit_main(args.one_fit[0], int(args.one_fit[1]), args.steps, args.epochs,
+                     args.val_batches)
+        return
     gpus = tf.config.list_physical_devices("GPU")
     print("HealthCallback overhead on whole model.fit wall time (with / without callback)")
     print("TensorFlow %s, Keras %s, Python %s, %s, %d CPUs visible%s" % (
@@ -345,7 +410,7 @@ def main():
     try:
         for key in args.models.split(","):
             verdicts += bench(key, args.steps, args.epochs, args.repeats, args.val_batches,
-                              tmp)
+                              tmp, args.fresh_pairs, args.threads)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     if FINDINGS:
