@@ -181,6 +181,19 @@ def build_manifest(model, loss=None):
 _PREDICTION_SUMS_FNS = {}
 
 
+def _shared_function(key, impl, args):
+    """The tf.function of `impl` kept under `key` in _PREDICTION_SUMS_FNS,
+    traced on first use for `args` with their batch dimension left open."""
+    fn = _PREDICTION_SUMS_FNS.get(key)
+    if fn is None:
+        fn = tf.function(impl, autograph=False)
+        fn.get_concrete_function(*[
+            tf.TensorSpec([None] + a.shape.as_list()[1:] if a.shape.rank else [], a.dtype)
+            for a in args])
+        _PREDICTION_SUMS_FNS[key] = fn
+    return fn
+
+
 class HealthCallback(keras.callbacks.Callback):
     """Records prediction and gradient health while a Keras model trains.
 
@@ -682,7 +695,8 @@ class HealthCallback(keras.callbacks.Callback):
         left open) and shared by the train step, the test step, their
         retraces (Keras retraces a step for a last, smaller batch) and later
         fits. `packed`: a prediction_sums_spec; the sums are then returned
-        packed into one vector (stats.pack_sums), by the same function."""
+        packed into one vector (stats.pack_sums) by a function of its own,
+        which calls the shared one (so packing too is traced once)."""
         task, from_logits = self._task, bool(self._from_logits)
         if tf.executing_eagerly():
             sums = summary_v2.prediction_sums(y_pred, y, from_logits, task, hist_range)[0]
@@ -690,28 +704,20 @@ class HealthCallback(keras.callbacks.Callback):
         args = [y_pred] + ([y] if y is not None else [])
         if hist_range is not None:
             args += [tf.cast(hist_range[0], tf.float32), tf.cast(hist_range[1], tf.float32)]
-        key = (task, from_logits, None if packed is None else tuple(packed)) + tuple(
-            (a.dtype, a.shape.rank) for a in args)
-        fn = _PREDICTION_SUMS_FNS.get(key)
-        if fn is None:
-            has_labels = y is not None
-            regression = hist_range is not None
+        has_labels, regression = y is not None, hist_range is not None
 
-            def impl(*tensors):
-                outputs = tensors[0]
-                labels = tensors[1] if has_labels else None
-                rng = tuple(tensors[-2:]) if regression else None
-                sums = summary_v2.prediction_sums(outputs, labels, from_logits, task, rng)[0]
-                return sums if packed is None else stats.pack_sums(sums, packed)
+        def sums_impl(*tensors):
+            labels = tensors[1] if has_labels else None
+            rng = tuple(tensors[-2:]) if regression else None
+            return summary_v2.prediction_sums(tensors[0], labels, from_logits, task, rng)[0]
 
-            fn = tf.function(impl, autograph=False)
-            specs = [
-                tf.TensorSpec([None] + a.shape.as_list()[1:] if a.shape.rank else [], a.dtype)
-                for a in args
-            ]
-            fn.get_concrete_function(*specs)  # trace once, batch size open
-            _PREDICTION_SUMS_FNS[key] = fn
-        return fn(*args)
+        key = (task, from_logits) + tuple((a.dtype, a.shape.rank) for a in args)
+        sums_fn = _shared_function(key, sums_impl, args)
+        if packed is None:
+            return sums_fn(*args)
+        return _shared_function(key + (tuple(packed),),
+                                lambda *tensors: stats.pack_sums(sums_fn(*tensors), packed),
+                                args)(*args)
 
     def _write_pending_predictions(self):
         """Writes a stashed prediction record in a cond of its own (when the
