@@ -125,19 +125,23 @@ _layouts = {}
 _local = threading.local()
 
 
-def _eager_bytes(tensor_fn):
-    """numpy bytes of a tensor built eagerly (also while tracing)."""
-    with tf.init_scope():
-        return tensor_fn().numpy()
-
-
 def _tensor_header(shape, dtype):
-    """Bytes of the TensorProto of a tensor of `shape`/`dtype` before its raw
-    content (as serialize_tensor / WriteSummary encode it)."""
+    """Bytes of the TensorProto of a numeric tensor of `shape`/`dtype` before
+    its raw content, as serialize_tensor / WriteSummary encode it (dtype,
+    shape, then the content; built here rather than with an eager op, which
+    costs more the first time in a process)."""
     key = ("header", tuple(shape), dtype.name)
     if key not in _layouts:
-        blob = _eager_bytes(lambda: tf.io.serialize_tensor(tf.zeros(shape, dtype)))
+        from tensorboard.compat.proto import tensor_pb2
+        from tensorboard.compat.proto import tensor_shape_pb2
+
         content = int(np.prod(shape, dtype=np.int64)) * dtype.size
+        blob = tensor_pb2.TensorProto(
+            dtype=dtype.as_datatype_enum,
+            tensor_shape=tensor_shape_pb2.TensorShapeProto(
+                dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=int(d)) for d in shape]),
+            tensor_content=b"\x01" * content,
+        ).SerializeToString()
         _layouts[key] = blob[: len(blob) - content] if content else blob
     return _layouts[key]
 
@@ -400,14 +404,17 @@ def _json_summary(tag, text, description):
             _layouts.clear()
         from tensorboard.compat.proto import summary_pb2
         from tensorboard.compat.proto import tensor_pb2
+        from tensorboard.compat.proto import tensor_shape_pb2
 
-        tensor_bytes = _eager_bytes(
-            lambda: tf.io.serialize_tensor(tf.constant(text, dtype=tf.string)))
         _layouts[key] = summary_pb2.Summary(value=[summary_pb2.Summary.Value(
             tag=tag,
             metadata=summary_pb2.SummaryMetadata.FromString(
                 _metadata_bytes("index", description)),
-            tensor=tensor_pb2.TensorProto.FromString(tensor_bytes),
+            # what serialize_tensor makes of a string scalar
+            tensor=tensor_pb2.TensorProto(
+                dtype=tf.string.as_datatype_enum,
+                tensor_shape=tensor_shape_pb2.TensorShapeProto(),
+                string_val=[text.encode("utf-8")]),
         )]).SerializeToString()
     return _layouts[key]
 

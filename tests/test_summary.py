@@ -370,6 +370,18 @@ def _values(logdir):
     return out, events
 
 
+@pytest.mark.parametrize("shape", [[], [0], [7], [40, 3], [4, 54, 3]])
+@pytest.mark.parametrize("dtype", [tf.float32, tf.float64, tf.int32])
+def test_tensor_header_is_serialize_tensors(shape, dtype):
+    """The hand-built TensorProto prefix is what serialize_tensor writes
+    before a tensor's raw content."""
+    from tb_plugin import summary_v2
+
+    blob = tf.io.serialize_tensor(tf.zeros(shape, dtype)).numpy()
+    content = int(np.prod(shape)) * dtype.size
+    assert summary_v2._tensor_header(shape, dtype) == blob[:len(blob) - content]
+
+
 @pytest.mark.parametrize("mode", ["graph", "eager", "numpy"])
 def test_one_write_per_record_is_byte_identical_to_tf_summary_write(tmp_path, mode):
     """A record is written by one op, as one event; every value in it is
