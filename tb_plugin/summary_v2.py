@@ -302,7 +302,7 @@ class MetadataOnce:
 def metadata_once(state):
     """Inside, the write traced into a graph carries its values' summary
     metadata only until it has run once (`state`: a MetadataOnce): later
-    records hold just tags and tensors (~6% fewer bytes, ~20% less work for
+    records hold just tags and tensors (~6% fewer bytes, ~15-20% less work for
     the write op), as tf.compat.v1's FileWriter writes them. Both TensorBoard
     loaders take a tag's metadata from its first value in a run. A write of
     other tags than the first one covered, eager writes and multi-replica
