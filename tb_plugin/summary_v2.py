@@ -337,8 +337,8 @@ def _write_serialized(parts, step):
         seen = None if written is None else written.read_value()
         tensors = []
         if constants:
-            tensors.append(_with_metadata_until(
-                seen, constants, [_without_metadata(b) for b in constants]))
+            plain = None if written is None else [_without_metadata(b) for b in constants]
+            tensors.append(_with_metadata_until(seen, constants, plain))
         if rows:
             tensors.append(_serialize_tensor_rows(rows, seen))
         summaries = tensors[0] if len(tensors) == 1 else tf.concat(tensors, axis=0)
