@@ -941,7 +941,9 @@ class HealthCallback(keras.callbacks.Callback):
         fit and reloaded incrementally: each epoch end parses only the events
         written since the previous one (see _HealthEventStore)."""
         if self._loader is None:
-            self._loader = _HealthEventStore()
+            from tb_plugin import diagnosis
+
+            self._loader = _HealthEventStore(histograms=diagnosis.HISTOGRAMS_READ)
         store = self._loader
         for run, path in sorted(self._event_files.items()):
             store.add_run(run, path)
@@ -961,7 +963,7 @@ class HealthCallback(keras.callbacks.Callback):
         ctx = context.RequestContext()
         new = []
         for run in reader.health_runs(provider, ctx, experiment_id):
-            records = reader.read_run(provider, ctx, experiment_id, run)
+            records = diagnosis.read_for_diagnosis(provider, ctx, experiment_id, run)
             for finding in diagnosis.diagnose(records):
                 key = (finding.kind, finding.layer)
                 if key in self._reported:
@@ -1057,11 +1059,14 @@ class _HealthEventStore:
     one. Only ``health/...`` values are kept, decoded once into the data
     provider's datum objects, in per-tag reservoirs of the sizes (and seed)
     TensorBoard's Python loader uses, so the online diagnosis sees what
-    ``tensorboard --logdir`` / ``tb-health check`` would. No TensorFlow.
+    ``tensorboard --logdir`` / ``tb-health check`` would. Of the histogram
+    series, only those whose statistic is in `histograms` are kept (None:
+    all). No TensorFlow.
     """
 
-    def __init__(self):
-        self._runs = {}  # run -> {"path", "loaders": {file: loader}, "tags": {tag: _Tag}}
+    def __init__(self, histograms=None):
+        self._runs = {}  # run -> {"path", "loaders": {file: loader}, "tags": {tag: _StoredTag}}
+        self._histograms = histograms
 
     def add_run(self, run, path):
         if run not in self._runs:
@@ -1082,12 +1087,12 @@ class _HealthEventStore:
                     if event.summary.value:
                         self._add_event(run["tags"], event)
 
-    @staticmethod
-    def _add_event(tags, event):
+    def _add_event(self, tags, event):
         from tensorboard.backend.event_processing import data_ingester
         from tensorboard.backend.event_processing import reservoir
         from tensorboard.compat.proto import summary_pb2
         from tensorboard.data import provider as provider_lib
+        from tensorboard.plugins.histogram import metadata as histogram_metadata
         from tensorboard.util import tensor_util
 
         libs = (provider_lib, tensor_util, reservoir)
@@ -1095,12 +1100,16 @@ class _HealthEventStore:
         step, wall_time = event.step, event.wall_time
         for value in event.summary.value:
             tag = value.tag
-            entry = tags.get(tag)
-            if entry is None:
+            entry = tags.get(tag, _NEW_TAG)
+            if entry is _NEW_TAG:
                 if not (tag.startswith(prefix) or tag == metadata.TAG_PREFIX):
                     continue
                 md = value.metadata
                 plugin = md.plugin_data.plugin_name
+                if (plugin == histogram_metadata.PLUGIN_NAME and self._histograms is not None
+                        and tag.rsplit("/", 1)[-1] not in self._histograms):
+                    tags[tag] = None  # a histogram series not kept
+                    continue
                 size = data_ingester.DEFAULT_TENSOR_SIZE_GUIDANCE.get(
                     plugin, data_ingester.DEFAULT_SIZE_GUIDANCE.get("tensors", 10))
                 entry = tags[tag] = _StoredTag(
@@ -1110,6 +1119,8 @@ class _HealthEventStore:
                     description=md.summary_description,
                     size=size,
                 )
+            elif entry is None:
+                continue
             entry.add(step, wall_time, value.tensor, libs)
 
     def provider(self):
@@ -1117,6 +1128,7 @@ class _HealthEventStore:
 
 
 _FLOAT32 = struct.Struct("<f")
+_NEW_TAG = object()  # _HealthEventStore: a tag not seen yet
 
 
 class _StoredTag:
@@ -1190,7 +1202,7 @@ def _store_provider_class():
                 if runs is not None and run not in runs:
                     continue
                 for tag, entry in info["tags"].items():
-                    if entry.plugin != plugin_name or entry.scalar != scalar:
+                    if entry is None or entry.plugin != plugin_name or entry.scalar != scalar:
                         continue
                     if tags is not None and tag not in tags:
                         continue

@@ -1059,6 +1059,20 @@ def _output_layer_name(run):
     return None
 
 
+# The histogram statistics the rules read. A read for the diagnosis alone
+# (tb-health check, the callback's online diagnosis) skips the others: the
+# probability and log10|g| histograms are most of a record's bytes.
+HISTOGRAMS_READ = frozenset({metadata.PRED_PREDICTED_CLASSES, metadata.PRED_LABEL_CLASSES})
+
+
+def read_for_diagnosis(provider, ctx, experiment_id, run):
+    """What :func:`diagnose` reads of `run`: its records without the
+    histograms no rule looks at (see HISTOGRAMS_READ)."""
+    from tb_plugin import reader
+
+    return reader.read_run(provider, ctx, experiment_id, run, histograms=HISTOGRAMS_READ)
+
+
 def diagnose(run, thresholds=None):
     """All findings for one run (a :class:`tb_plugin.reader.RunRecords`)."""
     th = thresholds or Thresholds()
@@ -1112,7 +1126,7 @@ def check_logdir(logdir, run_regex=None, thresholds=None):
         if pattern is not None and not pattern.search(run):
             continue
         try:
-            records = reader.read_run(provider, None, eid, run)
+            records = read_for_diagnosis(provider, None, eid, run)
             findings = diagnose(records, thresholds)
             status = run_status(records, findings)
         except Exception as e:  # one odd run must not hide the others

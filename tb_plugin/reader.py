@@ -364,16 +364,17 @@ def _collect(data_by_tag, tag_by_key, make):
 
 
 def read_run(provider, ctx, experiment_id, run, names=None, variables=None,
-             include_manifest=True, include_scalars=True):
+             include_manifest=True, include_scalars=True, histograms=None):
     """The health records of `run`, as a :class:`RunRecords`.
 
     `ctx` is the request's RequestContext (None: a fresh one). By default
     everything is read; the other arguments narrow the read, and the tags the
-    provider is asked for, to what a caller shows: `names` lists the record
-    families to read (None: all), `variables` the gradient variables (None:
-    all), `include_manifest` whether to read the manifest and
+    provider is asked for, to what a caller shows or uses: `names` lists the
+    record families to read (None: all), `variables` the gradient variables
+    (None: all), `include_manifest` whether to read the manifest,
     `include_scalars` whether to read the scalar series (False: histograms
-    only).
+    only) and `histograms` which histogram statistics to read (a collection
+    of PREDICTION_HISTOGRAM_STATS / ``metadata.GRAD_LOG10_HIST``; None: all).
     """
     ctx = _ctx(ctx)
     warnings = []
@@ -417,6 +418,13 @@ def read_run(provider, ctx, experiment_id, run, names=None, variables=None,
     if not include_scalars:
         pred_tags = {name: ({}, hists) for name, (_, hists) in pred_tags.items()}
         grad_tags = {name: ({}, {}, hists) for name, (_, _, hists) in grad_tags.items()}
+    if histograms is not None:
+        wanted_hists = set(histograms)
+        pred_tags = {name: (scal, {s: t for s, t in hists.items() if s in wanted_hists})
+                     for name, (scal, hists) in pred_tags.items()}
+        if metadata.GRAD_LOG10_HIST not in wanted_hists:
+            grad_tags = {name: (var_scal, scal, {})
+                         for name, (var_scal, scal, _) in grad_tags.items()}
     scalar_tags = set()
     hist_tags = set()
     for scal, hists in pred_tags.values():

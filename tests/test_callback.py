@@ -447,8 +447,10 @@ def test_steps_per_execution_records_logged_steps(tmp_path):
 
 def test_online_loader_reads_what_a_full_load_reads(tmp_path):
     """The callback's incremental loader (its own event files, reloaded every
-    epoch) gives the reader the same records as loading the logdir afresh,
-    with keras.callbacks.TensorBoard writing to the same run directories."""
+    epoch) gives the diagnosis the same records as loading the logdir afresh,
+    with keras.callbacks.TensorBoard writing to the same run directories; it
+    keeps only the histograms the diagnosis reads."""
+    from tb_plugin import diagnosis
     from tb_plugin import reader
 
     x, y = data(n=256, k=7)
@@ -462,8 +464,8 @@ def test_online_loader_reads_what_a_full_load_reads(tmp_path):
     provider, eid = cb._findings_provider()
     full, feid = reader.open_logdir(str(tmp_path))
     for run in ("train", "validation"):
-        a = reader.read_run(provider, None, eid, run)
-        b = reader.read_run(full, None, feid, run)
+        a = diagnosis.read_for_diagnosis(provider, None, eid, run)
+        b = diagnosis.read_for_diagnosis(full, None, feid, run)
         assert a.manifest == b.manifest
         assert set(a.predictions) == set(b.predictions)
         for name in a.predictions:
@@ -472,18 +474,27 @@ def test_online_loader_reads_what_a_full_load_reads(tmp_path):
             for stat in pa.scalars:
                 np.testing.assert_array_equal(pa.scalars[stat].steps, pb.scalars[stat].steps)
                 np.testing.assert_array_equal(pa.scalars[stat].values, pb.scalars[stat].values)
+            assert set(pa.histograms) == set(pb.histograms) == set(diagnosis.HISTOGRAMS_READ)
             for stat in pa.histograms:
                 np.testing.assert_array_equal(pa.histograms[stat].counts,
                                               pb.histograms[stat].counts)
+        assert set(a.gradients) == set(b.gradients) == ({"gradients"} if run == "train" else set())
         for name in a.gradients:
             ga, gb = a.gradients[name], b.gradients[name]
+            assert ga.variables == gb.variables
+            assert set(ga.stats) == set(gb.stats)
             for stat in ga.stats:
-                for path in ga.stats[stat]:
+                for path in ga.variables:
                     np.testing.assert_array_equal(ga.stats[stat][path].values,
                                                   gb.stats[stat][path].values)
-            for path in ga.log10_histograms:
-                np.testing.assert_array_equal(ga.log10_histograms[path].counts,
-                                              gb.log10_histograms[path].counts)
+            assert ga.log10_histograms == gb.log10_histograms == {}
+        # What the diagnosis does not read is not even kept.
+        kept = {tag.rsplit("/", 1)[-1] for tag, entry in
+                cb._loader._runs[run]["tags"].items() if entry is not None}
+        assert not kept & {metadata.PRED_TOP1_HIST, metadata.PRED_CLASS_PROB_HIST,
+                           metadata.GRAD_LOG10_HIST}
+        assert [f.to_json() for f in diagnosis.diagnose(a)] == \
+            [f.to_json() for f in diagnosis.diagnose(reader.read_run(full, None, feid, run))]
 
 
 class _WeightsPerStep(keras.callbacks.Callback):

@@ -26,12 +26,14 @@ ALL_KINDS = {
 
 
 def _findings(log_dir):
-    """{"train": [Finding], "validation": [Finding]} of one scenario dir."""
+    """{run: (records, [Finding], [Finding] from read_for_diagnosis)} of one
+    scenario dir ("train" and "validation")."""
     provider, eid = reader.open_logdir(str(log_dir))
     out = {}
     for run in reader.health_runs(provider, None, eid):
         records = reader.read_run(provider, None, eid, run)
-        out[run] = (records, diagnosis.diagnose(records))
+        narrow = diagnosis.read_for_diagnosis(provider, None, eid, run)
+        out[run] = (records, diagnosis.diagnose(records), diagnosis.diagnose(narrow))
     return out
 
 
@@ -69,9 +71,11 @@ def test_scenario_gets_exactly_its_expected_findings(diagnosed, name):
     runs = diagnosed(name)
     assert set(runs) == {"train", "validation"}
     for run, expected in (("train", scenario.train), ("validation", scenario.validation)):
-        records, findings = runs[run]
+        records, findings, from_narrow_read = runs[run]
         kinds = {f.kind for f in findings}
         assert kinds == set(expected), (run, [f.to_json() for f in findings])
+        # The rules read no histogram beyond diagnosis.HISTOGRAMS_READ.
+        assert [f.to_json() for f in from_narrow_read] == [f.to_json() for f in findings]
         status = diagnosis.run_status(records, findings)
         assert status == ("healthy" if not expected else "unhealthy")
         for f in findings:
@@ -83,7 +87,7 @@ def test_scenario_gets_exactly_its_expected_findings(diagnosed, name):
 
 
 def test_seed000_relu_on_logits(diagnosed):
-    records, findings = diagnosed("seed000_relu_logits")["train"]
+    records, findings, _ = diagnosed("seed000_relu_logits")["train"]
     kinds = _by_kind(findings)
     (mismatch,) = kinds["output_activation_mismatch"]
     assert mismatch.severity == "error"
@@ -105,13 +109,13 @@ def test_seed000_relu_on_logits(diagnosed):
     (dead,) = kinds["dead_units"]
     assert dead.layer == "seed000/logits/bias"
     # The validation run shows the same ties without a manifest or gradients.
-    _, val = diagnosed("seed000_relu_logits")["validation"]
+    _, val, _ = diagnosed("seed000_relu_logits")["validation"]
     vt = _by_kind(val)["tied_predictions"][0]
     assert vt.evidence["tie_tolerant_accuracy"] - vt.evidence["accuracy"] >= 0.5
 
 
 def test_seed002_tiny_init(diagnosed):
-    _, findings = diagnosed("seed002_tiny_init")["train"]
+    _, findings, _ = diagnosed("seed002_tiny_init")["train"]
     kinds = _by_kind(findings)
     (van,) = kinds["vanishing_gradients"]
     assert van.layer == "seed002/W/kernel"  # the first layer is named
@@ -127,7 +131,7 @@ def test_seed002_tiny_init(diagnosed):
 
 
 def test_deep_sigmoid_names_the_early_layers(diagnosed):
-    _, findings = diagnosed("deep_sigmoid")["train"]
+    _, findings, _ = diagnosed("deep_sigmoid")["train"]
     (van,) = _by_kind(findings)["vanishing_gradients"]
     layers = list(van.evidence["layers"])
     assert van.layer == layers[0] == "deep_sigmoid/dense_0/kernel"
@@ -135,7 +139,7 @@ def test_deep_sigmoid_names_the_early_layers(diagnosed):
 
 
 def test_exploding_every_layer_at_once(diagnosed):
-    _, findings = diagnosed("exploding_sgd")["train"]
+    _, findings, _ = diagnosed("exploding_sgd")["train"]
     kinds = _by_kind(findings)
     (exp,) = kinds["exploding_gradients"]
     assert exp.layer is None  # every layer, not one
@@ -150,7 +154,7 @@ def test_exploding_every_layer_at_once(diagnosed):
 
 
 def test_nan_in_data_is_nonfinite_not_exploding(diagnosed):
-    _, findings = diagnosed("nan_in_data")["train"]
+    _, findings, _ = diagnosed("nan_in_data")["train"]
     kinds = _by_kind(findings)
     assert "exploding_gradients" not in kinds
     (nf,) = kinds["nonfinite"]
@@ -159,7 +163,7 @@ def test_nan_in_data_is_nonfinite_not_exploding(diagnosed):
 
 
 def test_dead_units_name_the_layer(diagnosed):
-    _, findings = diagnosed("dead_relu")["train"]
+    _, findings, _ = diagnosed("dead_relu")["train"]
     dead = {f.layer: f for f in _by_kind(findings)["dead_units"]}
     f = dead["mlp/dense2/bias"]
     assert f.evidence["zero_gradient_fraction"] >= 0.9
@@ -169,7 +173,7 @@ def test_dead_units_name_the_layer(diagnosed):
 
 
 def test_class_collapse(diagnosed):
-    _, findings = diagnosed("class_weight_bug")["validation"]
+    _, findings, _ = diagnosed("class_weight_bug")["validation"]
     (cc,) = _by_kind(findings)["class_collapse"]
     assert cc.evidence["predicted_class"] == 0
     assert cc.evidence["prediction_share"] >= 0.95

@@ -206,6 +206,28 @@ def test_read_run_filters_ask_only_for_what_is_wanted(provider):
     assert manifest_only.manifest == MANIFEST and not manifest_only.has_data
 
 
+def test_read_run_histograms_filter(provider):
+    prov, eid = provider
+    full = reader.read_run(prov, None, eid, "exp1/train")
+    counting = _CountingProvider(prov)
+    part = reader.read_run(counting, None, eid, "exp1/train",
+                           histograms=[metadata.PRED_PREDICTED_CLASSES])
+    hist_tags = next(k["run_tag_filter"].tags for n, k in counting.calls
+                     if k["plugin_name"] == "histograms")
+    assert hist_tags == {metadata.stat_tag("predictions", metadata.PRED_PREDICTED_CLASSES)}
+    assert list(part.predictions["predictions"].histograms) == [metadata.PRED_PREDICTED_CLASSES]
+    assert part.gradients["gradients"].log10_histograms == {}
+    assert part.predictions["predictions"].scalars.keys() == \
+        full.predictions["predictions"].scalars.keys()
+
+    counting.calls.clear()
+    reader.read_run(counting, None, eid, "exp1/train", histograms=[metadata.GRAD_LOG10_HIST])
+    hist_tags = next(k["run_tag_filter"].tags for n, k in counting.calls
+                     if k["plugin_name"] == "histograms")
+    assert hist_tags == {metadata.variable_tag("gradients", p, metadata.GRAD_LOG10_HIST)
+                         for p in full.gradients["gradients"].variables}
+
+
 def test_gradient_matrix_aligns_every_variable_on_common_steps(provider):
     prov, eid = provider
     grad = reader.read_run(prov, None, eid, "exp1/train").gradients["gradients"]
