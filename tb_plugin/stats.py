@@ -566,23 +566,23 @@ def _key_to_bin():
 _KEY_TO_BIN = _key_to_bin()
 
 
-def _norms(flat):
-    """float32 [n] L2 norms of flat tensors (no temporaries: L2Loss)."""
-    return tf.sqrt(2.0 * tf.stack([tf.raw_ops.L2Loss(t=f) for f in flat]))
+def _norms(tensors):
+    """float32 [n] L2 norms of tensors (no temporaries: L2Loss)."""
+    return tf.sqrt(2.0 * tf.stack([tf.raw_ops.L2Loss(t=t) for t in tensors]))
 
 
-def _flatten(tensors, name):
-    if not tensors:
-        return []
-    flat_shape = tf.constant([-1])  # one constant for all the reshapes
-    return [tf.reshape(to_float(t, name), flat_shape) for t in tensors]
+def _floats(tensors, name):
+    """The tensors as float32, in their own shapes (every statistic here
+    reduces over all entries, so none needs reshaping)."""
+    return [to_float(t, name) for t in tensors]
 
 
-def _sizes(flat):
-    """float32 [n] sizes of flat tensors (a constant when they are known)."""
-    if all(f.shape[0] is not None for f in flat):
-        return tf.constant([f.shape[0] for f in flat], tf.float32)
-    return tf.cast(tf.stack([tf.size(f) for f in flat]), tf.float32)
+def _sizes(tensors):
+    """float32 [n] sizes of tensors (a constant when they are known)."""
+    sizes = [t.shape.num_elements() for t in tensors]
+    if all(n is not None for n in sizes):
+        return tf.constant(sizes, tf.float32)
+    return tf.cast(tf.stack([tf.size(t) for t in tensors]), tf.float32)
 
 
 def gradient_stats_many(grads):
@@ -602,17 +602,17 @@ def gradient_stats_many(grads):
     """
     if not grads:
         raise ValueError("gradient_stats_many needs at least one gradient")
-    flat = _flatten(grads, "gradients")
+    grads = _floats(grads, "gradients")
     key_range = tf.constant(_KEY_RANGE, tf.int32)
     max_bits, counts = [], []
-    for f in flat:
-        bits = tf.bitcast(tf.abs(f), tf.int32)
+    for g in grads:
+        bits = tf.bitcast(tf.abs(g), tf.int32)
         max_bits.append(tf.reduce_max(bits))
         counts.append(tf.histogram_fixed_width(bits, key_range, nbins=_KEYS))
-    size = _sizes(flat)
+    size = _sizes(grads)
     counts = tf.cast(tf.stack(counts), tf.float32)
     return {
-        metadata.GRAD_NORM: _norms(flat),
+        metadata.GRAD_NORM: _norms(grads),
         metadata.GRAD_MAX_ABS: tf.where(size > 0, tf.bitcast(tf.stack(max_bits), tf.float32), 0.0),
         metadata.GRAD_ZERO_FRACTION: _div(counts[:, 0] + counts[:, 1], size),
         metadata.GRAD_NONFINITE: counts[:, _KEYS - 1],
@@ -624,10 +624,10 @@ def weight_stats_many(weights, updates=None):
     """weight_norm per variable and, with `updates` (``w_after - w_before``,
     aligned with `weights`, the weights after the update), update_ratio =
     ||update|| / ||weight before the update||; float32 [n] tensors."""
-    fw = _flatten(list(weights), "variables")
+    fw = _floats(list(weights), "variables")
     out = {metadata.GRAD_WEIGHT_NORM: _norms(fw)}
     if updates is not None:
-        fu = _flatten(list(updates), "updates")
+        fu = _floats(list(updates), "updates")
         update_norm = _norms(fu)
         with tf.control_dependencies([update_norm]):
             # Last reader of each update: the subtraction reuses its buffer.
