@@ -19,6 +19,7 @@ building them first. The end-of-epoch diagnosis reads only the records
 written since the previous epoch.
 """
 
+import collections
 import contextlib
 import glob
 import json
@@ -177,21 +178,58 @@ def build_manifest(model, loss=None):
     }
 
 
-# HealthCallback._prediction_sums' traced functions, shared by all fits.
-_PREDICTION_SUMS_FNS = {}
+# Traced functions of the recording, shared by all fits of the process:
+# tracing them is Python work of tens of ms, paid once per process and key
+# instead of once per fit (a fit's train step only calls them). Least
+# recently used first; keys that name variables (the record writes) change
+# with every model built without keras.backend.clear_session().
+_SHARED_FUNCTIONS = collections.OrderedDict()
+_SHARED_FUNCTIONS_MAX = 64
 
 
-def _shared_function(key, impl, args):
-    """The tf.function of `impl` kept under `key` in _PREDICTION_SUMS_FNS,
-    traced on first use for `args` with their batch dimension left open."""
-    fn = _PREDICTION_SUMS_FNS.get(key)
+def _shared_function(key, impl, args=None):
+    """The tf.function of `impl` kept under `key` in _SHARED_FUNCTIONS. With
+    `args`, traced at once for them with their batch dimension left open
+    (the last, smaller batch of an epoch then needs no trace of its own)."""
+    fn = _SHARED_FUNCTIONS.get(key)
     if fn is None:
         fn = tf.function(impl, autograph=False)
-        fn.get_concrete_function(*[
-            tf.TensorSpec([None] + a.shape.as_list()[1:] if a.shape.rank else [], a.dtype)
-            for a in args])
-        _PREDICTION_SUMS_FNS[key] = fn
+        if args is not None:
+            fn.get_concrete_function(*[
+                tf.TensorSpec([None] + a.shape.as_list()[1:] if a.shape.rank else [], a.dtype)
+                for a in args])
+        _SHARED_FUNCTIONS[key] = fn
+        while len(_SHARED_FUNCTIONS) > _SHARED_FUNCTIONS_MAX:
+            _SHARED_FUNCTIONS.popitem(last=False)
+    else:
+        _SHARED_FUNCTIONS.move_to_end(key)
     return fn
+
+
+def _train_record_impl(predictions_name, gradients_name, task, num_classes, from_logits,
+                       layout):
+    """The write of one train step's record: its prediction sums (and
+    regression histogram range) and its gradient statistics, weights and
+    updates (`layout`: [(variable path, gradient shape)]), with one write op
+    to `writer` (a summary writer's resource handle; `written`: see
+    summary_v2._one_write)."""
+
+    def write_record(step, writer, written, predictions, gradients):
+        with summary_v2._one_write(step, writer, written):
+            if predictions is not None:
+                sums, hist_range = predictions
+                summary_v2._write_prediction_sums(
+                    predictions_name, sums, task, num_classes, step, from_logits, hist_range,
+                    None)
+            if gradients is not None:
+                grad_stats, weights, updates = gradients
+                st, has_update = summary_v2._gradient_statistics(
+                    None, weights, updates, grad_stats)
+                summary_v2._write_gradient_rows(
+                    gradients_name, layout, st, has_update, step, None)
+        return tf.constant(True)
+
+    return write_record
 
 
 class HealthCallback(keras.callbacks.Callback):
@@ -288,7 +326,8 @@ class HealthCallback(keras.callbacks.Callback):
         self._pred_spec = None
         self._train_writer = None
         self._val_writer = None
-        self._metadata_once = None
+        self._metadata_written = None
+        self._metadata_key = None
         self._gradients_patched = False
         self._pending_predictions = None
         self._recording = False
@@ -359,7 +398,11 @@ class HealthCallback(keras.callbacks.Callback):
         self._event_files = {}
         self._loader = None
         self._train_writer = self._create_writer("train")
-        self._metadata_once = summary_v2.MetadataOnce()
+        # Created eagerly: a variable created while a step is traced makes
+        # tf.function trace the step again. See _write_record.
+        self._metadata_written = tf.Variable(
+            False, trainable=False, name="health_metadata_written")
+        self._metadata_key = None
         with summary_v2.writer_scope(self._train_writer), tf.summary.record_if(True):
             summary_v2.manifest(build_manifest(model), step=0)
         self._train_writer.flush()
@@ -554,7 +597,8 @@ class HealthCallback(keras.callbacks.Callback):
                 except Exception:  # noqa: BLE001
                     pass
         self._train_writer = self._val_writer = None
-        self._metadata_once = None
+        self._metadata_written = None
+        self._metadata_key = None
         self._acc = None
         self._loader = None  # the online diagnosis' event loader
         self._active = False
@@ -575,10 +619,8 @@ class HealthCallback(keras.callbacks.Callback):
     @contextlib.contextmanager
     def _train_records(self):
         """Where the train step's records are written: the train writer,
-        always recording, each value's summary metadata in the first record
-        of this writer only (see summary_v2.metadata_once)."""
-        with summary_v2.writer_scope(self._train_writer), tf.summary.record_if(True), \
-                summary_v2.metadata_once(self._metadata_once):
+        always recording."""
+        with summary_v2.writer_scope(self._train_writer), tf.summary.record_if(True):
             yield
 
     def _flush(self):
@@ -634,7 +676,7 @@ class HealthCallback(keras.callbacks.Callback):
         if training and not self._recording:
             return  # the plain train function
         y, y_pred = self._prediction_inputs(y, y_pred)
-        task, from_logits = self._task, bool(self._from_logits)
+        task = self._task
         if training:
             step = self._step()
             # Validate shapes now (trace time) so that errors surface here.
@@ -649,43 +691,34 @@ class HealthCallback(keras.callbacks.Callback):
                 None if y is None else y.dtype,
             )
 
-            k = self._pred_spec[1]
             ctx = summary_v2._replica_context()
             if ctx is None:
 
-                def write():
+                def predictions():
                     hist_range = None
                     if task == metadata.TASK_REGRESSION:
                         hist_range = stats.finite_range(y_pred)
-                    sums = self._prediction_sums(y_pred, y, hist_range)
-                    with self._train_records():
-                        return summary_v2.write_prediction_sums(
-                            self.predictions_name, sums, task, k, step, from_logits,
-                            hist_range,
-                        )
+                    return self._prediction_sums(y_pred, y, hist_range), hist_range
 
             else:
                 # Collectives cannot run inside the tf.cond: reduce every step.
                 hist_range = None
                 if task == metadata.TASK_REGRESSION:
                     hist_range = summary_v2._regression_range(y_pred, ctx)
-                sums = self._prediction_sums(y_pred, y, hist_range)
-                sums = summary_v2.all_reduce_sums(ctx, sums)
+                sums = summary_v2.all_reduce_sums(
+                    ctx, self._prediction_sums(y_pred, y, hist_range))
 
-                def write():
-                    with self._train_records():
-                        return summary_v2.write_prediction_sums(
-                            self.predictions_name, sums, task, k, step, from_logits,
-                            hist_range,
-                        )
+                def predictions():
+                    return sums, hist_range
 
             should = self._gate(step)
             if self._gradients_patched and not tf.executing_eagerly():
                 # Written with the gradients (after the update; one cond per
                 # step when there is one): see _make_apply.
-                self._pending_predictions = (tf.compat.v1.get_default_graph(), write, should)
+                self._pending_predictions = (
+                    tf.compat.v1.get_default_graph(), predictions, should, step)
             else:
-                self._run_gated(should, write)
+                self._run_gated(should, lambda: self._write_record(step, predictions()))
         elif self._acc is not None:
             self._accumulate(y, y_pred)
 
@@ -725,9 +758,9 @@ class HealthCallback(keras.callbacks.Callback):
         pending, self._pending_predictions = self._pending_predictions, None
         if pending is None or pending[0] is not tf.compat.v1.get_default_graph():
             return
-        _, write, should = pending
+        _, predictions, should, step = pending
         try:
-            self._run_gated(should, write)
+            self._run_gated(should, lambda: self._write_record(step, predictions()))
         except Exception as e:  # noqa: BLE001
             self._warn(
                 ("predictions", True),
@@ -735,11 +768,48 @@ class HealthCallback(keras.callbacks.Callback):
             )
 
     def _take_pending_predictions(self):
-        """The prediction write stashed by compute_loss in this graph, if any."""
-        pending, self._pending_predictions = self._pending_predictions, None
+        """The stashed prediction record of this graph, if any: compute_loss
+        stashes it for apply to write with the gradients."""
+        pending = self._pending_predictions
         if pending is None or pending[0] is not tf.compat.v1.get_default_graph():
             return None
-        return pending[1]
+        self._pending_predictions = None
+        return pending
+
+    def _write_record(self, step, predictions=None, gradients=None):
+        """Writes a train step's record with one op: `predictions` (prediction
+        sums, regression histogram range), `gradients` (gradient_entries and
+        their gradient_stats_many). The statistics and the write are traced
+        once per process (_train_record_impl), not into every fit."""
+        layout = grad_args = None
+        if gradients is not None:
+            entries, grad_stats = gradients
+            layout = tuple((p, tuple(g.shape.as_list())) for p, g, _, _ in entries)
+            grad_args = (
+                grad_stats,
+                [summary_v2._variable_value(v) for _, _, v, _ in entries],
+                [u for _, _, _, u in entries],
+            )
+        task = k = from_logits = None
+        if predictions is not None:
+            task, k, from_logits = self._pred_spec[0], self._pred_spec[1], bool(self._from_logits)
+        key = ("train_record", self.predictions_name if predictions is not None else None,
+               self.gradients_name if gradients is not None else None, task, k, from_logits,
+               layout)
+        # The values' metadata only until the write has run once: one write
+        # (one set of tags) per writer (see summary_v2._one_write).
+        if self._metadata_key is None:
+            self._metadata_key = key
+        written = None
+        if key == self._metadata_key and summary_v2._replica_context() is None:
+            written = self._metadata_written
+        impl = _train_record_impl(
+            self.predictions_name, self.gradients_name, task, k, from_logits, layout)
+        with self._train_records():
+            writer = summary_v2._summary_writer_resource()
+            write = impl if writer is None else _shared_function(key, impl)
+            return summary_v2._gated(
+                lambda: write(step, writer, written, predictions, grad_args))
 
     def _accumulate(self, y, y_pred):
         acc = self._acc
@@ -796,27 +866,21 @@ class HealthCallback(keras.callbacks.Callback):
                 else:
                     result = original(grads, trainable_variables)
                     updates = [None] * len(variables)
-            write_predictions = cb._take_pending_predictions()
+            pending = cb._take_pending_predictions()
             try:
                 present = [i for i, g in enumerate(grads) if g is not None]
                 entries = [(p, g, v, updates[i]) for (p, g, v, _), i in zip(entries, present)]
 
                 def write():
                     # One write op for the step's prediction and gradient records.
-                    with cb._train_records(), summary_v2._one_write(step):
-                        if write_predictions is not None:
-                            write_predictions()
-                        return summary_v2._gated(lambda: summary_v2._write_gradient_stats(
-                            cb.gradients_name, entries, step, grad_stats=grad_stats))
+                    predictions = pending[1]() if pending is not None else None
+                    return cb._write_record(step, predictions, (entries, grad_stats))
 
                 with tf.name_scope("health_" + summary_v2._scope_name(cb.gradients_name)):
                     cb._run_gated(should, write)
             except Exception as e:  # noqa: BLE001
                 cb._warn("gradients", "gradients not recorded (%s: %s)" % (type(e).__name__, e))
-                if write_predictions is not None:
-                    cb._pending_predictions = (
-                        tf.compat.v1.get_default_graph(), write_predictions, should
-                    )
+                cb._pending_predictions = pending
                 cb._write_pending_predictions()
             return result
 
@@ -837,7 +901,9 @@ class HealthCallback(keras.callbacks.Callback):
             entries = [(p, r, v, u) for (p, _, v, u), r in zip(entries, reduced)]
 
         def compute():
-            return stats.gradient_stats_many([g for _, g, _, _ in entries])
+            # Traced once per process (see _shared_function).
+            return _shared_function(("gradient_stats",), stats.gradient_stats_many)(
+                [g for _, g, _, _ in entries])
 
         with tf.name_scope("health_" + summary_v2._scope_name(self.gradients_name)):
             if should is None:

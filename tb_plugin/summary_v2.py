@@ -177,7 +177,7 @@ class _TensorRows(collections.namedtuple(
     """The Summary protos of the rows of a tensor, before serialization:
     row i is ``prefixes[i]`` + its raw content + ``suffixes[i]`` (see
     _value_layout and _write_serialized); ``plain_*``: the same without the
-    summary metadata (see metadata_once)."""
+    summary metadata (see _one_write's `written`)."""
 
 
 def _serialized_rows(tags, values, kind, description):
@@ -264,12 +264,22 @@ def _serialize_tensor_rows(rows, seen=None):
 
 
 @contextlib.contextmanager
-def _one_write(step):
+def _one_write(step, writer=None, written=None):
     """Collects the rows written inside (by _write_rows / _write_json) and
     writes them all with one op on normal exit. Nested inside another
     _one_write (same step, no tf.cond in between: the callback writes a
     step's prediction and gradient records together), the rows join the
-    outer write."""
+    outer write.
+
+    `writer`: the resource handle of the summary writer (default: the
+    default writer's). `written`: a boolean variable that says this write
+    has run before (the write sets it); the values then carry their summary
+    metadata only until it has (later records hold just tags and tensors,
+    ~6% fewer bytes and ~15-20% less work for the write op, as
+    tf.compat.v1's FileWriter writes them). Both TensorBoard loaders take a
+    tag's metadata from its first value in a run, so give one variable per
+    writer, and to one write (one set of tags) only.
+    """
     stack = getattr(_local, "stack", None)
     if stack is None:
         stack = _local.stack = []
@@ -282,57 +292,16 @@ def _one_write(step):
         yield
     finally:
         stack.pop()
-    _write_serialized(batch, step)
+    _write_serialized(batch, step, writer, written)
 
 
-class MetadataOnce:
-    """Whether a record's values still need their summary metadata: a
-    boolean variable, set by the first write under :func:`metadata_once`.
-
-    Create it eagerly (a variable created while a step is traced makes
-    tf.function trace the step again) and keep it for the life of its writer.
-    """
-
-    def __init__(self):
-        self.written = tf.Variable(False, trainable=False, name="health_metadata_written")
-        self.layout = None  # the constant parts of the one write it covers
-
-
-@contextlib.contextmanager
-def metadata_once(state):
-    """Inside, the write traced into a graph carries its values' summary
-    metadata only until it has run once (`state`: a MetadataOnce): later
-    records hold just tags and tensors (~6% fewer bytes, ~15-20% less work for
-    the write op), as tf.compat.v1's FileWriter writes them. Both TensorBoard
-    loaders take a tag's metadata from its first value in a run. A write of
-    other tags than the first one covered, eager writes and multi-replica
-    writes keep their metadata."""
-    old = getattr(_local, "metadata_once", None)
-    _local.metadata_once = state
-    try:
-        yield
-    finally:
-        _local.metadata_once = old
-
-
-def _metadata_written_flag(constants, rows):
-    """The variable that says this write has run, under metadata_once; else None."""
-    state = getattr(_local, "metadata_once", None)
-    if state is None or tf.executing_eagerly() or _replica_context() is not None:
-        return None
-    layout = tuple(constants) + tuple(p for r in rows for p in r.prefixes)
-    if state.layout is None:
-        state.layout = layout
-    return state.written if state.layout == layout else None
-
-
-def _write_serialized(parts, step):
-    """Writes Summary protos (lists of bytes and _TensorRows) with one op."""
+def _write_serialized(parts, step, writer=None, written=None):
+    """Writes Summary protos (lists of bytes and _TensorRows) with one op
+    (`writer`, `written`: see _one_write)."""
     constants = [b for p in parts if isinstance(p, list) for b in p]
     rows = [p for p in parts if isinstance(p, _TensorRows)]
     if not constants and not rows:
         return
-    written = _metadata_written_flag(constants, rows)
     with tf.device("cpu:0"):
         seen = None if written is None else written.read_value()
         tensors = []
@@ -342,7 +311,7 @@ def _write_serialized(parts, step):
         if rows:
             tensors.append(_serialize_tensor_rows(rows, seen))
         summaries = tensors[0] if len(tensors) == 1 else tf.concat(tensors, axis=0)
-        resource = _summary_writer_resource()
+        resource = writer if writer is not None else _summary_writer_resource()
         if resource is None:
             tf.summary.experimental.write_raw_pb(summaries, step=step)
         else:
@@ -934,35 +903,46 @@ def gradient_entries(name, gradients, variables, updates=None):
     return entries
 
 
-def _write_gradient_stats(name, entries, step, description=None, grad_stats=None):
+def _write_gradient_stats(name, entries, step, description=None):
     """Computes (vectorised, see stats.gradient_stats_many) and writes the
-    statistics of `entries` [(path, gradient, variable, update or None)];
-    `grad_stats`: gradient_stats_many of their gradients, when already
-    computed."""
-    with _one_write(step):
-        return _write_gradient_rows(name, entries, step, description, grad_stats)
-
-
-def _write_gradient_rows(name, entries, step, description, grad_stats=None):
+    statistics of `entries` [(path, gradient, variable, update or None)]."""
+    layout = [(p, g.shape) for p, g, _, _ in entries]
+    st, has_update = {}, []
     if entries:
-        grads = [g for _, g, _, _ in entries]
-        weights = None
-        has_update = [False] * len(entries)
+        weights = updates = None
         if all(v is not None for _, _, v, _ in entries):
             weights = [_variable_value(v) for _, _, v, _ in entries]
-            has_update = [u is not None for _, _, _, u in entries]
-        updates = None
+            updates = [u for _, _, _, u in entries]
+        st, has_update = _gradient_statistics([g for _, g, _, _ in entries], weights, updates)
+    with _one_write(step):
+        return _write_gradient_rows(name, layout, st, has_update, step, description)
+
+
+def _gradient_statistics(gradients, weights=None, updates=None, grad_stats=None):
+    """(statistics by name, whether each variable has an update_ratio) of
+    the gradients (stats.gradient_stats_many; `grad_stats`: those, already
+    computed) and, given the weights, of the weights and their `updates`
+    (a list aligned with them; None entries: no update known)."""
+    st = dict(grad_stats if grad_stats is not None else stats.gradient_stats_many(gradients))
+    has_update = [False] * int(st[metadata.GRAD_NORM].shape[0])
+    if weights is not None:
+        if updates is not None:
+            has_update = [u is not None for u in updates]
+        filled = None
         if any(has_update):
-            updates = [
-                u if u is not None else tf.zeros_like(stats.to_float(w))
-                for (_, _, _, u), w in zip(entries, weights)
-            ]
-        st = dict(grad_stats if grad_stats is not None else stats.gradient_stats_many(grads))
-        if weights is not None:
-            st.update(stats.weight_stats_many(weights, updates))
+            filled = [u if u is not None else tf.zeros_like(stats.to_float(w))
+                      for u, w in zip(updates, weights)]
+        st.update(stats.weight_stats_many(weights, filled))
+    return st, has_update
+
+
+def _write_gradient_rows(name, layout, st, has_update, step, description):
+    """The rows of a gradient record: `layout` [(variable path, gradient
+    shape)], `st` and `has_update` from _gradient_statistics."""
+    if layout:
         names = sorted(k for k in st if k != metadata.GRAD_LOG10_HIST)
         tags, columns = [], []
-        for i, (path, _, _, _) in enumerate(entries):
+        for i, (path, _) in enumerate(layout):
             for stat in names:
                 if stat == metadata.GRAD_UPDATE_RATIO and not has_update[i]:
                     continue
@@ -972,10 +952,10 @@ def _write_gradient_rows(name, entries, step, description, grad_stats=None):
         flat = tf.reshape(matrix, [-1])
         pos = {stat: j for j, stat in enumerate(names)}
         keep = [i * len(names) + pos[stat] for stat, i in columns]
-        if len(keep) != len(entries) * len(names):
+        if len(keep) != len(layout) * len(names):
             flat = tf.gather(flat, keep)
         ratio = stats.first_last_ratio_many(
-            st[metadata.GRAD_NORM], [g.shape.rank for _, g, _, _ in entries]
+            st[metadata.GRAD_NORM], [len(shape) for _, shape in layout]
         )
         if ratio is not None:
             tags.append(metadata.stat_tag(name, metadata.GRAD_FIRST_LAST_RATIO))
@@ -983,7 +963,7 @@ def _write_gradient_rows(name, entries, step, description, grad_stats=None):
         _write_scalars(tags, flat, step, description)
         lo, hi = metadata.LOG10_RANGE
         _write_rows(
-            [metadata.variable_tag(name, p, metadata.GRAD_LOG10_HIST) for p, _, _, _ in entries],
+            [metadata.variable_tag(name, p, metadata.GRAD_LOG10_HIST) for p, _ in layout],
             stats.histogram_tensor(st[metadata.GRAD_LOG10_HIST], lo, hi),
             step,
             "histogram",
@@ -992,8 +972,8 @@ def _write_gradient_rows(name, entries, step, description, grad_stats=None):
     index = {
         "kind": metadata.KIND_GRADIENTS,
         "variables": [
-            {"path": p, "shape": [int(d) if d is not None else None for d in g.shape]}
-            for p, g, _, _ in entries
+            {"path": p, "shape": [int(d) if d is not None else None for d in shape]}
+            for p, shape in layout
         ],
     }
     return _write_json(metadata.index_tag(name), index, step, description)
