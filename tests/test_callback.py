@@ -396,6 +396,32 @@ def test_train_step_traced_once_with_the_callback(tmp_path):
     assert len(calls) == 1  # one function, traced once
 
 
+def test_recording_traced_once_per_process_not_per_fit(tmp_path):
+    """A second fit of a freshly built model of the same kind (as in a seed
+    sweep) reuses the traced statistics and write functions; its records go
+    to its own writer."""
+    from tb_plugin import callback
+
+    x, y = data(n=128)
+    counts = []
+    for i in range(2):
+        keras.backend.clear_session()
+        model = small_model()
+        model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        model.fit(x, y, batch_size=32, epochs=1, validation_data=(x, y), verbose=0,
+                  callbacks=[HealthCallback(str(tmp_path / str(i)), log_every_n_steps=2,
+                                            report_findings=False)])
+        counts.append({key: fn.experimental_get_tracing_count()
+                       for key, fn in callback._SHARED_FUNCTIONS.items()})
+    assert any(key[0] == "train_record" for key in counts[1])
+    assert any(key == ("gradient_stats",) for key in counts[1])
+    assert counts[1] == counts[0]
+    for i in range(2):
+        ev = read_events(str(tmp_path / str(i) / "train"))
+        assert sorted(ev["health/gradients/m/out/kernel/norm"]) == [0, 2]
+        assert sorted(ev["health/predictions/entropy"]) == [0, 2]
+
+
 @pytest.mark.parametrize("single", [True, False])
 def test_summary_metadata_only_in_each_writers_first_record(tmp_path, single, monkeypatch):
     """Each fit's first train record carries every value's metadata; later
