@@ -188,7 +188,8 @@ _SHARED_FUNCTIONS_MAX = 64
 
 
 def _shared_function(key, impl, args=None):
-    """The tf.function of `impl` kept under `key` in _SHARED_FUNCTIONS. With
+    """The tf.function of `impl` kept under `key` in _SHARED_FUNCTIONS, as a
+    callable that calls it unoptimized (see _unoptimized_calls). With
     `args`, traced at once for them with their batch dimension left open
     (the last, smaller batch of an epoch then needs no trace of its own)."""
     fn = _SHARED_FUNCTIONS.get(key)
@@ -203,7 +204,44 @@ def _shared_function(key, impl, args=None):
             _SHARED_FUNCTIONS.popitem(last=False)
     else:
         _SHARED_FUNCTIONS.move_to_end(key)
-    return fn
+
+    def call(*call_args):
+        with _unoptimized_calls():
+            return fn(*call_args)
+
+    return call
+
+
+@contextlib.contextmanager
+def _unoptimized_calls():
+    """The calls of tf.functions traced inside skip Grappler, TensorFlow's
+    graph optimizer, when the train step that holds them first runs.
+
+    Every fit's train step is a new function, and Grappler optimized the
+    statistics and record writes in it again each time: ~60 ms per fit on
+    the benchmark's MLP, more than all the records of a default fit, for
+    graphs that are already small and lean (a record costs the same
+    without it). The rest of the step is optimized as usual.
+    """
+    try:
+        from tensorflow.core.protobuf import config_pb2
+        from tensorflow.python.eager import context
+
+        ctx = context.context()
+        old = ctx.function_call_options
+        config = config_pb2.ConfigProto()
+        if isinstance(old.config_proto_serialized, bytes):
+            config.ParseFromString(old.config_proto_serialized)
+        config.graph_options.rewrite_options.disable_meta_optimizer = True
+        ctx.function_call_options = context.FunctionCallOptions(
+            executor_type=old.executor_type, config_proto=config)
+    except Exception:  # noqa: BLE001 - an optimisation only (another TF layout)
+        yield
+        return
+    try:
+        yield
+    finally:
+        ctx.function_call_options = old
 
 
 def _train_record_impl(predictions_name, gradients_name, task, num_classes, from_logits,
@@ -282,7 +320,7 @@ class HealthCallback(keras.callbacks.Callback):
       stop_on: finding kinds that stop training (``model.stop_training``).
       report_findings: print new findings at the end of every epoch (an
         epoch end is skipped when the last diagnosis ran too recently for
-        the online diagnosis to stay within ~2% of the training time; a
+        the online diagnosis to stay within ~0.5% of the training time; a
         final one then runs at the end of fit).
       predictions_name, gradients_name: record family names.
     """
@@ -920,8 +958,9 @@ class HealthCallback(keras.callbacks.Callback):
             if self._acc is None:
                 if self._pred_spec is None:
                     return
-                self._create_accumulators()
-            self._acc.assign(tf.zeros_like(self._acc))
+                self._create_accumulators()  # zeros
+            else:
+                self._acc.assign(np.zeros(self._acc.shape, np.float64))
         except Exception as e:  # noqa: BLE001
             self._warn("validation", "validation not recorded (%s: %s)" % (type(e).__name__, e))
             self._acc = None
@@ -966,7 +1005,6 @@ class HealthCallback(keras.callbacks.Callback):
                     self.predictions_name, sums, task, k, step,
                     bool(self._from_logits), hist_range,
                 )
-            self._val_writer.flush()
         except Exception as e:  # noqa: BLE001
             self._warn("validation", "validation not recorded (%s: %s)" % (type(e).__name__, e))
 
@@ -990,7 +1028,7 @@ class HealthCallback(keras.callbacks.Callback):
     # Share of the training time the online diagnosis may take: an epoch end
     # comes too soon after the last diagnosis when less than its duration /
     # this share has passed (short epochs, or many records to read).
-    ONLINE_DIAGNOSIS_SHARE = 0.02
+    ONLINE_DIAGNOSIS_SHARE = 0.005
 
     def _diagnose(self):
         start = time.perf_counter()

@@ -394,10 +394,29 @@ def prediction_sums_spec(task, num_classes, has_labels, from_logits):
 
 
 def pack_sums(sums, spec):
-    """The sums of `spec` flattened into one float64 vector (spec order)."""
-    return tf.concat(
-        [tf.reshape(tf.cast(sums[key], tf.float64), [-1]) for key, _, _ in spec], axis=0
-    )
+    """The sums of `spec` flattened into one float64 vector (spec order).
+    Neighbouring scalars of one dtype are stacked and cast together (a
+    graph of a few ops, not three per sum)."""
+    parts, scalars = [], []
+
+    def add(part):
+        parts.append(part if part.dtype == tf.float64 else tf.cast(part, tf.float64))
+
+    for key, shape, _ in spec:
+        value = sums[key]
+        if not shape:
+            if scalars and scalars[-1].dtype != value.dtype:
+                add(tf.stack(scalars))
+                scalars = []
+            scalars.append(value)
+            continue
+        if scalars:
+            add(tf.stack(scalars))
+            scalars = []
+        add(value if len(shape) == 1 else tf.reshape(value, [-1]))
+    if scalars:
+        add(tf.stack(scalars))
+    return tf.concat(parts, axis=0)
 
 
 def unpack_sums(flat, spec):

@@ -359,10 +359,12 @@ def _write_scalars(tags, values, step, description=None):
     """Scalars ``values[i]`` (a list of scalars, a [n] tensor or a numpy
     array) under ``tags[i]``."""
     if isinstance(values, np.ndarray):
-        values = values.astype(np.float32)
-    elif isinstance(values, (list, tuple)):
-        values = tf.stack([tf.reshape(tf.cast(v, tf.float32), []) for v in values])
-    _write_rows(tags, tf.cast(values, tf.float32), step, "scalar", description)
+        values = values.astype(np.float32)  # serialized on the host
+    else:
+        if isinstance(values, (list, tuple)):
+            values = tf.stack([tf.reshape(tf.cast(v, tf.float32), []) for v in values])
+        values = tf.cast(values, tf.float32)
+    _write_rows(tags, values, step, "scalar", description)
 
 
 def _json_summary(tag, text, description):

@@ -396,6 +396,32 @@ def test_train_step_traced_once_with_the_callback(tmp_path):
     assert len(calls) == 1  # one function, traced once
 
 
+def test_shared_functions_are_called_without_grappler():
+    """The recording's traced functions are called with TensorFlow's graph
+    optimizer off (each fit's train step would otherwise optimize them
+    again); the caller's options are restored after the call."""
+    from tensorflow.core.protobuf import config_pb2
+    from tensorflow.python.eager import context
+    from tb_plugin import callback
+
+    before = context.context().function_call_options.config_proto_serialized
+    double = callback._shared_function(("test_double",), lambda x: x * 2.0)
+
+    @tf.function
+    def outer(x):
+        return double(x) + 1.0
+
+    graph = outer.get_concrete_function(tf.TensorSpec([], tf.float32)).graph
+    calls = [op for op in graph.get_operations()
+             if op.type in ("PartitionedCall", "StatefulPartitionedCall")]
+    assert len(calls) == 1
+    config = config_pb2.ConfigProto.FromString(calls[0].get_attr("config_proto"))
+    assert config.graph_options.rewrite_options.disable_meta_optimizer
+    assert config.allow_soft_placement  # the rest of the caller's config is kept
+    assert float(outer(tf.constant(2.0))) == 5.0
+    assert context.context().function_call_options.config_proto_serialized == before
+
+
 def test_recording_traced_once_per_process_not_per_fit(tmp_path):
     """A second fit of a freshly built model of the same kind (as in a seed
     sweep) reuses the traced statistics and write functions; its records go
