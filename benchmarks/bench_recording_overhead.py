@@ -206,6 +206,48 @@ def interleaved_step_cost(make_model, data, batch, epochs, logdir):
     return statistics.median(logged), statistics.median(unlogged)
 
 
+class _AlternatingCallback(HealthCallback):
+    """HealthCallback whose train steps alternate between Keras's plain
+    train function and the one with the recording behind its conds (what
+    short runs on CPU use, see HealthCallback._use_single_function), with
+    the time of every call; log step 0 only to time the unlogged steps."""
+
+    def _install_train_functions(self, model):
+        self.times = {"plain": [], "conds": []}
+        functions = {}
+        for kind, recording in (("plain", False), ("conds", True)):
+            model.make_train_function(force=True)
+            functions[kind] = (model.train_function, recording)
+        calls = [0]
+
+        def train_function(iterator):
+            calls[0] += 1
+            kind = "conds" if calls[0] % 2 else "plain"
+            function, self._recording = functions[kind]
+            start = time.perf_counter()
+            out = function(iterator)
+            self.times[kind].append(time.perf_counter() - start)
+            return out
+
+        model.train_function = train_function
+
+
+def cond_step_cost(make_model, data, batch, epochs, logdir):
+    """(median call with the conds, median plain call) in seconds, on steps
+    that are not logged, alternating in one fit (epochs 2+)."""
+    x, y, _, _ = data
+    keras.backend.clear_session()
+    keras.utils.set_random_seed(0)
+    model = make_model()
+    callback = _AlternatingCallback(logdir, log_every_n_steps=10**9, report_findings=False)
+    callback._use_single_function = lambda: True
+    model.fit(x, y, batch_size=batch, epochs=epochs, shuffle=False, verbose=0,
+              callbacks=[callback])
+    skip = len(x) // batch // 2  # the first epoch's calls of each kind
+    return (statistics.median(callback.times["conds"][skip:]),
+            statistics.median(callback.times["plain"][skip:]))
+
+
 def dir_bytes(path):
     return sum(os.path.getsize(f) for f in glob.glob(os.path.join(path, "**", "*"),
                                                      recursive=True) if os.path.isfile(f))
@@ -350,6 +392,9 @@ def bench(key, steps, epochs, repeats, val_batches, tmp, fresh_pairs, threads):
     interleaved = [interleaved_step_cost(make_model, data, batch, epochs,
                                          os.path.join(tmp, "%s_interleaved_%d" % (key, r)))
                    for r in range(max(1, repeats // 2))]
+    conds = [cond_step_cost(make_model, data, batch, epochs,
+                            os.path.join(tmp, "%s_conds_%d" % (key, r)))
+             for r in range(max(1, repeats // 2))]
     total_steps = steps * epochs
     logged = {1: total_steps, 50: len(range(0, total_steps, 50))}
     per_logged = (sizes[1][0] - sizes[50][0]) / (logged[1] - logged[50])
@@ -411,6 +456,12 @@ def bench(key, steps, epochs, repeats, val_batches, tmp, fresh_pairs, threads):
           "fit without callback (Keras's loop included) takes %.3f ms: logging every step "
           "adds %.0f%% to the steady epochs" % (len(interleaved), record_cost * 1e3, call * 1e3,
                                                 fit_step * 1e3, 100 * record_cost / fit_step))
+    cond_cost = med(a - b for a, b in conds)
+    print("  steps not logged, with the recording behind conds in Keras's train function (the "
+          "default for runs of < %d steps on CPU), from %d fit(s) alternating it with the plain "
+          "train function: %+.1f us per call of %.3f ms (%+.1f%%)" % (
+              HealthCallback.SINGLE_FUNCTION_MAX_STEPS, len(conds), cond_cost * 1e6,
+              med(b for _, b in conds) * 1e3, 100 * cond_cost / med(b for _, b in conds)))
     print("  bytes per logged train step: %.0f (predictions + gradients of %d variables); "
           "per validation record: %.0f" % (per_logged, len(make_model().trainable_variables),
                                            per_validation))
