@@ -218,7 +218,7 @@ def _unoptimized_calls():
     graph optimizer, when the train step that holds them first runs.
 
     Every fit's train step is a new function, and Grappler optimized the
-    statistics and record writes in it again each time: ~60 ms per fit on
+    statistics and record writes in it again each time: ~50 ms per fit on
     the benchmark's MLP, more than all the records of a default fit, for
     graphs that are already small and lean (a record costs the same
     without it). The rest of the step is optimized as usual.
