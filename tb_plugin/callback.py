@@ -189,12 +189,14 @@ _SHARED_FUNCTIONS_MAX = 64
 
 def _shared_function(key, impl, args=None):
     """The tf.function of `impl` kept under `key` in _SHARED_FUNCTIONS, as a
-    callable that calls it unoptimized (see _unoptimized_calls). With
+    callable that calls it unoptimized (see _unoptimized_calls; marked
+    ``_noinline`` so that a step calls it rather than inlining its ops,
+    which Grappler would then optimize with the step's). With
     `args`, traced at once for them with their batch dimension left open
     (the last, smaller batch of an epoch then needs no trace of its own)."""
     fn = _SHARED_FUNCTIONS.get(key)
     if fn is None:
-        fn = tf.function(impl, autograph=False)
+        fn = tf.function(impl, autograph=False, experimental_attributes={"_noinline": True})
         if args is not None:
             fn.get_concrete_function(*[
                 tf.TensorSpec([None] + a.shape.as_list()[1:] if a.shape.rank else [], a.dtype)
@@ -212,10 +214,47 @@ def _shared_function(key, impl, args=None):
     return call
 
 
+def _function_call_options(**rewrite):
+    """The current tf.function call options with `rewrite` (RewriterConfig
+    fields of Grappler, TensorFlow's graph optimizer) set; None if this
+    TensorFlow lays them out differently."""
+    try:
+        from tensorflow.core.protobuf import config_pb2
+        from tensorflow.python.eager import context
+
+        old = context.context().function_call_options
+        config = config_pb2.ConfigProto()
+        if isinstance(old.config_proto_serialized, bytes):
+            config.ParseFromString(old.config_proto_serialized)
+        for field, value in rewrite.items():
+            setattr(config.graph_options.rewrite_options, field, value)
+        return context.FunctionCallOptions(executor_type=old.executor_type,
+                                           config_proto=config)
+    except Exception:  # noqa: BLE001 - an optimisation only (another TF layout)
+        return None
+
+
 @contextlib.contextmanager
+def _calls_with(options):
+    """tf.function calls (eager) and call ops (traced) inside use `options`
+    (from _function_call_options; None: unchanged)."""
+    if options is None:
+        yield
+        return
+    from tensorflow.python.eager import context
+
+    ctx = context.context()
+    old = ctx.function_call_options
+    ctx.function_call_options = options
+    try:
+        yield
+    finally:
+        ctx.function_call_options = old
+
+
 def _unoptimized_calls():
-    """The calls of tf.functions traced inside skip Grappler, TensorFlow's
-    graph optimizer, when the train step that holds them first runs.
+    """The calls of tf.functions traced inside skip Grappler when the train
+    step that holds them first runs.
 
     Every fit's train step is a new function, and Grappler optimized the
     statistics and record writes in it again each time: ~50 ms per fit on
@@ -223,25 +262,26 @@ def _unoptimized_calls():
     graphs that are already small and lean (a record costs the same
     without it). The rest of the step is optimized as usual.
     """
-    try:
-        from tensorflow.core.protobuf import config_pb2
-        from tensorflow.python.eager import context
+    return _calls_with(_function_call_options(disable_meta_optimizer=True))
 
-        ctx = context.context()
-        old = ctx.function_call_options
-        config = config_pb2.ConfigProto()
-        if isinstance(old.config_proto_serialized, bytes):
-            config.ParseFromString(old.config_proto_serialized)
-        config.graph_options.rewrite_options.disable_meta_optimizer = True
-        ctx.function_call_options = context.FunctionCallOptions(
-            executor_type=old.executor_type, config_proto=config)
-    except Exception:  # noqa: BLE001 - an optimisation only (another TF layout)
-        yield
-        return
-    try:
-        yield
-    finally:
-        ctx.function_call_options = old
+
+def _lean_step_options():
+    """Call options for the train and test steps that hold the recording:
+    Grappler without its TFG (MLIR) module pipeline and function optimizer.
+
+    Both walk the whole function library of a step, which with the
+    recording holds its statistics and write functions: ~50 ms more per
+    fit on the benchmark's MLP, to optimize nothing (the statistics run
+    unoptimized, see _unoptimized_calls; the TFG pipeline changes no node
+    of Keras's own step either, and the function optimizer has no call of
+    it to work on). Grappler's other passes (remapper, constant folding,
+    arithmetic, layout...) still optimize the step.
+    """
+    from tensorflow.core.protobuf import rewriter_config_pb2
+
+    return _function_call_options(
+        disable_tfg_optimizer=True,
+        function_optimization=rewriter_config_pb2.RewriterConfig.OFF)
 
 
 def _train_record_impl(predictions_name, gradients_name, task, num_classes, from_logits,
@@ -476,7 +516,16 @@ class HealthCallback(keras.callbacks.Callback):
         if self.record_gradients:
             self._patch(self._optimizer, "apply", self._make_apply(self._optimizer.apply))
         self._next_step = int(self._optimizer.iterations.numpy())
+        self._lean_options = _lean_step_options()
         model.make_test_function(force=True)
+        if self._record_preds:
+            test_function = model.test_function
+
+            def lean_test_function(iterator):
+                with _calls_with(self._lean_options):
+                    return test_function(iterator)
+
+            model.test_function = lean_test_function
         self._install_train_functions(model)
 
     @staticmethod
@@ -554,6 +603,7 @@ class HealthCallback(keras.callbacks.Callback):
             recording = model.train_function
         cb = self
         first = [True]
+        single = recording is plain and self._recording
 
         def train_function(iterator):
             if first[0]:
@@ -561,13 +611,17 @@ class HealthCallback(keras.callbacks.Callback):
                 if getattr(model, "_distribute_strategy", None) is None:
                     cb._symbolic_build(model, iterator)
             if recording is plain:
+                if single:
+                    with _calls_with(cb._lean_options):
+                        return plain(iterator)
                 return plain(iterator)
             start = cb._next_step
             cb._next_step = start + cb._spe
             if (-start) % cb.log_every_n_steps < cb._spe:
                 cb._recording = True
                 try:
-                    return recording(iterator)
+                    with _calls_with(cb._lean_options):
+                        return recording(iterator)
                 finally:
                     cb._recording = False
             return plain(iterator)

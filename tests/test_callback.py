@@ -417,9 +417,71 @@ def test_shared_functions_are_called_without_grappler():
     assert len(calls) == 1
     config = config_pb2.ConfigProto.FromString(calls[0].get_attr("config_proto"))
     assert config.graph_options.rewrite_options.disable_meta_optimizer
+    # Called, not inlined into the caller (where Grappler would optimize it).
+    callee = calls[0].get_attr("f").name
+    library = {f.signature.name: f for f in graph.as_graph_def().library.function}
+    assert library[callee].attr["_noinline"].b
     assert config.allow_soft_placement  # the rest of the caller's config is kept
     assert float(outer(tf.constant(2.0))) == 5.0
     assert context.context().function_call_options.config_proto_serialized == before
+
+
+class _TraceOptions(keras.layers.Layer):
+    """Identity layer that notes the tf.function call options in force
+    while Keras traces a step (they are the options of that step's call)."""
+
+    seen = []
+
+    def call(self, x, training=None):
+        from tensorflow.core.protobuf import config_pb2
+        from tensorflow.python.eager import context
+
+        config = config_pb2.ConfigProto()
+        serialized = context.context().function_call_options.config_proto_serialized
+        if isinstance(serialized, bytes):
+            config.ParseFromString(serialized)
+        self.seen.append((bool(training), config.graph_options.rewrite_options,
+                          tf.compat.v1.get_default_graph().name))
+        return x
+
+
+@pytest.mark.parametrize("single", [True, False])
+def test_steps_with_the_recording_skip_grapplers_library_passes(tmp_path, single, monkeypatch):
+    """The train and test steps that hold the recording are called without
+    Grappler's TFG module pipeline and function optimizer (which walk the
+    recording's functions in every fit's steps); its other passes run; a
+    step without the recording is called as Keras calls it; the caller's
+    options are back after fit."""
+    from tensorflow.core.protobuf import rewriter_config_pb2
+    from tensorflow.python.eager import context
+
+    monkeypatch.setattr(HealthCallback, "_use_single_function", lambda self: single)
+    before = context.context().function_call_options.config_proto_serialized
+    x, y = data(n=128)
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((20,)), keras.layers.Dense(16, activation="tanh"),
+                              _TraceOptions(), keras.layers.Dense(5)])
+    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    _TraceOptions.seen.clear()
+    model.fit(x, y, batch_size=32, epochs=1, validation_data=(x, y), verbose=0,
+              callbacks=[HealthCallback(str(tmp_path), log_every_n_steps=2,
+                                        report_findings=False)])
+    def lean(rewrite):
+        return (rewrite.disable_tfg_optimizer
+                and rewrite.function_optimization == rewriter_config_pb2.RewriterConfig.OFF
+                and not rewrite.disable_meta_optimizer
+                and rewrite.remapping != rewriter_config_pb2.RewriterConfig.OFF)
+
+    # Keras's steps (not its symbolic build's scratch graph).
+    steps = [(training, lean(rewrite)) for training, rewrite, graph in _TraceOptions.seen
+             if graph == "one_step_on_data"]
+    train = [is_lean for training, is_lean in steps if training]
+    test = [is_lean for training, is_lean in steps if not training]
+    # Two functions: Keras's own train step (no recording) is called as is.
+    assert sorted(train) == ([True] if single else [False, True])
+    assert test == [True]
+    assert context.context().function_call_options.config_proto_serialized == before
+    assert sorted(read_events(str(tmp_path / "train"))["health/predictions/entropy"]) == [0, 2]
 
 
 def test_recording_traced_once_per_process_not_per_fit(tmp_path):
