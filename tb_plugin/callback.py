@@ -344,7 +344,10 @@ class HealthCallback(keras.callbacks.Callback):
 
     The callback never breaks training: if it cannot set itself up it warns
     once and disables itself. It turns off XLA (``jit_compile``) for the
-    train step while it records, because summary ops cannot run inside XLA.
+    train step while it records, because summary ops cannot run inside XLA,
+    and runs the steps that hold the recording without Grappler's TFG
+    pipeline and function optimizer (they only walk the recording's
+    functions; the step's other graph optimizations stay on).
 
     Args:
       log_dir: the run directory (same as keras.callbacks.TensorBoard's).
