@@ -271,15 +271,18 @@ def _lean_step_options():
     Grappler without its TFG (MLIR) module pipeline and function optimizer.
 
     Both walk the whole function library of a step, which with the
-    recording holds its statistics and write functions: ~50 ms more per
-    fit on the benchmark's MLP, to optimize nothing (the statistics run
+    recording holds its statistics and write functions: 50-130 ms more in
+    the first train and test calls of every fit on the benchmark's MLP
+    (TF_CPP_VMODULE=meta_optimizer=1), to optimize nothing (the statistics run
     unoptimized, see _unoptimized_calls; the TFG pipeline changes no node
     of Keras's own step either, and the function optimizer has no call of
     it to work on). Grappler's other passes (remapper, constant folding,
     arithmetic, layout...) still optimize the step.
     """
-    from tensorflow.core.protobuf import rewriter_config_pb2
-
+    try:
+        from tensorflow.core.protobuf import rewriter_config_pb2
+    except ImportError:  # an optimisation only (another TF layout)
+        return None
     return _function_call_options(
         disable_tfg_optimizer=True,
         function_optimization=rewriter_config_pb2.RewriterConfig.OFF)
@@ -607,7 +610,8 @@ class HealthCallback(keras.callbacks.Callback):
             recording = model.train_function
         cb = self
         first = [True]
-        single = recording is plain and self._recording
+        # One function that holds the recording: every call runs lean.
+        plain_options = self._lean_options if recording is plain and self._recording else None
 
         def train_function(iterator):
             if first[0]:
@@ -615,10 +619,8 @@ class HealthCallback(keras.callbacks.Callback):
                 if getattr(model, "_distribute_strategy", None) is None:
                     cb._symbolic_build(model, iterator)
             if recording is plain:
-                if single:
-                    with _calls_with(cb._lean_options):
-                        return plain(iterator)
-                return plain(iterator)
+                with _calls_with(plain_options):
+                    return plain(iterator)
             start = cb._next_step
             cb._next_step = start + cb._spe
             if (-start) % cb.log_every_n_steps < cb._spe:
