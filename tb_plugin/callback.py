@@ -43,142 +43,12 @@ import tensorflow as tf
 
 from tb_plugin import metadata
 from tb_plugin import stats
+# The manifest, shared with tb_plugin.summary.model_manifest (build_manifest
+# and loss_info stay importable from here).
+from tb_plugin.manifest import build_manifest  # noqa: F401
+from tb_plugin.manifest import loss_info
 
 logger = logging.getLogger("tb_plugin")
-
-_MULTICLASS_LOSSES = {
-    "sparsecategoricalcrossentropy",
-    "categoricalcrossentropy",
-    "categoricalfocalcrossentropy",
-    "kldivergence",
-    "kld",
-    "kullbackleiblerdivergence",
-}
-_BINARY_LOSSES = {"binarycrossentropy", "binaryfocalcrossentropy", "hinge", "squaredhinge"}
-_REGRESSION_LOSSES = {
-    "meansquarederror",
-    "mse",
-    "meanabsoluteerror",
-    "mae",
-    "huber",
-    "huberloss",
-    "logcosh",
-    "meanabsolutepercentageerror",
-    "mape",
-    "meansquaredlogarithmicerror",
-    "msle",
-    "poisson",
-    "cosinesimilarity",
-}
-
-
-def _norm_name(name):
-    return "".join(c for c in str(name).lower() if c.isalnum())
-
-
-def loss_info(loss):
-    """(info dict for the manifest, task or None, from_logits or None) of a loss."""
-    if isinstance(loss, (list, tuple, dict)):
-        return {"class": type(loss).__name__, "name": None, "from_logits": None}, None, None
-    from_logits = False
-    if isinstance(loss, str):
-        cls, name = loss, loss
-    elif isinstance(loss, keras.losses.Loss):
-        cls, name = type(loss).__name__, getattr(loss, "name", None)
-        try:
-            from_logits = bool(loss.get_config().get("from_logits", False))
-        except Exception:  # noqa: BLE001 - custom losses
-            from_logits = None
-    elif callable(loss):
-        cls = name = getattr(loss, "__name__", type(loss).__name__)
-    else:
-        return {"class": None, "name": None, "from_logits": None}, None, None
-    task = None
-    for candidate in (cls, name):
-        n = _norm_name(candidate)
-        if n in _MULTICLASS_LOSSES:
-            task = metadata.TASK_MULTICLASS
-        elif n in _BINARY_LOSSES:
-            task = metadata.TASK_BINARY
-        elif n in _REGRESSION_LOSSES:
-            task = metadata.TASK_REGRESSION
-        if task:
-            break
-    if task == metadata.TASK_REGRESSION:
-        from_logits = None
-    return {"class": cls, "name": name, "from_logits": from_logits}, task, from_logits
-
-
-def _jsonable(obj):
-    return json.loads(json.dumps(obj, default=str))
-
-
-def _activation_name(config):
-    act = config.get("activation")
-    if act is None:
-        return None
-    if isinstance(act, dict):
-        return act.get("config", {}).get("name") or act.get("class_name")
-    return str(act)
-
-
-def _iter_layers(model):
-    for layer in model.layers:
-        if isinstance(layer, keras.Model) and layer.layers:
-            yield from _iter_layers(layer)
-        else:
-            yield layer
-
-
-def build_manifest(model, loss=None):
-    """The run manifest (see CONTRACT / metadata) of a compiled Keras model."""
-    import tb_plugin
-
-    layers = []
-    for layer in _iter_layers(model):
-        try:
-            config = layer.get_config()
-        except Exception:  # noqa: BLE001 - layers without get_config
-            config = {}
-        params = sum(int(math.prod(w.shape)) for w in layer.weights)
-        trainable = sum(int(math.prod(w.shape)) for w in layer.trainable_weights)
-        layers.append(
-            {
-                "name": layer.name,
-                "class": type(layer).__name__,
-                "activation": _activation_name(config),
-                "kernel_initializer": _jsonable(config.get("kernel_initializer")),
-                "bias_initializer": _jsonable(config.get("bias_initializer")),
-                "params": params,
-                "trainable_params": trainable,
-            }
-        )
-    info, _, _ = loss_info(loss if loss is not None else getattr(model, "loss", None))
-    opt = getattr(model, "optimizer", None)
-    lr = None
-    if opt is not None:
-        try:
-            value = opt.learning_rate
-            value = value.numpy() if hasattr(value, "numpy") else keras.ops.convert_to_numpy(value)
-            lr = float(value)
-        except Exception:  # noqa: BLE001 - schedules etc.
-            lr = None
-    inner = getattr(opt, "inner_optimizer", None)
-    return {
-        "model": model.name,
-        "layers": layers,
-        "output_layer": layers[-1]["name"] if layers else None,
-        "loss": info,
-        "optimizer": {
-            "class": type(inner or opt).__name__ if opt is not None else None,
-            "learning_rate": lr,
-        },
-        "versions": {
-            "tensorflow": tf.__version__,
-            "keras": keras.__version__,
-            "tb_plugin": tb_plugin.__version__,
-        },
-    }
 
 
 # Traced functions of the recording, shared by all fits of the process:
@@ -343,7 +213,10 @@ class HealthCallback(keras.callbacks.Callback):
     inferred from the compiled loss; pass `task` / `from_logits` to override.
     At the end of every epoch, new findings of :mod:`tb_plugin.diagnosis`
     are printed (once per kind and layer); training stops when a finding's
-    kind is in `stop_on`.
+    kind is in `stop_on`. What the manifest alone shows (e.g. a ReLU on the
+    logits, see :func:`tb_plugin.diagnosis.diagnose_manifest`) is printed
+    at train begin instead, and a `stop_on` kind among it stops fit after
+    its first step.
 
     The callback never breaks training: if it cannot set itself up it warns
     once and disables itself. It turns off XLA (``jit_compile``) for the
@@ -354,7 +227,10 @@ class HealthCallback(keras.callbacks.Callback):
 
     Args:
       log_dir: the run directory (same as keras.callbacks.TensorBoard's).
-      log_every_n_steps: record every N optimizer steps (default 50).
+      log_every_n_steps: record every N optimizer steps. Default (None):
+        about 64 records per fit, at most 50 steps apart (every step for
+        fits of up to ~130 steps; a fit of unknown length is recorded every
+        step at first, then ever sparser).
       record_predictions: record output/label statistics (train and
         validation).
       record_gradients: record gradient statistics.
@@ -364,19 +240,24 @@ class HealthCallback(keras.callbacks.Callback):
         part of it); not available under a multi-replica strategy.
       task: "multiclass", "binary" or "regression"; default from the loss.
       from_logits: whether the model outputs logits; default from the loss.
-      stop_on: finding kinds that stop training (``model.stop_training``).
-      report_findings: print new findings at the end of every epoch (an
+      stop_on: a list or tuple of finding kinds (``diagnosis.KINDS``) that
+        stop training (``model.stop_training``), e.g. ``("nonfinite",)``.
+      report_findings: print the manifest's findings at train begin and new
+        findings at the end of every epoch (an
         epoch end is skipped when the last diagnosis, or the start of fit,
         is too recent for the online diagnosis to stay within ~0.5% of the
         training time: fits of a few seconds are diagnosed once, at their
         end; with `stop_on`, from the first epoch end).
       predictions_name, gradients_name: record family names.
+      thresholds: the online diagnosis' thresholds: None (the defaults),
+        a dict of overrides such as ``{"collapse_entropy": 0.95}`` or a
+        ``tb_plugin.diagnosis.Thresholds``.
     """
 
     def __init__(
         self,
         log_dir,
-        log_every_n_steps=50,
+        log_every_n_steps=None,
         record_predictions=True,
         record_gradients=True,
         record_update_ratio=True,
@@ -386,27 +267,43 @@ class HealthCallback(keras.callbacks.Callback):
         report_findings=True,
         predictions_name="predictions",
         gradients_name="gradients",
+        thresholds=None,
     ):
         super().__init__()
-        if int(log_every_n_steps) < 1:
+        from tb_plugin import diagnosis
+
+        if log_every_n_steps is not None and (
+                isinstance(log_every_n_steps, bool)
+                or not isinstance(log_every_n_steps, (int, np.integer))
+                or log_every_n_steps < 1):
             raise ValueError(
-                "log_every_n_steps must be >= 1, got %r" % (log_every_n_steps,)
+                "log_every_n_steps must be an int >= 1 or None, got %r" % (log_every_n_steps,)
             )
+        if isinstance(thresholds, dict):
+            thresholds = diagnosis.thresholds_from(thresholds)  # ValueError names the bad one
+        elif thresholds is not None and not isinstance(thresholds, diagnosis.Thresholds):
+            raise ValueError("thresholds must be None, a dict name -> value or a "
+                             "tb_plugin.diagnosis.Thresholds, got %r" % (thresholds,))
+        stop_on = diagnosis.validate_kinds(stop_on, "stop_on")
         if task is not None and task not in summary_v2._TASKS:
             raise ValueError("task must be one of %s or None, got %r" % (summary_v2._TASKS, task))
         self.log_dir = os.fspath(log_dir)
-        self.log_every_n_steps = int(log_every_n_steps)
+        self.log_every_n_steps = None if log_every_n_steps is None else int(log_every_n_steps)
+        self._every = self.log_every_n_steps
+        self._first_step = 0
         self.record_predictions = record_predictions
         self.record_gradients = record_gradients
         self.record_update_ratio = record_update_ratio
         self.task = task
         self.from_logits = from_logits
-        self.stop_on = tuple(stop_on)
+        self.stop_on = stop_on
+        self.thresholds = thresholds
         self.report_findings = report_findings
         self.predictions_name = predictions_name
         self.gradients_name = gradients_name
         self._active = False
         self._reported = set()
+        self._manifest = None
         self._warned = set()
         self._acc = None
         self._pred_spec = None
@@ -437,8 +334,46 @@ class HealthCallback(keras.callbacks.Callback):
     def _step(self):
         return tf.cast(self._optimizer.iterations, tf.int64)
 
+    # The automatic cadence (log_every_n_steps=None): about AUTO_RECORDS
+    # records per fit (every step for fits of up to ~2 * AUTO_RECORDS steps),
+    # at most MAX_AUTO_EVERY steps apart. The rules need tens of records to
+    # tell a state from noise; a fixed 50 gave a 60-step fit 2 records.
+    AUTO_RECORDS = 64
+    MAX_AUTO_EVERY = 50
+    # In-graph cadence when the fit's length is unknown (several steps per
+    # call of the train function pick the logged step in the graph).
+    UNKNOWN_LENGTH_EVERY = 10
+
+    def _planned_steps(self):
+        """Epochs x steps per epoch as Keras tells callbacks, or None."""
+        params = getattr(self, "params", None) or {}
+        try:
+            return int(params.get("epochs")) * int(params.get("steps"))
+        except (TypeError, ValueError):
+            return None
+
+    def _cadence(self):
+        """Record every N steps; None: a fit of unknown length, recorded on
+        a schedule that thins out as it goes (see _is_logged)."""
+        if self.log_every_n_steps is not None:
+            return self.log_every_n_steps
+        total = self._planned_steps()
+        if total is None:
+            return None
+        return max(1, min(self.MAX_AUTO_EVERY, total // self.AUTO_RECORDS))
+
+    def _is_logged(self, step):
+        """Whether optimizer step `step` is recorded (Python side)."""
+        if self._every is not None:
+            return step % self._every == 0
+        # Unknown length: every step for the first 2 x AUTO_RECORDS steps of
+        # the fit, then ever sparser, up to MAX_AUTO_EVERY apart.
+        done = step - self._first_step
+        every = max(1, min(self.MAX_AUTO_EVERY, done // self.AUTO_RECORDS))
+        return done % every == 0
+
     def _should_log(self, step):
-        return tf.equal(step % self.log_every_n_steps, 0)
+        return tf.equal(step % (self._every or self.UNKNOWN_LENGTH_EVERY), 0)
 
     # -- setup / teardown --------------------------------------------------
 
@@ -460,6 +395,12 @@ class HealthCallback(keras.callbacks.Callback):
                 self._restore(in_fit=True)
             except Exception:  # noqa: BLE001
                 pass
+            return
+        if self.report_findings or self.stop_on:
+            try:
+                self._report_manifest_findings()
+            except Exception as e:  # noqa: BLE001
+                self._warn("findings", "could not diagnose (%s: %s)" % (type(e).__name__, e))
 
     def _setup(self):
         model = self.model
@@ -483,6 +424,15 @@ class HealthCallback(keras.callbacks.Callback):
                 "cannot infer the task from the loss %r; predictions are not recorded "
                 "(pass task= and from_logits=)" % (getattr(model, "loss", None),),
             )
+        elif (self.record_predictions and self.task is None and self._from_logits is None
+              and self._task != metadata.TASK_REGRESSION):
+            # A plain function recognised by its name alone.
+            self._warn(
+                "from_logits",
+                "cannot infer from_logits from the loss %r; predictions are not recorded "
+                "(pass from_logits=)" % (getattr(model, "loss", None),),
+            )
+            self._task = None
         self._record_preds = bool(self.record_predictions and self._task)
 
         os.makedirs(self.log_dir, exist_ok=True)
@@ -495,7 +445,11 @@ class HealthCallback(keras.callbacks.Callback):
             False, trainable=False, name="health_metadata_written")
         self._metadata_key = None
         with summary_v2.writer_scope(self._train_writer), tf.summary.record_if(True):
-            summary_v2.manifest(build_manifest(model), step=0)
+            # from_logits= fills in what the loss does not say (a plain
+            # function); it does not hide what the loss says.
+            self._manifest = build_manifest(
+                model, from_logits=self.from_logits if from_logits is None else None)
+            summary_v2.manifest(self._manifest, step=0)
         self._train_writer.flush()
 
         # Steps run by one call of the train function. With one, the callback
@@ -503,6 +457,8 @@ class HealthCallback(keras.callbacks.Callback):
         # _install_train_functions); with more, the logged step is picked
         # inside the graph.
         self._spe = max(1, int(getattr(model, "steps_per_execution", 1) or 1))
+        self._every = self._cadence()
+        self._first_step = int(self._optimizer.iterations.numpy())
         self._single_function = self._use_single_function()
         if getattr(model, "jit_compile", False):
             self._saved_jit = model.jit_compile
@@ -567,19 +523,15 @@ class HealthCallback(keras.callbacks.Callback):
         """
         if self._spe > 1:
             return True
-        if self.log_every_n_steps == 1 or not (self._record_preds or self.record_gradients):
+        if self._every == 1 or not (self._record_preds or self.record_gradients):
             return False
         try:
             if tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("TPU"):
                 return False
         except Exception:  # noqa: BLE001
             return False
-        params = getattr(self, "params", None) or {}
-        try:
-            total = int(params.get("epochs")) * int(params.get("steps"))
-        except (TypeError, ValueError):
-            return False
-        return total < self.SINGLE_FUNCTION_MAX_STEPS
+        total = self._planned_steps()
+        return total is not None and total < self.SINGLE_FUNCTION_MAX_STEPS
 
     def _install_train_functions(self, model):
         """The train function(s) that record.
@@ -623,7 +575,7 @@ class HealthCallback(keras.callbacks.Callback):
                     return plain(iterator)
             start = cb._next_step
             cb._next_step = start + cb._spe
-            if (-start) % cb.log_every_n_steps < cb._spe:
+            if any(cb._is_logged(s) for s in range(start, start + cb._spe)):
                 cb._recording = True
                 try:
                     with _calls_with(cb._lean_options):
@@ -1139,22 +1091,53 @@ class HealthCallback(keras.callbacks.Callback):
         new = []
         for run in reader.health_runs(provider, ctx, experiment_id):
             records = diagnosis.read_for_diagnosis(provider, ctx, experiment_id, run)
-            for finding in diagnosis.diagnose(records):
-                key = (finding.kind, finding.layer)
-                if key in self._reported:
-                    continue
-                self._reported.add(key)
-                new.append(finding)
-                where = " [%s]" % finding.layer if finding.layer else ""
-                print(
-                    "tb_plugin: %s %s%s (%s, step %s): %s"
-                    % (finding.severity, finding.kind, where, run, finding.first_step,
-                       finding.message),
-                    file=sys.stderr,
-                )
-                if finding.kind in self.stop_on:
-                    self.model.stop_training = True
+            new += self._report_new(run, diagnosis.diagnose(records, self.thresholds))
         return new
+
+    def _report_new(self, run, findings):
+        """Prints the findings of `run` not printed yet (once per kind and
+        layer) and stops training on their `stop_on` kinds; returns them."""
+        new = []
+        for finding in findings:
+            key = _finding_key(finding)
+            if key in self._reported:
+                continue
+            self._reported.add(key)
+            new.append(finding)
+            where = " [%s]" % finding.layer if finding.layer else ""
+            print(
+                "tb_plugin: %s %s%s (%s, step %s): %s"
+                % (finding.severity, finding.kind, where, run, finding.first_step,
+                   finding.message),
+                file=sys.stderr,
+            )
+            if finding.kind in self.stop_on:
+                self.model.stop_training = True
+        return new
+
+    def _report_manifest_findings(self):
+        """What the manifest alone shows (tb_plugin.diagnosis.diagnose_manifest:
+        e.g. ReLU on the logits) is known before the first step: printed at
+        train begin, as the online diagnosis prints (which then does not print
+        it again); a `stop_on` kind among them stops fit after its first step."""
+        from tb_plugin import diagnosis
+
+        findings = diagnosis.diagnose_manifest(self._manifest, self.thresholds)
+        new = self._report_new("train", findings)
+        if any(f.kind in self.stop_on for f in findings):
+            self.model.stop_training = True  # also when printed by an earlier fit
+        return new
+
+
+def _finding_key(finding):
+    """What a finding is printed once per. A manifest finding names the output
+    layer by its kernel's variable path once gradients are recorded, by the
+    layer's name before (train begin): one key for both."""
+    from tb_plugin import diagnosis
+
+    if finding.kind in diagnosis.MANIFEST_KINDS:
+        return finding.kind, (finding.evidence or {}).get("output_layer", finding.layer)
+    return finding.kind, finding.layer
 
 
 @contextlib.contextmanager

@@ -1,9 +1,13 @@
 """``tb-health``: diagnose the health records of a TensorBoard log directory.
 
-    tb-health check LOGDIR [--run REGEX] [--json]
+    tb-health check LOGDIR [--run REGEX] [--json] [--set NAME=VALUE ...]
+                           [--thresholds FILE]
+    tb-health --version
 
 Exit status: 0 when no run has an error finding, 1 when at least one does,
-2 on bad usage or a log directory that does not exist or cannot be read.
+2 on bad usage (including an unknown threshold name or a bad value) or a log
+directory that does not exist or cannot be read, 3 when no run (matching
+--run) has health records, so that a CI gate pointed at the wrong path fails.
 Needs TensorBoard and numpy only (no TensorFlow).
 """
 
@@ -18,6 +22,7 @@ import textwrap
 EXIT_OK = 0
 EXIT_ERRORS = 1
 EXIT_USAGE = 2
+EXIT_NO_DATA = 3
 
 
 class _UsageError(Exception):
@@ -30,19 +35,31 @@ class _Parser(argparse.ArgumentParser):
         raise _UsageError(message)
 
 
+def _version():
+    try:
+        from importlib import metadata as importlib_metadata
+
+        return importlib_metadata.version("tb-plugin-health")
+    except Exception:  # not installed (run from a source tree)
+        return "unknown"
+
+
 def _build_parser():
     parser = _Parser(
         prog="tb-health",
         description="Catch neural networks that fail silently: diagnose the records "
         "written by tb_plugin.HealthCallback in a TensorBoard log directory.",
     )
+    parser.add_argument("--version", action="version",
+                        version="tb-health (tb-plugin-health) %s" % _version())
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     check = sub.add_parser(
         "check",
         help="diagnose every run of LOGDIR that has health records",
         description="Diagnose every run of LOGDIR that has health records. Exit "
-        "status 0: no error finding; 1: at least one error finding; 2: bad usage or "
-        "unreadable LOGDIR.",
+        "status 0: no error finding; 1: at least one error finding; 2: bad usage "
+        "(including a bad threshold) or unreadable LOGDIR; 3: no run (matching --run) "
+        "has health records.",
     )
     check.add_argument("logdir", metavar="LOGDIR", help="TensorBoard log directory")
     check.add_argument(
@@ -57,7 +74,56 @@ def _build_parser():
         action="store_true",
         help="print one JSON document instead of a table",
     )
+    check.add_argument(
+        "--set",
+        metavar="NAME=VALUE",
+        action="append",
+        default=[],
+        help="override one threshold of tb_plugin.diagnosis.Thresholds, e.g. "
+        "--set collapse_entropy=0.95 (repeatable; wins over --thresholds)",
+    )
+    check.add_argument(
+        "--thresholds",
+        metavar="FILE",
+        default=None,
+        help='a JSON object of threshold overrides, e.g. {"dead_fraction": 0.8}',
+    )
     return parser
+
+
+def _thresholds(args):
+    """The Thresholds of --thresholds FILE then --set NAME=VALUE; raises
+    _UsageError with the message for the user."""
+    from tb_plugin import diagnosis
+
+    overrides = {}
+    if args.thresholds is not None:
+        where = "--thresholds %s" % args.thresholds
+        try:
+            with open(args.thresholds, encoding="utf-8") as f:
+                doc = json.load(f)
+        except OSError as e:
+            raise _UsageError("cannot read %s: %s" % (where, e.strerror or e))
+        except ValueError as e:
+            raise _UsageError("%s is not valid JSON: %s" % (where, e))
+        if not isinstance(doc, dict):
+            raise _UsageError("%s must hold a JSON object of name -> value, got %s"
+                              % (where, type(doc).__name__))
+        try:
+            diagnosis.thresholds_from(doc)
+        except ValueError as e:
+            raise _UsageError("%s: %s" % (where, e))
+        overrides.update(doc)
+    for item in args.set:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise _UsageError("--set expects NAME=VALUE, got %r" % item)
+        try:
+            diagnosis.thresholds_from({name.strip(): value})
+        except ValueError as e:
+            raise _UsageError("--set %s: %s" % (item, e))
+        overrides[name.strip()] = value
+    return diagnosis.thresholds_from(overrides)
 
 
 def _steps(f):
@@ -77,9 +143,6 @@ def _count(n, word):
 def _format_human(result, out):
     runs = result["runs"]
     width = 100
-    if not runs:
-        out.write("No run with health records in %s.\n" % result["logdir"])
-        return
     counts = {"error": 0, "warning": 0}
     status_counts = {}
     for r in runs:
@@ -87,8 +150,9 @@ def _format_human(result, out):
         findings = r["findings"]
         label = {"healthy": "healthy", "unhealthy": "UNHEALTHY", "no_data": "no data"}.get(
             r["status"], r["status"])
+        word = "note" if all(f["severity"] == "info" for f in findings) else "finding"
         out.write("Run %s: %s%s\n" % (
-            r["run"], label, " (%s)" % _count(len(findings), "finding") if findings else ""))
+            r["run"], label, " (%s)" % _count(len(findings), word) if findings else ""))
         if not findings:
             continue
         rows = [("SEVERITY", "KIND", "LAYER", "STEPS")]
@@ -137,21 +201,40 @@ def _check(args, out, err):
                       % (args.run, e))
             return EXIT_USAGE
 
+    try:
+        thresholds = _thresholds(args)
+    except _UsageError as e:
+        err.write("tb-health: error: %s\n" % e)
+        return EXIT_USAGE
+
     from tb_plugin import diagnosis
 
     try:
-        result = diagnosis.check_logdir(logdir, run_regex=args.run)
+        result = diagnosis.check_logdir(logdir, run_regex=args.run, thresholds=thresholds)
     except OSError as e:
         err.write("tb-health: error: cannot read %s: %s\n" % (logdir, e))
         return EXIT_USAGE
     if args.json:
         out.write(json.dumps(result, indent=2, allow_nan=False) + "\n")
-    else:
+    elif result["runs"]:
         _format_human(result, out)
     has_error = any(
         f.get("severity") == "error" for r in result["runs"] for f in r["findings"]
     )
-    return EXIT_ERRORS if has_error else EXIT_OK
+    if has_error:
+        return EXIT_ERRORS
+    if all(r["status"] == diagnosis.STATUS_NO_DATA for r in result["runs"]):
+        matching = " matching --run %r" % args.run if args.run is not None else ""
+        if result["runs"]:
+            what = "the %s with health summaries%s hold no readable records" % (
+                _count(len(result["runs"]), "run"), matching)
+        else:
+            what = "no run%s has health records" % matching
+        err.write("tb-health: no health data: %s under %s (searched it and its "
+                  "subdirectories for event files written by tb_plugin.HealthCallback)\n"
+                  % (what, logdir))
+        return EXIT_NO_DATA
+    return EXIT_OK
 
 
 def _use_tensorboard_without_tensorflow():

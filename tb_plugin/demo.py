@@ -36,9 +36,8 @@ EXPLODING = "exploding_gradients"
 DEAD_UNITS = "dead_units"
 OUTPUT_ACTIVATION = "output_activation_mismatch"
 
-# Records per scenario: HealthCallback logs train records every LOG_EVERY
-# steps; validation records once per epoch.
-LOG_EVERY = 10
+# Every scenario records with HealthCallback's default cadence (what users
+# get); validation records once per epoch.
 
 _tf_configured = False
 
@@ -61,16 +60,16 @@ def _tf():
     return tf, keras
 
 
-def _callback(log_dir, log_every=LOG_EVERY, **kwargs):
+def _callback(log_dir, **kwargs):
     from tb_plugin.callback import HealthCallback
 
     kwargs.setdefault("report_findings", False)  # diagnosed afterwards
-    return HealthCallback(log_dir, log_every_n_steps=log_every, **kwargs)
+    return HealthCallback(log_dir, **kwargs)
 
 
 def _fit(model, x, y, log_dir, epochs, batch_size, validation_split=0.2,
-         log_every=LOG_EVERY, callback_kwargs=None, **fit_kwargs):
-    callbacks = [_callback(log_dir, log_every, **(callback_kwargs or {}))]
+         callback_kwargs=None, **fit_kwargs):
+    callbacks = [_callback(log_dir, **(callback_kwargs or {}))]
     return model.fit(
         x, y,
         epochs=epochs,
@@ -176,8 +175,7 @@ def seed000_relu_logits(log_dir):
     _, keras = _tf()
     keras.utils.set_random_seed(0)
     x, y = bag_of_tokens(seed=0)
-    return _fit(_seed000_model("relu"), x, y, log_dir, epochs=10, batch_size=128,
-                log_every=2)
+    return _fit(_seed000_model("relu"), x, y, log_dir, epochs=10, batch_size=128)
 
 
 def seed000_fixed(log_dir):
@@ -185,8 +183,7 @@ def seed000_fixed(log_dir):
     _, keras = _tf()
     keras.utils.set_random_seed(0)
     x, y = bag_of_tokens(seed=0)
-    return _fit(_seed000_model(None), x, y, log_dir, epochs=10, batch_size=128,
-                log_every=2)
+    return _fit(_seed000_model(None), x, y, log_dir, epochs=10, batch_size=128)
 
 
 # ---------------------------------------------------------------------------
@@ -368,8 +365,7 @@ def exploding_sgd(log_dir):
     _, keras = _tf()
     keras.utils.set_random_seed(7)
     x, y = smooth_regression(seed=7)
-    return _fit(_linear_regression_model(0.27), x, y, log_dir, epochs=1, batch_size=32,
-                log_every=1)
+    return _fit(_linear_regression_model(0.27), x, y, log_dir, epochs=1, batch_size=32)
 
 
 def exploding_fixed(log_dir):
@@ -377,8 +373,7 @@ def exploding_fixed(log_dir):
     _, keras = _tf()
     keras.utils.set_random_seed(7)
     x, y = smooth_regression(seed=7)
-    return _fit(_linear_regression_model(0.05), x, y, log_dir, epochs=1, batch_size=32,
-                log_every=1)
+    return _fit(_linear_regression_model(0.05), x, y, log_dir, epochs=1, batch_size=32)
 
 
 def nan_in_data(log_dir):

@@ -31,15 +31,20 @@ logger = logging.getLogger(__name__)
 
 SEVERITY_ERROR = "error"
 SEVERITY_WARNING = "warning"
+# Worth knowing, not a problem: a run with only info findings is healthy.
+SEVERITY_INFO = "info"
 
 KIND_NONFINITE = "nonfinite"
 KIND_PREDICTION_COLLAPSE = "prediction_collapse"
 KIND_CLASS_COLLAPSE = "class_collapse"
+KIND_BASELINE = "no_better_than_baseline"
 KIND_TIED_PREDICTIONS = "tied_predictions"
 KIND_VANISHING = "vanishing_gradients"
 KIND_EXPLODING = "exploding_gradients"
 KIND_DEAD_UNITS = "dead_units"
 KIND_OUTPUT_ACTIVATION = "output_activation_mismatch"
+KIND_CONVERGED = "converged"
+KIND_MIXED_FITS = "mixed_fits"
 
 KINDS = (
     KIND_NONFINITE,
@@ -47,10 +52,15 @@ KINDS = (
     KIND_PREDICTION_COLLAPSE,
     KIND_TIED_PREDICTIONS,
     KIND_CLASS_COLLAPSE,
+    KIND_BASELINE,
     KIND_EXPLODING,
     KIND_VANISHING,
     KIND_DEAD_UNITS,
+    KIND_MIXED_FITS,
+    KIND_CONVERGED,
 )
+# Kinds that the manifest alone shows (see diagnose_manifest): known at step 0.
+MANIFEST_KINDS = (KIND_OUTPUT_ACTIVATION,)
 
 STATUS_HEALTHY = "healthy"
 STATUS_UNHEALTHY = "unhealthy"
@@ -73,11 +83,22 @@ class Thresholds:
     # state rules. AUTOTRAINER (Zhang et al., ICSE'21) likewise judges
     # training-state issues only after judgment_point = 0.3 of training.
     warmup_fraction: float = 0.3
-    # A state must hold on at least this many consecutive records ("several").
+    # A state must hold on at least this many records ("several")...
     persist_records: int = 3
-    # ... and on at least this fraction of the records after the warm-up, so a
-    # passing transient is not reported (our choice: a majority of the run).
+    # ...or on records holding this many examples together (two validation
+    # records that each sum 2,000 examples are strong evidence).
+    persist_examples: int = 1000
+    # The state's streak must cover this fraction of the examples after the
+    # warm-up, so a passing transient is not reported (our choice: a
+    # majority of the run).
     persist_fraction: float = 0.5
+    # Within the streak, isolated records that dip (noise of a small batch)
+    # do not break it while the state holds on this fraction of them.
+    persist_density: float = 0.8
+    # Prediction records are pooled into windows of at least this many
+    # examples before they are judged (batch sizes 1-32 make per-record
+    # shares 0, 1 or noise).
+    window_examples: int = 64
 
     # --- prediction_collapse ---
     # Mean normalised entropy (entropy / log K; 1 = uniform). All logits 0
@@ -107,6 +128,14 @@ class Thresholds:
     # a 95%-vs-70% gap is far beyond a classifier leaning to the majority).
     class_collapse_label_share: float = 0.7
 
+    # --- no_better_than_baseline ---
+    # Argmax accuracy within this of the most frequent label's share counts
+    # as no better than it (our choice: 2 points)...
+    baseline_margin: float = 0.02
+    # ...or within this many standard errors of that share, for the
+    # examples of the window (sampling noise of small windows).
+    baseline_noise_sd: float = 2.0
+
     # --- vanishing_gradients ---
     # Gradient norm of an earlier kernel / that of the last kernel.
     # AUTOTRAINER's vanishing rule: first/last < beta_1 = 1e-3.
@@ -131,10 +160,12 @@ class Thresholds:
     # change gradient norms by ~10x at most, diverging SGD grows them
     # geometrically).
     explode_growth: float = 1e3
-    # Records used for the baseline of the growth rule.
+    # Records used for the baseline of the growth rule (at least; 10% of a
+    # kernel's records when that is more).
     explode_baseline_records: int = 3
-    # Growth only counts once the norm is at least this large, so small
-    # gradients waking up (e.g. a zero-initialised layer) are not "exploding".
+    # The baseline is at least this norm, so an explosion is also large in
+    # absolute terms: gradients waking up from ~0 (zero-initialised weights)
+    # and peaking at 1-200 are not "exploding".
     explode_min_norm: float = 1.0
     # Absolute gradient L2 norm of any kernel: far beyond usual clipping
     # thresholds (clipnorm ~1-10, Pascanu et al. 2013), catches a run that
@@ -149,8 +180,64 @@ class Thresholds:
     # At or above this the layer is (nearly) entirely dead: severity error.
     dead_error_fraction: float = 0.99
 
+    # --- converged (info) ---
+    # Train accuracy at or above this while the output layer gets no
+    # gradient: nothing is left to learn (our choice).
+    converged_accuracy: float = 0.99
+
     def to_json(self):
         return dataclasses.asdict(self)
+
+
+def thresholds_from(overrides=None):
+    """A :class:`Thresholds` with `overrides` (a mapping name -> value; values
+    may be strings, e.g. from a command line) replacing the defaults.
+
+    Raises ValueError for an unknown name (listing the valid ones) or a bad
+    value: integer fields take integers >= 1, the others numbers >= 0 (NaN
+    is refused; "inf" turns a rule's threshold off).
+    """
+    if overrides is None:
+        return Thresholds()
+    if not hasattr(overrides, "items"):
+        raise ValueError("thresholds must be a mapping name -> value, got %r" % (overrides,))
+    fields = {f.name: type(f.default) for f in dataclasses.fields(Thresholds)}
+    values = {}
+    for name, raw in overrides.items():
+        if name not in fields:
+            raise ValueError("unknown threshold %r; valid names: %s"
+                             % (name, ", ".join(fields)))
+        try:
+            x = None if isinstance(raw, bool) else float(
+                raw.strip() if isinstance(raw, str) else raw)
+        except (TypeError, ValueError):
+            x = None
+        if fields[name] is int:
+            ok, want = x is not None and x.is_integer() and x >= 1, "an integer >= 1"
+        else:
+            ok, want = x is not None and x >= 0, "a number >= 0"
+        if not ok:
+            raise ValueError("threshold %s must be %s, got %r" % (name, want, raw))
+        values[name] = int(x) if fields[name] is int else x
+    return Thresholds(**values)
+
+
+def validate_kinds(kinds, argument="kinds"):
+    """`kinds` as a tuple, each one of :data:`KINDS`; else ValueError naming
+    `argument` (a single string is refused: pass a list or tuple)."""
+    if isinstance(kinds, (str, bytes)):
+        raise ValueError("%s must be a list or tuple of finding kinds, not the string %r "
+                         "(e.g. %s=(%r,))" % (argument, kinds, argument, kinds))
+    try:
+        kinds = tuple(kinds)
+    except TypeError:
+        raise ValueError("%s must be a list or tuple of finding kinds, got %r"
+                         % (argument, kinds)) from None
+    unknown = [k for k in kinds if k not in KINDS]
+    if unknown:
+        raise ValueError("%s: unknown finding kind %s; valid kinds: %s"
+                         % (argument, ", ".join(map(repr, unknown)), ", ".join(KINDS)))
+    return kinds
 
 
 # ---------------------------------------------------------------------------
@@ -302,36 +389,144 @@ class _Span:
         return self.first + fraction * (self.last - self.first)
 
 
-def _sustained(steps, cond, span, th, state=True):
+def _fill_gaps(cond, max_gap):
+    """`cond` with runs of at most `max_gap` False records between two True
+    ones set to True."""
+    filled = np.asarray(cond, dtype=bool).copy()
+    true = np.flatnonzero(filled)
+    for i, j in zip(true[:-1], true[1:]):
+        if 1 < j - i <= max_gap + 1:
+            filled[i + 1:j] = True
+    return filled
+
+
+def _sustained(steps, cond, span, th, state=True, weights=None):
     """The streak over which `cond` is sustained, as (start, end) indices.
 
-    `state` rules ignore the warm-up and need the streak to cover
-    `persist_fraction` of the records after it; otherwise (events such as
-    an explosion, which often ends the run) `persist_records` consecutive
-    records anywhere suffice. The returned streak is extended backwards over
-    the warm-up while `cond` holds, so that its start is when it began.
+    `state` rules ignore the warm-up; their streak may pass over isolated
+    records where `cond` dips (up to ~10% of the records after the warm-up
+    in a row, while it holds on `persist_density` of the streak), must
+    cover `persist_fraction` of the examples after the warm-up, and must
+    hold on `persist_records` records or `persist_examples` examples.
+    `weights` are the examples per record (1 each by default). Otherwise
+    (events such as an explosion, which often ends the run)
+    `persist_records` consecutive records anywhere suffice. The returned
+    streak is extended backwards over the warm-up while `cond` holds, so
+    that its start is when it began.
     """
     n = len(steps)
     cond = np.asarray(cond, dtype=bool)
     if n == 0:
         return None
-    if state:
-        eligible = steps >= span.warmup_step(th.warmup_fraction)
-        n_eligible = int(eligible.sum())
-        need = max(th.persist_records, int(math.ceil(th.persist_fraction * n_eligible)))
-    else:
-        eligible = np.ones(n, dtype=bool)
-        need = th.persist_records
+    if not state:
+        best = None
+        for a, b in _streaks(cond):
+            if b - a + 1 >= th.persist_records and (best is None or b - a > best[1] - best[0]):
+                best = (a, b)
+        return best
+    w = np.ones(n) if weights is None else np.asarray(weights, dtype=np.float64)
+    eligible = steps >= span.warmup_step(th.warmup_fraction)
+    n_eligible = int(eligible.sum())
+    filled = _fill_gaps(cond, max(2, int(math.ceil(0.1 * n_eligible))))
+    need = th.persist_fraction * float(w[eligible].sum())
     best = None
-    for a, b in _streaks(cond & eligible):
-        if b - a + 1 >= need and (best is None or b - a > best[1] - best[0]):
+    for a, b in _streaks(filled & eligible):
+        seg = slice(a, b + 1)
+        held = cond[seg] & eligible[seg]
+        if (float(w[seg][eligible[seg]].sum()) < need
+                or held.sum() < th.persist_density * (b - a + 1)
+                or (held.sum() < th.persist_records
+                    and float(w[seg][held].sum()) < th.persist_examples)):
+            continue
+        if best is None or b - a > best[1] - best[0]:
             best = (a, b)
     if best is None:
         return None
     a, b = best
     while a > 0 and cond[a - 1]:
         a -= 1
+    while b > a and not cond[b]:
+        b -= 1
     return a, b
+
+
+class _Pooled:
+    """A prediction family's records pooled into windows of consecutive
+    records holding at least `window_examples` examples (a record with that
+    many is a window of its own): numbers are averaged weighted by examples,
+    class counts summed. `steps` is each window's last step, `weights` its
+    examples."""
+
+    def __init__(self, pred, th):
+        self.pred = pred
+        count = pred.scalars.get(metadata.PRED_COUNT)
+        grid = count if count is not None and len(count) else next(
+            (s for s in pred.scalars.values() if len(s)), None)
+        if grid is None:
+            self.steps = np.zeros(0, dtype=np.int64)
+            self.weights = np.zeros(0)
+            self._group = np.zeros(0, dtype=np.int64)
+            self._record_steps = self.steps
+            self._w = self.weights
+            return
+        self._record_steps = grid.steps
+        if count is not None and len(count):
+            w = count.values.astype(np.float64)
+            w = np.where(np.isfinite(w) & (w > 0), w, 0.0)
+            window = th.window_examples
+        else:  # examples unknown: every record is a window of weight 1
+            w = np.ones(len(grid))
+            window = 1
+        self._w = w
+        group = np.empty(len(w), dtype=np.int64)
+        g, acc = 0, 0.0
+        for i, wi in enumerate(w):
+            group[i] = g
+            acc += wi
+            if acc >= window:
+                g, acc = g + 1, 0.0
+        if 0 < acc and g > 0:  # a short last window joins the one before
+            group[group == g] = g - 1
+        self._group = group
+        n = int(group.max()) + 1 if len(group) else 0
+        last = np.zeros(n, dtype=np.int64)
+        last[group] = np.arange(len(group))  # the last record of each window
+        self.steps = grid.steps[last]
+        self.weights = np.bincount(group, weights=w, minlength=n)
+
+    def __len__(self):
+        return len(self.steps)
+
+    def scalar(self, stat):
+        """Per window: the example-weighted mean of `stat` (NaN where a record
+        is not finite), or None without the series."""
+        s = self.pred.scalars.get(stat)
+        if s is None or len(s) == 0:
+            return None
+        v = _values_at(s, self._record_steps)
+        finite = np.isfinite(v)
+        w = np.where(finite, self._w + 1e-9, 0.0)  # a record of 0 rows still counts
+        n = len(self.steps)
+        den = np.bincount(self._group, weights=w, minlength=n)
+        num = np.bincount(self._group, weights=np.where(finite, v, 0.0) * w, minlength=n)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out = num / den
+        # A window with a non-finite record is not judged.
+        out[np.bincount(self._group, weights=~finite, minlength=n) > 0] = np.nan
+        return out
+
+    def counts(self, stat):
+        """Per window: the summed class counts of histogram `stat` (rows),
+        or None without it."""
+        h = self.pred.histograms.get(stat)
+        if h is None or len(h.steps) == 0:
+            return None
+        idx = np.searchsorted(h.steps, self._record_steps, side="right") - 1
+        have = idx >= 0
+        rows = np.where(have[:, None], h.counts[np.maximum(idx, 0)], 0.0)
+        out = np.zeros((len(self.steps), rows.shape[1]))
+        np.add.at(out, self._group, rows)
+        return out
 
 
 def _nanmedian(x):
@@ -425,18 +620,18 @@ def _nonfinite_predictions(pred, span, th):
     ]
 
 
-def _prediction_collapse(pred, span, th, output_layer):
+def _prediction_collapse(pool, span, th, output_layer):
+    pred = pool.pred
+    steps = pool.steps
     if pred.task == metadata.TASK_REGRESSION:
-        out_std = pred.scalars.get(metadata.PRED_OUTPUT_STD)
-        tgt_std = pred.scalars.get(metadata.PRED_TARGET_STD)
-        if out_std is None or tgt_std is None:
+        o = pool.scalar(metadata.PRED_OUTPUT_STD)
+        t = pool.scalar(metadata.PRED_TARGET_STD)
+        if o is None or t is None:
             return []
-        steps, (io, it) = _align([out_std, tgt_std])
-        o, t = out_std.values[io], tgt_std.values[it]
         with np.errstate(divide="ignore", invalid="ignore"):
             ratio = o / t
         cond = np.isfinite(ratio) & (t > 0) & (ratio < th.collapse_std_ratio)
-        hit = _sustained(steps, cond, span, th)
+        hit = _sustained(steps, cond, span, th, weights=pool.weights)
         if hit is None:
             return []
         a, b = hit
@@ -445,7 +640,7 @@ def _prediction_collapse(pred, span, th, output_layer):
             "target_std": _r(_nanmedian(t[a:b + 1])),
             "std_ratio": _r(_nanmedian(ratio[a:b + 1])),
             "threshold": th.collapse_std_ratio,
-            "records": int(b - a + 1),
+            "examples": int(pool.weights[a:b + 1].sum()),
         }
         if output_layer:
             evidence["output_layer"] = output_layer
@@ -462,22 +657,21 @@ def _prediction_collapse(pred, span, th, output_layer):
             )
         ]
 
-    ent = pred.scalars.get(metadata.PRED_ENTROPY)
-    if ent is None or len(ent) == 0:
+    ent = pool.scalar(metadata.PRED_ENTROPY)
+    if ent is None:
         return []
-    cond = np.isfinite(ent.values) & (ent.values >= th.collapse_entropy)
-    hit = _sustained(ent.steps, cond, span, th)
+    cond = np.isfinite(ent) & (ent >= th.collapse_entropy)
+    hit = _sustained(steps, cond, span, th, weights=pool.weights)
     if hit is None:
         return []
     a, b = hit
-    steps = ent.steps
     k = 2 if pred.task == metadata.TASK_BINARY else pred.num_classes
     evidence = {
-        "normalized_entropy": _r(_nanmedian(ent.values[a:b + 1])),
+        "normalized_entropy": _r(_nanmedian(ent[a:b + 1])),
         "threshold": th.collapse_entropy,
         "num_classes": int(k),
         "uniform_probability": _r(1.0 / k),
-        "records": int(b - a + 1),
+        "examples": int(pool.weights[a:b + 1].sum()),
     }
     for stat in (metadata.PRED_ZERO_LOGIT_FRACTION, metadata.PRED_TIE_FRACTION,
                  metadata.PRED_ACCURACY, metadata.PRED_TIE_TOLERANT_ACCURACY):
@@ -502,32 +696,31 @@ def _prediction_collapse(pred, span, th, output_layer):
     ]
 
 
-def _tied_predictions(pred, span, th):
+def _tied_predictions(pool, span, th):
+    pred = pool.pred
     if pred.task == metadata.TASK_REGRESSION:
         return []
-    tie = pred.scalars.get(metadata.PRED_TIE_FRACTION)
-    if tie is None or len(tie) == 0:
+    t = pool.scalar(metadata.PRED_TIE_FRACTION)
+    if t is None:
         return []
-    acc = pred.scalars.get(metadata.PRED_ACCURACY)
-    tol = pred.scalars.get(metadata.PRED_TIE_TOLERANT_ACCURACY)
-    if acc is not None and tol is not None:
-        steps, (it, ia, ib) = _align([tie, acc, tol])
-        t, a_, b_ = tie.values[it], acc.values[ia], tol.values[ib]
+    steps = pool.steps
+    a_ = pool.scalar(metadata.PRED_ACCURACY)
+    b_ = pool.scalar(metadata.PRED_TIE_TOLERANT_ACCURACY)
+    if a_ is not None and b_ is not None:
         gap = b_ - a_
         cond = (np.isfinite(t) & (t >= th.tie_fraction) & np.isfinite(gap)
                 & (gap >= th.tie_accuracy_gap))
     else:
-        steps, t = tie.steps, tie.values
-        a_ = b_ = gap = None
+        gap = None
         cond = np.isfinite(t) & (t >= max(th.tie_fraction, 0.5))
-    hit = _sustained(steps, cond, span, th)
+    hit = _sustained(steps, cond, span, th, weights=pool.weights)
     if hit is None:
         return []
     a, b = hit
     evidence = {
         "tie_fraction": _r(_nanmedian(t[a:b + 1])),
         "threshold": th.tie_fraction,
-        "records": int(b - a + 1),
+        "examples": int(pool.weights[a:b + 1].sum()),
     }
     if gap is not None:
         evidence["accuracy"] = _r(_nanmedian(a_[a:b + 1]))
@@ -553,19 +746,38 @@ def _tied_predictions(pred, span, th):
     ]
 
 
-def _class_collapse(pred, span, th):
-    if pred.task == metadata.TASK_REGRESSION:
+def _class_shares(pool):
+    """Per window: (predicted counts, label counts) as [windows, K] arrays,
+    or None when the family has no class counts."""
+    if pool.pred.task == metadata.TASK_REGRESSION:
+        return None
+    pc = pool.counts(metadata.PRED_PREDICTED_CLASSES)
+    lc = pool.counts(metadata.PRED_LABEL_CLASSES)
+    if pc is None or lc is None or pc.shape[1] < 2 or pc.shape != lc.shape:
+        return None
+    return pc, lc
+
+
+def _not_uniform(pool, th):
+    """Windows whose predictions are neither tied nor near-uniform: there
+    the argmax says what the model prefers (ties go to the lowest index, and
+    near-uniform probabilities make it an accident of tiny differences;
+    those are tied_predictions and prediction_collapse)."""
+    ok = np.ones(len(pool), dtype=bool)
+    for stat, limit in ((metadata.PRED_TIE_FRACTION, th.tie_fraction),
+                        (metadata.PRED_ENTROPY, th.collapse_entropy)):
+        v = pool.scalar(stat)
+        if v is not None:
+            ok &= ~(np.isfinite(v) & (v >= limit))
+    return ok
+
+
+def _class_collapse(pool, span, th):
+    shares = _class_shares(pool)
+    if shares is None:
         return []
-    ph = pred.histograms.get(metadata.PRED_PREDICTED_CLASSES)
-    lh = pred.histograms.get(metadata.PRED_LABEL_CLASSES)
-    if ph is None or lh is None or ph.counts.shape[1] < 2:
-        return []
-    steps, (ip, il) = _align([ph, lh])
-    if steps.size == 0:
-        return []
-    pc, lc = ph.counts[ip], lh.counts[il]
-    if pc.shape[1] != lc.shape[1]:
-        return []
+    pc, lc = shares
+    steps = pool.steps
     ptot = pc.sum(axis=1)
     ltot = lc.sum(axis=1)
     top = np.argmax(pc, axis=1)
@@ -573,41 +785,86 @@ def _class_collapse(pred, span, th):
         pshare = pc[np.arange(len(top)), top] / ptot
         lshare = lc[np.arange(len(top)), top] / ltot
     cond = ((ptot > 0) & (ltot > 0) & (pshare >= th.class_collapse_fraction)
-            & (lshare <= th.class_collapse_label_share))
-    # Rows that tie are given to the lowest class index by the argmax; that
-    # "collapse" is an artifact reported as tied_predictions instead. And
-    # near-uniform probabilities make the argmax an accident of tiny
-    # differences: that is prediction_collapse, not a class preference.
-    for stat, limit in ((metadata.PRED_TIE_FRACTION, th.tie_fraction),
-                        (metadata.PRED_ENTROPY, th.collapse_entropy)):
-        v = _values_at(pred.scalars.get(stat), steps)
-        cond &= ~(np.isfinite(v) & (v >= limit))
-    hit = _sustained(steps, cond, span, th)
+            & (lshare <= th.class_collapse_label_share) & _not_uniform(pool, th))
+    hit = _sustained(steps, cond, span, th, weights=pool.weights)
     if hit is None:
         return []
     a, b = hit
     cls = int(np.bincount(top[a:b + 1]).argmax())
     evidence = {
         "predicted_class": cls,
-        "prediction_share": _r(_nanmedian(pshare[a:b + 1])),
-        "label_share": _r(_nanmedian(lshare[a:b + 1])),
+        "prediction_share": _r(pc[a:b + 1, cls].sum() / max(ptot[a:b + 1].sum(), 1)),
+        "label_share": _r(lc[a:b + 1, cls].sum() / max(ltot[a:b + 1].sum(), 1)),
         "threshold": th.class_collapse_fraction,
         "num_classes": int(pc.shape[1]),
-        "records": int(b - a + 1),
+        "examples": int(pool.weights[a:b + 1].sum()),
     }
-    _put_median(evidence, "accuracy", pred.scalars.get(metadata.PRED_ACCURACY),
+    _put_median(evidence, "accuracy", pool.pred.scalars.get(metadata.PRED_ACCURACY),
                 steps[a], steps[b])
     return [
         _window_finding(
             KIND_CLASS_COLLAPSE, steps, a, b, evidence,
             message="%s of the %s are class %d, which is only %s of the "
             "labels: the model predicts one class for (nearly) every input."
-            % (_pct(evidence["prediction_share"]), _what(pred), cls,
+            % (_pct(evidence["prediction_share"]), _what(pool.pred), cls,
                _pct(evidence["label_share"])),
             suggestion="Check class_weight / sample weights and the label encoding, "
             "look for dead units or saturated activations, and try a lower learning "
             "rate.",
         )
+    ]
+
+
+def _no_better_than_baseline(pool, span, th):
+    """Accuracy not above the share of the most frequent label: the model
+    learned the prior only (or the labels carry no information)."""
+    shares = _class_shares(pool)
+    acc = pool.scalar(metadata.PRED_ACCURACY)
+    if shares is None or acc is None:
+        return []
+    _, lc = shares
+    steps = pool.steps
+    n = lc.sum(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        base = lc.max(axis=1) / n
+        # Sampling noise of a window's accuracy around the base rate.
+        noise = np.sqrt(base * (1.0 - base) / n)
+    margin = np.maximum(th.baseline_margin, th.baseline_noise_sd * noise)
+    cond = (n > 0) & np.isfinite(acc) & (acc <= base + margin) & _not_uniform(pool, th)
+    hit = _sustained(steps, cond, span, th, weights=pool.weights)
+    if hit is None:
+        return []
+    a, b = hit
+    total = lc[a:b + 1].sum(axis=0)
+    cls = int(np.argmax(total))
+    w = pool.weights[a:b + 1]
+    evidence = {
+        "accuracy": _r(float(np.nansum(acc[a:b + 1] * w) / max(w.sum(), 1))),
+        "majority_class": cls,
+        "majority_label_share": _r(total[cls] / max(total.sum(), 1)),
+        "margin": th.baseline_margin,
+        "examples": int(w.sum()),
+    }
+    constant = evidence["majority_label_share"] >= 0.999
+    if constant:
+        message = ("Every label of the %s is class %d: there is nothing to learn, and "
+                   "the %s accuracy says nothing." % (_what(pool.pred), cls, _pct(
+                       evidence["accuracy"])))
+        suggestion = ("Check how the labels are loaded and encoded (a constant "
+                      "label column, labels taken from the wrong field).")
+    else:
+        message = ("The %s are right %s of the time, no better than always answering "
+                   "the most frequent class %d (%s of the labels): the model has "
+                   "learned the class frequencies, not the task."
+                   % (_what(pool.pred), _pct(evidence["accuracy"]), cls,
+                      _pct(evidence["majority_label_share"])))
+        suggestion = ("Check that labels line up with their inputs (shuffled "
+                      "separately?), and that the inputs carry the signal (normalised, "
+                      "not constant); for imbalanced classes, judge per-class recall or "
+                      "balanced accuracy, and consider class_weight.")
+    return [
+        _window_finding(KIND_BASELINE, steps, a, b, evidence, message=message,
+                        suggestion=suggestion, severity=SEVERITY_WARNING)
     ]
 
 
@@ -668,12 +925,15 @@ def _nonfinite_gradients(grad, span, th):
 
 
 def _later_update_ratios(grad):
-    """For each variable (row), over the later variables that have an update
+    """For each variable (row), over the later kernels that have an update
     ratio, per step of ``grad.steps``: (whether all of them have a value, the
     largest finite one or NaN, how many there are)."""
     ratios = grad.stats.get(metadata.GRAD_UPDATE_RATIO, {})
     upd = grad.matrix(metadata.GRAD_UPDATE_RATIO)
-    has = np.array([p in ratios for p in grad.variables], dtype=bool)[:, None]
+    # Kernels only: a zero-initialised bias moves fast relative to its tiny
+    # norm, which says nothing about the layers before it.
+    has = np.array([p in ratios and _is_kernel(p, grad.shapes.get(p))
+                    for p in grad.variables], dtype=bool)[:, None]
     ok = np.where(has, upd.present, True)
     vals = np.where(has & np.isfinite(upd.values), upd.values, -np.inf)
     # Suffix reductions over rows i+1.. (the last row: over nothing).
@@ -684,6 +944,37 @@ def _later_update_ratios(grad):
     later_max[~np.isfinite(later_max)] = np.nan
     count = np.cumsum(has[::-1, 0])[::-1] - has[:, 0]
     return later_all, later_max, count
+
+
+def _output_gradient_norm(grad):
+    """Per step of grad.steps: (whether every output-layer variable has a
+    norm, the L2 norm of the output layer's whole gradient, kernel and bias
+    together). That is the error signal the loss sends in: when the signal
+    is starved (seed 002) the output bias takes nearly all of it."""
+    norm = grad.matrix(metadata.GRAD_NORM)
+    rows = [i for i in _output_layer_rows(grad)
+            if grad.variables[i] in grad.stats.get(metadata.GRAD_NORM, {})]
+    if not rows:
+        n = len(grad.steps)
+        return np.zeros(n, dtype=bool), np.full(n, np.nan)
+    return (norm.present[rows].all(axis=0),
+            np.sqrt(np.sum(np.square(norm.values[rows]), axis=0)))
+
+
+def first_layer_gradient_ratio(grad):
+    """(steps, ratios): the first kernel's gradient norm over the output
+    layer's (see _output_gradient_norm), the quantity vanishing_gradients
+    judges (every earlier kernel against vanishing_ratio); the dashboard
+    plots this one. Empty arrays with fewer than two kernels."""
+    kernels = [p for p in _kernels(grad) if p in grad.stats.get(metadata.GRAD_NORM, {})]
+    if len(kernels) < 2:
+        return np.zeros(0, dtype=np.int64), np.zeros(0)
+    norm = grad.matrix(metadata.GRAD_NORM)
+    i = grad.variables.index(kernels[0])
+    present, out = _output_gradient_norm(grad)
+    keep = present & norm.present[i]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return grad.steps[keep], norm.values[i, keep] / out[keep]
 
 
 def _vanishing(grad, span, th):
@@ -703,14 +994,10 @@ def _vanishing(grad, span, th):
     for i, p in enumerate(grad.variables):
         row.setdefault(p, i)
     last_layer = _layer_of(kernels[-1])
-    # The output layer's gradient: kernel and bias together. When the signal
-    # is starved (seed 002) the output bias takes nearly all of it.
-    last_rows = [i for i, p in enumerate(grad.variables)
-                 if _layer_of(p) == last_layer and p in norms]
-    last_present = norm.present[last_rows].all(axis=0)
+    last_present, last_norm = _output_gradient_norm(grad)
     if not last_present.any():
         return []
-    last_norm = np.sqrt(np.sum(np.square(norm.values[last_rows]), axis=0))
+    silent = _silent_output(grad)
     later_all, later_max, later_count = _later_update_ratios(grad)
     hits = []
     for p in kernels:
@@ -737,6 +1024,9 @@ def _vanishing(grad, span, th):
             # that is reported by dead_units.
             z = zero.values[i, common]
             alive = np.isfinite(z) & (z < 1.0)
+        # No gradient at the output (nothing left to learn, or a dead output
+        # layer, reported by dead_units) says nothing about this layer.
+        alive &= ~silent[common]
         cond = finite & alive & (rel < th.vanishing_ratio)
         u_p = u_max = None
         if has_upd:
@@ -772,14 +1062,13 @@ def _vanishing(grad, span, th):
     lastst = max(h[2] for h in hits)
     evidence = {
         "last_layer": last_layer,
+        "last_layer": last_layer,
         "last_layer_norm": _r(_nanmedian(last_norm[last_present])),
         "vanishing_ratio_threshold": th.vanishing_ratio,
         "update_ratio_low": th.update_ratio_low,
         "update_ratio_guideline": th.update_ratio_guideline,
         "layers": {h[0]: h[3] for h in hits},
     }
-    _put_median(evidence, "first_last_ratio",
-                grad.scalars.get(metadata.GRAD_FIRST_LAST_RATIO), first, lastst)
     ev0 = hits[0][3]
     detail = "a gradient %s the size of the output layer's" % _fmt(ev0["norm_ratio_to_last"])
     if "update_ratio" in ev0:
@@ -814,12 +1103,13 @@ def _exploding(grad, span, th):
         fin = np.isfinite(v)
         if fin.sum() == 0:
             continue
-        base_vals = v[fin][: th.explode_baseline_records]
-        base = float(np.median(base_vals))
-        with np.errstate(divide="ignore", invalid="ignore"):
-            growth = v / base if base > 0 else np.full_like(v, np.nan)
-        cond_growth = fin & np.isfinite(growth) & (growth >= th.explode_growth) & (
-            v >= th.explode_min_norm)
+        # The baseline: the median of the first records (10% of them, at
+        # least explode_baseline_records), and at least explode_min_norm, so
+        # near-zero first gradients (zero-initialised weights) are no base.
+        first = v[fin][: max(th.explode_baseline_records, int(0.1 * fin.sum()))]
+        base = max(float(np.median(first)), th.explode_min_norm)
+        growth = v / base
+        cond_growth = fin & (growth >= th.explode_growth)
         cond_abs = fin & (v >= th.explode_abs_norm)
         exploding = cond_growth | cond_abs
         # Overflow is the end point of an explosion: non-finite records right
@@ -843,7 +1133,7 @@ def _exploding(grad, span, th):
         hits.append((p, int(s.steps[a]), int(s.steps[b]), {
             "baseline_norm": _r(base),
             "max_norm": _r(peak),
-            "growth": _r(peak / base) if base > 0 else float("inf"),
+            "growth": _r(peak / base),
             "overflowed": bool(overflow.size),
         }))
     if not hits:
@@ -887,9 +1177,82 @@ def _exploding(grad, span, th):
     ]
 
 
-def _dead_units(grad, span, th):
+def _output_layer_rows(grad):
+    """Rows of grad.variables that belong to the output layer (the layer of
+    the last kernel, or of the last variable)."""
+    kernels = _kernels(grad) or list(grad.variables)
+    if not kernels:
+        return []
+    layer = _layer_of(kernels[-1])
+    return [i for i, p in enumerate(grad.variables) if _layer_of(p) == layer]
+
+
+def _silent_output(grad):
+    """Per step of grad.steps: whether the loss sent no gradient into the
+    output layer (its bias gradient is entirely zero; without a bias, every
+    output variable's gradient is 0). The layers before it then get none
+    either: not their fault."""
+    rows = _output_layer_rows(grad)
+    silent = np.zeros(len(grad.steps), dtype=bool)
+    if not rows:
+        return silent
+    zero = grad.matrix(metadata.GRAD_ZERO_FRACTION)
+    norm = grad.matrix(metadata.GRAD_NORM)
+    bias = [i for i in rows if grad.variables[i].rsplit("/", 1)[-1] == "bias"]
+    if bias:
+        i = bias[-1]
+        return zero.present[i] & (zero.values[i] >= 1.0)
+    present = norm.present[rows].all(axis=0)
+    return present & (np.nansum(np.abs(norm.values[rows]), axis=0) == 0)
+
+
+def _fits_training_data(run, grad, th):
+    """Per step of grad.steps: whether the train predictions recorded at that
+    step are (nearly) all right: the loss has nothing left to teach."""
+    fits = np.zeros(len(grad.steps), dtype=bool)
+    for pred in run.predictions.values():
+        acc = pred.scalars.get(metadata.PRED_ACCURACY)
+        if acc is None or len(acc) == 0 or pred.task == metadata.TASK_REGRESSION:
+            continue
+        idx = np.searchsorted(acc.steps, grad.steps)
+        ok = idx < len(acc)
+        hit = np.zeros(len(grad.steps), dtype=bool)
+        hit[ok] = acc.steps[idx[ok]] == grad.steps[ok]
+        vals = np.where(hit, acc.values[np.minimum(idx, len(acc) - 1)], np.nan)
+        fits |= np.isfinite(vals) & (vals >= th.converged_accuracy)
+    return fits
+
+
+def _converged(run, grad, span, th):
+    """Info: the output layer gets no gradient while the predictions are
+    right; zero gradients are then not dead or vanishing layers."""
+    done = _silent_output(grad) & _fits_training_data(run, grad, th)
+    steps = grad.steps
+    hit = _sustained(steps, done, span, th, state=False)
+    if hit is None:
+        return []
+    a, b = hit
+    evidence = {"records": int(done.sum()), "accuracy_at_least": th.converged_accuracy}
+    return [
+        _window_finding(
+            KIND_CONVERGED, steps, a, b, evidence, severity=SEVERITY_INFO,
+            message="From step %d the training batches are (nearly) all predicted right "
+            "and the loss sends no gradient back: the model fits its training data, "
+            "and nothing is left to learn from it." % steps[a],
+            suggestion="Nothing to fix in training itself. If the validation accuracy "
+            "is lower, the model is memorising: add data, augmentation or "
+            "regularisation, or stop earlier.",
+        )
+    ]
+
+
+def _dead_units(run, grad, span, th):
     zeros = grad.stats.get(metadata.GRAD_ZERO_FRACTION, {})
     findings = []
+    grid = grad.steps
+    silent = _silent_output(grad)
+    fits = _fits_training_data(run, grad, th)
+    output_rows = set(_output_layer_rows(grad))
     # Bias gradients: a unit's bias gets exactly zero gradient only when no
     # example of the batch passed gradient through it (input sparsity, which
     # zeroes rows of kernel gradients, does not affect biases).
@@ -898,12 +1261,17 @@ def _dead_units(grad, span, th):
     dead_layers = []
     for p in biases:
         s = zeros[p]
-        cond = np.isfinite(s.values) & (s.values >= th.dead_fraction)
+        # A layer before the output gets no gradient when the output gets
+        # none (reported on the output layer); the output layer gets none
+        # when the predictions are right (nothing left to learn).
+        at = np.searchsorted(grid, s.steps)
+        excused = fits[at] if grad.variables.index(p) in output_rows else silent[at]
+        cond = np.isfinite(s.values) & (s.values >= th.dead_fraction) & ~excused
         hit = _sustained(s.steps, cond, span, th)
         if hit is None:
             continue
         a, b = hit
-        frac = _nanmedian(s.values[a:b + 1])
+        frac = _nanmedian(s.values[a:b + 1][cond[a:b + 1]])
         dead_layers.append((p, a, b, frac, s))
     for i, (p, a, b, frac, s) in enumerate(dead_layers):
         shape = grad.shapes.get(p) or []
@@ -959,13 +1327,32 @@ _PROB_LOSSES = {
     "sparse_categorical_crossentropy": "categorical",
     "categoricalfocalcrossentropy": "categorical",
     "categorical_focal_crossentropy": "categorical",
+    # TensorFlow ops (tf.nn.*, see tb_plugin.manifest): they take logits.
+    "softmax_cross_entropy_with_logits": "categorical",
+    "sparse_softmax_cross_entropy_with_logits": "categorical",
+    "sigmoid_cross_entropy_with_logits": "binary",
+    "weighted_cross_entropy_with_logits": "binary",
 }
+# Parts of other names, alphanumerics only (plain loss functions such as
+# "masked_sparse_categorical_crossentropy"), tried in this order.
+_PROB_LOSS_PARTS = (
+    ("categoricalcrossentropy", "categorical"),
+    ("softmaxcrossentropy", "categorical"),
+    ("binarycrossentropy", "binary"),
+    ("sigmoidcrossentropy", "binary"),
+)
 
 
 def _loss_family(loss):
-    for key in (loss.get("class"), loss.get("name")):
-        if isinstance(key, str) and key.lower() in _PROB_LOSSES:
+    keys = [k for k in (loss.get("class"), loss.get("name")) if isinstance(k, str)]
+    for key in keys:
+        if key.lower() in _PROB_LOSSES:
             return _PROB_LOSSES[key.lower()]
+    for key in keys:
+        n = "".join(c for c in key.lower() if c.isalnum())
+        for part, family in _PROB_LOSS_PARTS:
+            if part in n:
+                return family
     return None
 
 
@@ -1048,6 +1435,44 @@ def _output_activation(run, span, th):
 
 
 # ---------------------------------------------------------------------------
+# Rules: the run as a whole
+
+
+def _mixed_fits(run, span, th):
+    """Fits of fresh models written into one run directory: each starts its
+    steps over, so the run's series step back in write order (see
+    reader.Series.restarts); a resumed fit keeps counting up."""
+    series = [s for p in run.predictions.values() for s in p.scalars.values()]
+    series += [s for g in run.gradients.values() for per_var in g.stats.values()
+               for s in per_var.values()]
+    series += [s for g in run.gradients.values() for s in g.scalars.values()]
+    worst = max(series, key=lambda s: s.restarts, default=None)
+    if worst is None or worst.restarts == 0:
+        return []
+    fits = worst.restarts + 1
+    steps, counts = np.unique(worst.steps, return_counts=True)
+    shared = steps[counts > 1]
+    first, last = (int(shared[0]), int(shared[-1])) if shared.size else (span.first, span.last)
+    return [
+        Finding(
+            kind=KIND_MIXED_FITS,
+            severity=SEVERITY_WARNING,
+            layer=None,
+            first_step=first,
+            last_step=last,
+            evidence={"fits": fits, "steps_recorded_more_than_once": int(shared.size),
+                      "records": len(worst)},
+            message="This run holds the records of %d fits whose steps overlap (the "
+            "step count starts over; steps %d-%d hold records of more than one fit), so "
+            "its findings blend them." % (fits, first, last),
+            suggestion="Give each fit its own log_dir (e.g. logs/run1, logs/run2); a fit "
+            "that continues training the same model (steps keep counting up) can share "
+            "one.",
+        )
+    ]
+
+
+# ---------------------------------------------------------------------------
 # Entry points
 
 
@@ -1073,39 +1498,76 @@ def read_for_diagnosis(provider, ctx, experiment_id, run):
     return reader.read_run(provider, ctx, experiment_id, run, histograms=HISTOGRAMS_READ)
 
 
+class _ManifestOnly:
+    """A run that has a manifest and no records yet."""
+
+    def __init__(self, manifest):
+        self.run = None
+        self.manifest = manifest
+        self.predictions = {}
+        self.gradients = {}
+        self.warnings = []
+
+
+def _manifest_findings(run, span, th):
+    """The rules that read the run's manifest (kinds MANIFEST_KINDS); the
+    records, when there are any, only add evidence."""
+    return _output_activation(run, span, th)
+
+
+def diagnose_manifest(manifest, thresholds=None):
+    """The findings a run manifest alone shows, before any record: a
+    misconfigured output layer (kinds :data:`MANIFEST_KINDS`), at step 0.
+
+    `manifest`: the dict :func:`tb_plugin.summary.model_manifest` writes
+    (:func:`tb_plugin.manifest.build_manifest`). :func:`diagnose` reports the
+    same findings for a run with this manifest (naming the output layer by its
+    kernel's variable path once gradients are recorded).
+    """
+    return _manifest_findings(_ManifestOnly(manifest), None, thresholds or Thresholds())
+
+
 def diagnose(run, thresholds=None):
     """All findings for one run (a :class:`tb_plugin.reader.RunRecords`)."""
     th = thresholds or Thresholds()
     span = _run_span(run)
     findings = []
-    findings += _output_activation(run, span, th)
+    findings += _manifest_findings(run, span, th)
     if span is None:
         return findings
     out_layer = _output_layer_name(run)
     for name in sorted(run.predictions):
         pred = run.predictions[name]
         findings += _nonfinite_predictions(pred, span, th)
-        findings += _prediction_collapse(pred, span, th, out_layer)
-        findings += _tied_predictions(pred, span, th)
-        findings += _class_collapse(pred, span, th)
+        pool = _Pooled(pred, th)
+        found = (_prediction_collapse(pool, span, th, out_layer)
+                 + _tied_predictions(pool, span, th) + _class_collapse(pool, span, th))
+        if not found:  # the more specific kinds explain a chance-level accuracy
+            found = _no_better_than_baseline(pool, span, th)
+        findings += found
     for name in sorted(run.gradients):
         grad = run.gradients[name]
         findings += _nonfinite_gradients(grad, span, th)
         findings += _exploding(grad, span, th)
         findings += _vanishing(grad, span, th)
-        findings += _dead_units(grad, span, th)
+        findings += _dead_units(run, grad, span, th)
+        findings += _converged(run, grad, span, th)
+    findings += _mixed_fits(run, span, th)
     order = {k: i for i, k in enumerate(KINDS)}
-    findings.sort(key=lambda f: (0 if f.severity == SEVERITY_ERROR else 1,
+    rank = {SEVERITY_ERROR: 0, SEVERITY_WARNING: 1, SEVERITY_INFO: 2}
+    findings.sort(key=lambda f: (rank.get(f.severity, 3),
                                  order.get(f.kind, 99),
                                  f.first_step if f.first_step is not None else -1))
     return findings
 
 
 def run_status(run, findings):
-    """"no_data" when the run holds no records, else "unhealthy" if any finding."""
+    """"no_data" when the run holds no records, else "unhealthy" if any
+    error or warning finding (info findings leave a run healthy)."""
     if run is None or not (run.predictions or run.gradients or run.manifest):
         return STATUS_NO_DATA
-    return STATUS_UNHEALTHY if findings else STATUS_HEALTHY
+    problems = [f for f in findings if f.severity != SEVERITY_INFO]
+    return STATUS_UNHEALTHY if problems else STATUS_HEALTHY
 
 
 def check_logdir(logdir, run_regex=None, thresholds=None):

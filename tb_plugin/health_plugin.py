@@ -521,7 +521,9 @@ class HealthPlugin(base_plugin.TBPlugin):
                     series, columns, stat in _MAX_IN_BUCKET_STATS
                 )
             matrix[stat] = diagnosis.json_floats(values, present)
-        flr = rec.scalars.get(metadata.GRAD_FIRST_LAST_RATIO)
+        # The quantity vanishing_gradients judges, not the recorded
+        # kernel/kernel scalar: the chart and the rule must agree.
+        flr = reader.Series(*diagnosis.first_layer_gradient_ratio(rec))
         return {
             "run": run,
             "name": name,
@@ -529,8 +531,7 @@ class HealthPlugin(base_plugin.TBPlugin):
             "shapes": {p: list(rec.shapes.get(p, [])) for p in variables},
             "steps": _int_list(columns),
             "matrix": matrix,
-            "first_last_ratio": _series_json(flr, width) if flr is not None
-            else {"steps": [], "values": []},
+            "first_last_ratio": _series_json(flr, width),
             "thresholds": _gradient_thresholds(),
         }
 

@@ -74,6 +74,9 @@ class Series:
 
     steps: np.ndarray  # int64 (n,)
     values: np.ndarray  # float64 (n,)
+    # Times the step went back in the order the points were written: a later
+    # fit of a fresh model (steps from 0 again) wrote into the same run.
+    restarts: int = 0
 
     def __len__(self):
         return int(self.steps.shape[0])
@@ -239,11 +242,13 @@ def _decode_json(datum_numpy):
 
 
 def _series(data):
-    """A Series from a list of ScalarDatum, sorted by step (stable)."""
+    """A Series from a list of ScalarDatum (in the order they were written,
+    as TensorBoard's loaders keep them), sorted by step (stable)."""
     steps = np.array([d.step for d in data], dtype=np.int64)
     values = np.array([d.value for d in data], dtype=np.float64)
     order = np.argsort(steps, kind="stable")
-    return Series(steps=steps[order], values=values[order])
+    restarts = int(np.count_nonzero(steps[1:] < steps[:-1]))
+    return Series(steps=steps[order], values=values[order], restarts=restarts)
 
 
 def _histogram_series(data):

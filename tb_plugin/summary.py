@@ -7,6 +7,8 @@ Use it like ``tf.summary``::
 
     writer = tf.summary.create_file_writer("logs/run1/train")
     with writer.as_default():
+        # Once, before the loop: what the model is (for the root-cause lint).
+        health.model_manifest(model, loss_fn, optimizer)
         for step, (x, y) in enumerate(dataset):
             with tf.GradientTape() as tape:
                 logits = model(x, training=True)
@@ -20,11 +22,14 @@ Use it like ``tf.summary``::
                     "gradients", grads, model.trainable_variables, step=step)
 
 Functions: :func:`prediction_distribution`, :func:`gradient_magnitudes`,
-:func:`manifest` (see :mod:`tb_plugin.summary_v2`).
+:func:`model_manifest` (the manifest of a Keras model and its loss, see
+:mod:`tb_plugin.manifest`), :func:`manifest` (a manifest dict as is); see
+:mod:`tb_plugin.summary_v2`.
 """
 
 from tb_plugin.summary_v2 import gradient_magnitudes
 from tb_plugin.summary_v2 import manifest
+from tb_plugin.summary_v2 import model_manifest
 from tb_plugin.summary_v2 import prediction_distribution
 
-__all__ = ["prediction_distribution", "gradient_magnitudes", "manifest"]
+__all__ = ["prediction_distribution", "gradient_magnitudes", "model_manifest", "manifest"]

@@ -990,3 +990,81 @@ def manifest(data, step=0):
     if not isinstance(data, dict):
         raise ValueError("manifest data must be a dict, got %s" % type(data).__name__)
     return _gated(lambda: _write_json(metadata.MANIFEST_TAG, data, step))
+
+
+def model_manifest(model, loss, optimizer=None, step=0, from_logits=None):
+    """Writes the manifest of a Keras model trained by a custom loop.
+
+    The manifest (layers with their activations and initialisers, the output
+    layer, the loss and whether it takes logits, the optimizer) is what the
+    root-cause lint of :mod:`tb_plugin.diagnosis` reads, e.g. a ReLU on the
+    logits of a ``from_logits=True`` loss (``output_activation_mismatch``),
+    reported by ``tb-health check`` and the Health tab from step 0.
+    ``HealthCallback`` writes the same manifest (one implementation:
+    :func:`tb_plugin.manifest.build_manifest`). Write it once per run, before
+    the loop, with the run's writer as the default::
+
+        import tensorflow as tf
+        from tb_plugin import summary as health
+
+        model = keras.Sequential([keras.Input((20,)),
+                                  keras.layers.Dense(64, activation="relu"),
+                                  keras.layers.Dense(10)])
+        loss_fn = tf.nn.sparse_softmax_cross_entropy_with_logits
+        optimizer = keras.optimizers.Adam(1e-3)
+        writer = tf.summary.create_file_writer("logs/custom/train")
+        with writer.as_default():
+            health.model_manifest(model, loss_fn, optimizer)
+        # ... the training loop, then: tb-health check logs
+
+    Args:
+      model: a ``keras.Model`` (built, so that its parameters are counted).
+      loss: the loss: a ``keras.losses.Loss`` instance, a Keras loss name
+        (``"sparse_categorical_crossentropy"``), a TensorFlow op
+        (``tf.nn.sparse_softmax_cross_entropy_with_logits`` and
+        ``tf.nn.softmax_cross_entropy_with_logits``: multi-class on logits;
+        ``tf.nn.sigmoid_cross_entropy_with_logits``: binary on logits) or a
+        plain function, recognised by its name (``my_categorical_crossentropy``,
+        ``masked_mse``; a ``functools.partial`` passes on its ``from_logits``).
+        None: the model's compiled loss.
+      optimizer: a ``keras.optimizers.Optimizer``; None: the model's, if any.
+      step: the step to write the manifest at.
+      from_logits: whether the model outputs logits, for a plain function
+        whose name or signature does not say it (it overrides what the loss
+        says); None: inferred (unknown stays unknown, and the output lint is
+        then skipped).
+
+    Returns:
+      A boolean tensor, true when the manifest was written (as
+      :func:`manifest`).
+
+    Raises:
+      ValueError: naming the argument, when one is not of the kinds above.
+    """
+    import keras
+
+    from tb_plugin import manifest as manifest_lib
+
+    if not isinstance(model, keras.Model):
+        raise ValueError("model must be a keras.Model, got %s" % type(model).__name__)
+    if loss is None:
+        loss = getattr(model, "loss", None)
+        if loss is None:
+            raise ValueError("loss is None and the model is not compiled with a loss: "
+                             "pass the loss function")
+    if not (isinstance(loss, str) or callable(loss)):
+        raise ValueError(
+            "loss must be a keras.losses.Loss, a loss name, a tf.nn loss function or "
+            "a function, got %s" % type(loss).__name__)
+    if optimizer is not None and not isinstance(optimizer, keras.optimizers.Optimizer):
+        raise ValueError("optimizer must be a keras.optimizers.Optimizer or None, got %s"
+                         % type(optimizer).__name__)
+    if from_logits is not None and not isinstance(from_logits, (bool, np.bool_)):
+        raise ValueError("from_logits must be True, False or None, got %r" % (from_logits,))
+    if isinstance(step, (bool, np.bool_)) or (
+            isinstance(step, (int, np.integer)) and step < 0) or isinstance(
+            step, (float, str, bytes)):
+        raise ValueError("step must be a non-negative integer, got %r" % (step,))
+    data = manifest_lib.build_manifest(
+        model, loss, optimizer, None if from_logits is None else bool(from_logits))
+    return manifest(data, step=step)

@@ -724,3 +724,78 @@ def test_online_diagnosis_skips_epoch_ends_within_its_time_share(tmp_path, capsy
     seen.clear()
     model.fit(x, y, batch_size=32, epochs=3, verbose=0, callbacks=[cb])
     assert seen[0] == 32
+
+
+@pytest.mark.parametrize("kwargs,words", [
+    (dict(stop_on="nonfinite"), ["stop_on", "list or tuple", "('nonfinite',)"]),
+    (dict(stop_on=("nonfinite", "nan")), ["stop_on", "'nan'", "valid kinds", "dead_units"]),
+    (dict(stop_on=3), ["stop_on", "list or tuple"]),
+    (dict(log_every_n_steps=0), ["log_every_n_steps", "got 0"]),
+    (dict(log_every_n_steps=1.5), ["log_every_n_steps", "got 1.5"]),
+    (dict(log_every_n_steps="x"), ["log_every_n_steps", "got 'x'"]),
+    (dict(log_every_n_steps=True), ["log_every_n_steps", "got True"]),
+    (dict(thresholds={"nope": 1}), ["'nope'", "collapse_entropy"]),
+    (dict(thresholds={"collapse_entropy": "high"}), ["collapse_entropy", "'high'"]),
+    (dict(thresholds={"persist_records": -1}), ["persist_records", "-1"]),
+    (dict(thresholds=0.5), ["thresholds", "0.5"]),
+])
+def test_bad_arguments_are_refused_when_constructed(tmp_path, kwargs, words):
+    with pytest.raises(ValueError) as e:
+        HealthCallback(str(tmp_path), **kwargs)
+    for word in words:
+        assert word in str(e.value), (word, str(e.value))
+
+
+def test_good_arguments_are_kept(tmp_path):
+    from tb_plugin import diagnosis
+
+    cb = HealthCallback(str(tmp_path), log_every_n_steps=np.int64(5), stop_on=["nonfinite"],
+                        thresholds={"collapse_entropy": "0.9", "persist_records": 4})
+    assert cb.log_every_n_steps == 5 and cb.stop_on == ("nonfinite",)
+    assert cb.thresholds == diagnosis.Thresholds(collapse_entropy=0.9, persist_records=4)
+    th = diagnosis.Thresholds(dead_fraction=0.5)
+    assert HealthCallback(str(tmp_path), thresholds=th, log_every_n_steps=None).thresholds is th
+    assert HealthCallback(str(tmp_path)).thresholds is None
+
+
+def test_thresholds_reach_the_online_diagnosis(tmp_path, capsys):
+    x, y = data(n=256)
+    reported = []
+    for name, thresholds in (("default", None), ("override", {"collapse_entropy": 0.0})):
+        model = small_model()
+        model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        cb = HealthCallback(str(tmp_path / name), log_every_n_steps=1, thresholds=thresholds)
+        model.fit(x, y, batch_size=32, epochs=2, verbose=0, callbacks=[cb])
+        reported.append({kind for kind, _ in cb._reported})
+    assert "prediction_collapse" not in reported[0]
+    # Every classifier is "collapsed" when the entropy threshold is 0.
+    assert "prediction_collapse" in reported[1], capsys.readouterr().err[-2000:]
+
+
+def test_two_fresh_fits_in_one_log_dir_are_reported_resumed_fits_are_not(tmp_path):
+    from tb_plugin import diagnosis
+
+    x, y = data(n=128)
+
+    def fit(model, log_dir):
+        model.fit(x, y, batch_size=32, epochs=2, verbose=0, callbacks=[
+            HealthCallback(str(log_dir), log_every_n_steps=1, report_findings=False)])
+
+    def mixed(log_dir):
+        (run,) = diagnosis.check_logdir(str(log_dir))["runs"]
+        return [f for f in run["findings"] if f["kind"] == diagnosis.KIND_MIXED_FITS]
+
+    for seed in (0, 1):  # two fresh models: steps 0-7 twice
+        model = small_model(seed=seed)
+        model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        fit(model, tmp_path / "fresh")
+    (f,) = mixed(tmp_path / "fresh")
+    assert f["severity"] == "warning" and f["evidence"]["fits"] == 2
+    assert (f["first_step"], f["last_step"]) == (0, 7)
+    assert "2 fits" in f["message"] and "log_dir" in f["suggestion"]
+
+    model = small_model()
+    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    fit(model, tmp_path / "resumed")
+    fit(model, tmp_path / "resumed")  # the same model: steps 8-15
+    assert mixed(tmp_path / "resumed") == []

@@ -72,6 +72,7 @@ body, .hp-root, .hp-root button, .hp-root select, .hp-root input {
 .badge-no_data, .badge-other { background: #eeeeee; color: ${GREY}; }
 .badge-error { background: ${RED}; color: #fff; }
 .badge-warning { background: #ffb74d; color: #4e2a00; }
+.badge-info { background: #e3f2fd; color: #0d47a1; }
 .panel { background: #fff; border: 1px solid #e0e0e0; border-radius: 4px; margin-bottom: 16px; }
 .panel > h3 { margin: 0; padding: 10px 14px; font-size: 14px; font-weight: 500; border-bottom: 1px solid #eee; }
 .h-note { font-weight: 400; font-size: 12px; margin-left: 10px; }

@@ -24,6 +24,11 @@ export interface ChartPanel {
   controls: HTMLElement;
 }
 
+/** The badge class of a finding's severity ("info" for anything unknown). */
+export function badgeOf(severity: unknown): "error" | "warning" | "info" {
+  return severity === "error" ? "error" : severity === "warning" ? "warning" : "info";
+}
+
 export function chartPanel(
   testid: string,
   title: string,
@@ -138,7 +143,7 @@ export function focusBanner(app: App, dashboard: string): HTMLElement | null {
   return el(
     "div",
     { class: "focus-banner", testid: "focus-banner", data: { dashboard, run: f.run, kind: f.kind } },
-    el("span", { class: `badge badge-${f.finding.severity === "error" ? "error" : "warning"}` }, String(f.finding.severity)),
+    el("span", { class: `badge badge-${badgeOf(f.finding.severity)}` }, String(f.finding.severity)),
     el("b", {}, humanize(f.kind)),
     " in run ",
     el("span", { class: "mono" }, f.run),

@@ -177,8 +177,8 @@ export async function renderGradients(app: App, root: HTMLElement, isCurrent: ()
   );
   const pFL = chartPanel(
     "chart-first-last",
-    "First / last layer gradient ratio",
-    "Gradient norm of the first kernel divided by that of the last (log scale), with the diagnosis thresholds.",
+    "First layer / output layer gradient ratio",
+    "Gradient norm of the first kernel divided by that of the output layer (kernel and bias: the error signal the loss sends in), log scale: the quantity the vanishing-gradients rule judges, with its thresholds.",
     { wide: true },
   );
   const withRatio = recs.filter((r) => r.firstLast.steps.length > 0);

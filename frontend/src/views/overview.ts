@@ -6,6 +6,7 @@ import { decodeStep } from "../decode";
 import { el } from "../dom";
 import { evidenceText, humanize, isNonFiniteRaw, stepRangeText } from "../format";
 import { dashboardFor, shortNames, sortFindings } from "../shape";
+import { badgeOf } from "./common";
 import type { Finding, RunInfo } from "../types";
 
 export function renderOverview(app: App, root: HTMLElement): void {
@@ -87,7 +88,7 @@ export function renderOverview(app: App, root: HTMLElement): void {
 
 function runRow(app: App, r: RunInfo): HTMLElement {
   const errors = r.findings.filter((f) => f.severity === "error").length;
-  const warnings = r.findings.length - errors;
+  const warnings = r.findings.filter((f) => f.severity === "warning").length;
   const records: string[] = [];
   for (const p of r.predictions) {
     const k = typeof p.num_classes === "number" && p.task === "multiclass" ? `, K=${p.num_classes}` : "";
@@ -193,7 +194,7 @@ export function findingCard(app: App, run: string, f: Finding): HTMLElement {
   const last = decodeStep(f.last_step);
   const info = app.state.runs.find((r) => r.run === run);
   const dash = dashboardFor(String(f.kind), f.evidence, f.layer, info?.gradients.flatMap((g) => g.variables) ?? []);
-  const sev = f.severity === "error" ? "error" : "warning";
+  const sev = badgeOf(f.severity);
   const evidence = f.evidence && typeof f.evidence === "object" && !Array.isArray(f.evidence) ? f.evidence : {};
   const card = el(
     "div",
