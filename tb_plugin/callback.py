@@ -42,6 +42,7 @@ import numpy as np
 import tensorflow as tf
 
 from tb_plugin import metadata
+from tb_plugin import outputs as outputs_lib
 from tb_plugin import stats
 # The manifest, shared with tb_plugin.summary.model_manifest (build_manifest
 # and loss_info stay importable from here).
@@ -158,21 +159,22 @@ def _lean_step_options():
         function_optimization=rewriter_config_pb2.RewriterConfig.OFF)
 
 
-def _train_record_impl(predictions_name, gradients_name, task, num_classes, from_logits,
-                       layout):
-    """The write of one train step's record: its prediction sums (and
-    regression histogram range) and its gradient statistics, weights and
-    updates (`layout`: [(variable path, gradient shape)]), with one write op
-    to `writer` (a summary writer's resource handle; `written`: see
+def _train_record_impl(heads, gradients_name, layout):
+    """The write of one train step's record: the prediction sums (and
+    regression histogram range) of each recorded output (`heads`: [(family
+    name, task, num_classes, from_logits, optional index fields as sorted
+    items)], aligned with `predictions`) and its gradient statistics, weights
+    and updates (`layout`: [(variable path, gradient shape)]), with one write
+    op to `writer` (a summary writer's resource handle; `written`: see
     summary_v2._one_write)."""
 
     def write_record(step, writer, written, predictions, gradients):
         with summary_v2._one_write(step, writer, written):
-            if predictions is not None:
-                sums, hist_range = predictions
+            for (name, task, num_classes, from_logits, extra), (sums, hist_range) in zip(
+                    heads or (), predictions or ()):
                 summary_v2._write_prediction_sums(
-                    predictions_name, sums, task, num_classes, step, from_logits, hist_range,
-                    None)
+                    name, sums, task, num_classes, step, from_logits, hist_range,
+                    None, index_extra=dict(extra))
             if gradients is not None:
                 grad_stats, weights, updates = gradients
                 st, has_update = summary_v2._gradient_statistics(
@@ -211,6 +213,12 @@ class HealthCallback(keras.callbacks.Callback):
 
     The task (multiclass / binary / regression) and ``from_logits`` are
     inferred from the compiled loss; pass `task` / `from_logits` to override.
+    A model with several outputs is recorded per output
+    (``health/predictions/<output name>/...``, each output's task from its
+    own loss); multi-label sigmoid outputs ``[batch, K]`` as K binary
+    problems (see tb_plugin.outputs). Outputs that cannot be recorded are
+    named in the manifest (``not_recorded``) and reported by the diagnosis
+    (``not_covered``), with a warning at train begin.
     At the end of every epoch, new findings of :mod:`tb_plugin.diagnosis`
     are printed (once per kind and layer); training stops when a finding's
     kind is in `stop_on`. What the manifest alone shows (e.g. a ReLU on the
@@ -228,9 +236,10 @@ class HealthCallback(keras.callbacks.Callback):
     Args:
       log_dir: the run directory (same as keras.callbacks.TensorBoard's).
       log_every_n_steps: record every N optimizer steps. Default (None):
-        about 64 records per fit, at most 50 steps apart (every step for
-        fits of up to ~130 steps; a fit of unknown length is recorded every
-        step at first, then ever sparser).
+        about 64 records per fit, at most 50 steps apart, plus the fit's
+        first 8 steps (every step for fits of up to ~130 steps; a fit of
+        unknown length is recorded every step at first, then ever
+        sparser).
       record_predictions: record output/label statistics (train and
         validation).
       record_gradients: record gradient statistics.
@@ -239,6 +248,8 @@ class HealthCallback(keras.callbacks.Callback):
         methods (every built-in optimizer; decoupled weight decay is not
         part of it); not available under a multi-replica strategy.
       task: "multiclass", "binary" or "regression"; default from the loss.
+        With several outputs it only fills in what an output's loss does not
+        say (as `from_logits` does).
       from_logits: whether the model outputs logits; default from the loss.
       stop_on: a list or tuple of finding kinds (``diagnosis.KINDS``) that
         stop training (``model.stop_training``), e.g. ``("nonfinite",)``.
@@ -249,6 +260,12 @@ class HealthCallback(keras.callbacks.Callback):
         training time: fits of a few seconds are diagnosed once, at their
         end; with `stop_on`, from the first epoch end).
       predictions_name, gradients_name: record family names.
+      record_train_mode: record what the layers that behave differently in
+        training (Dropout family, BatchNormalization, any layer whose
+        ``call`` takes ``training``) ran with: the training flag each
+        received, a Dropout's zero fractions, how far BatchNormalization's
+        moving statistics moved (see tb_plugin.train_mode; with the gradient
+        record, so not with ``record_gradients=False``).
       thresholds: the online diagnosis' thresholds: None (the defaults),
         a dict of overrides such as ``{"collapse_entropy": 0.95}`` or a
         ``tb_plugin.diagnosis.Thresholds``.
@@ -261,6 +278,7 @@ class HealthCallback(keras.callbacks.Callback):
         record_predictions=True,
         record_gradients=True,
         record_update_ratio=True,
+        record_train_mode=True,
         task=None,
         from_logits=None,
         stop_on=(),
@@ -294,6 +312,8 @@ class HealthCallback(keras.callbacks.Callback):
         self.record_predictions = record_predictions
         self.record_gradients = record_gradients
         self.record_update_ratio = record_update_ratio
+        self.record_train_mode = record_train_mode
+        self._train_mode = None
         self.task = task
         self.from_logits = from_logits
         self.stop_on = stop_on
@@ -305,8 +325,9 @@ class HealthCallback(keras.callbacks.Callback):
         self._reported = set()
         self._manifest = None
         self._warned = set()
-        self._acc = None
-        self._pred_spec = None
+        self._heads = []  # the outputs recorded (tb_plugin.outputs.Head)
+        self._not_recorded = []  # the others: [{"output", "reason"}]
+        self._coverage_written = 0
         self._train_writer = None
         self._val_writer = None
         self._metadata_written = None
@@ -330,6 +351,46 @@ class HealthCallback(keras.callbacks.Callback):
             return
         self._warned.add(key)
         warnings.warn("tb_plugin.HealthCallback: " + message, stacklevel=2)
+
+    # -- outputs not recorded (see tb_plugin.outputs) ------------------------
+
+    def _warn_not_covered(self):
+        """Warns (once per list) which outputs are not recorded and what the
+        findings still cover."""
+        covered = []
+        if self._heads:
+            covered.append("the predictions %s" % ", ".join(repr(h.name) for h in self._heads))
+        if self.record_gradients:
+            covered.append("the gradients")
+        self._warn(
+            ("not_covered", len(self._not_recorded)),
+            "predictions not recorded for %s; the findings cover only %s"
+            % (outputs_lib.describe(self._not_recorded), " and ".join(covered) or "nothing"))
+
+    def _drop_head(self, head, error):
+        """An output whose predictions could not be traced: recorded no more,
+        named in the manifest (rewritten at the next epoch end)."""
+        if head in self._heads:
+            self._heads.remove(head)
+        self._not_recorded.append({
+            "output": head.output or (outputs_lib.output_names(self.model) or [None])[0],
+            "reason": "%s: %s" % (type(error).__name__, error)})
+        self._warn_not_covered()
+
+    def _write_coverage(self):
+        """Rewrites the manifest when outputs were dropped since it was
+        written (the reader takes the newest)."""
+        if (self._manifest is None or self._train_writer is None
+                or len(self._not_recorded) == self._coverage_written):
+            return
+        try:
+            self._manifest.update(outputs_lib.coverage(self._heads, self._not_recorded))
+            with summary_v2.writer_scope(self._train_writer), tf.summary.record_if(True):
+                summary_v2.manifest(self._manifest, step=int(self._optimizer.iterations.numpy()))
+            self._coverage_written = len(self._not_recorded)
+        except Exception as e:  # noqa: BLE001 - never break training
+            self._warn("coverage", "could not update the manifest (%s: %s)"
+                       % (type(e).__name__, e))
 
     def _step(self):
         return tf.cast(self._optimizer.iterations, tf.int64)
@@ -362,8 +423,18 @@ class HealthCallback(keras.callbacks.Callback):
             return None
         return max(1, min(self.MAX_AUTO_EVERY, total // self.AUTO_RECORDS))
 
+    # With the automatic cadence the first steps of a fit are all recorded:
+    # what goes wrong at once (a learning rate that blows the weights up in
+    # two steps) is over before the first multiple of the cadence.
+    AUTO_FIRST_STEPS = 8
+
+    def _dense_start(self):
+        return self.AUTO_FIRST_STEPS if self.log_every_n_steps is None else 0
+
     def _is_logged(self, step):
         """Whether optimizer step `step` is recorded (Python side)."""
+        if step - self._first_step < self._dense_start():
+            return True
         if self._every is not None:
             return step % self._every == 0
         # Unknown length: every step for the first 2 x AUTO_RECORDS steps of
@@ -373,7 +444,10 @@ class HealthCallback(keras.callbacks.Callback):
         return done % every == 0
 
     def _should_log(self, step):
-        return tf.equal(step % (self._every or self.UNKNOWN_LENGTH_EVERY), 0)
+        every = tf.equal(step % (self._every or self.UNKNOWN_LENGTH_EVERY), 0)
+        if not self._dense_start():
+            return every
+        return tf.logical_or(every, step < self._first_step + self._dense_start())
 
     # -- setup / teardown --------------------------------------------------
 
@@ -415,25 +489,15 @@ class HealthCallback(keras.callbacks.Callback):
         strategy = model.distribute_strategy
         self._replicas = strategy.num_replicas_in_sync if strategy is not None else 1
 
-        _, task, from_logits = loss_info(getattr(model, "loss", None))
-        self._task = self.task or task
-        self._from_logits = self.from_logits if self.from_logits is not None else from_logits
-        if self.record_predictions and self._task is None:
-            self._warn(
-                "task",
-                "cannot infer the task from the loss %r; predictions are not recorded "
-                "(pass task= and from_logits=)" % (getattr(model, "loss", None),),
-            )
-        elif (self.record_predictions and self.task is None and self._from_logits is None
-              and self._task != metadata.TASK_REGRESSION):
-            # A plain function recognised by its name alone.
-            self._warn(
-                "from_logits",
-                "cannot infer from_logits from the loss %r; predictions are not recorded "
-                "(pass from_logits=)" % (getattr(model, "loss", None),),
-            )
-            self._task = None
-        self._record_preds = bool(self.record_predictions and self._task)
+        _, _, from_logits = loss_info(getattr(model, "loss", None))
+        # One prediction family per output that can be recorded (see
+        # tb_plugin.outputs); the others are named in the manifest.
+        self._heads, self._not_recorded = [], []
+        if self.record_predictions:
+            self._heads, self._not_recorded = outputs_lib.plan(
+                model, self.predictions_name, self.task, self.from_logits)
+        self._record_preds = bool(self._heads)
+        self._coverage_written = len(self._not_recorded)
 
         os.makedirs(self.log_dir, exist_ok=True)
         self._event_files = {}
@@ -449,8 +513,12 @@ class HealthCallback(keras.callbacks.Callback):
             # function); it does not hide what the loss says.
             self._manifest = build_manifest(
                 model, from_logits=self.from_logits if from_logits is None else None)
+            if self.record_predictions:
+                self._manifest.update(outputs_lib.coverage(self._heads, self._not_recorded))
             summary_v2.manifest(self._manifest, step=0)
         self._train_writer.flush()
+        if self._not_recorded:
+            self._warn_not_covered()
 
         # Steps run by one call of the train function. With one, the callback
         # knows in Python which calls hold a logged step (see
@@ -478,6 +546,7 @@ class HealthCallback(keras.callbacks.Callback):
             self._patch(model, "compute_loss", self._make_compute_loss(model.compute_loss))
         if self.record_gradients:
             self._patch(self._optimizer, "apply", self._make_apply(self._optimizer.apply))
+        self._setup_train_mode(model)
         self._next_step = int(self._optimizer.iterations.numpy())
         self._lean_options = _lean_step_options()
         model.make_test_function(force=True)
@@ -571,14 +640,14 @@ class HealthCallback(keras.callbacks.Callback):
                 if getattr(model, "_distribute_strategy", None) is None:
                     cb._symbolic_build(model, iterator)
             if recording is plain:
-                with _calls_with(plain_options):
+                with _calls_with(plain_options), cb._train_mode_scope():
                     return plain(iterator)
             start = cb._next_step
             cb._next_step = start + cb._spe
             if any(cb._is_logged(s) for s in range(start, start + cb._spe)):
                 cb._recording = True
                 try:
-                    with _calls_with(cb._lean_options):
+                    with _calls_with(cb._lean_options), cb._train_mode_scope():
                         return recording(iterator)
                 finally:
                     cb._recording = False
@@ -642,10 +711,12 @@ class HealthCallback(keras.callbacks.Callback):
 
     def on_train_end(self, logs=None):
         if self._active:
+            self._write_coverage()
             self._flush()
             if self._undiagnosed and self.report_findings:
                 self._diagnose()
         self._restore()
+        self._train_mode = None
         for w in (self._train_writer, self._val_writer):
             if w is not None:
                 try:
@@ -655,7 +726,8 @@ class HealthCallback(keras.callbacks.Callback):
         self._train_writer = self._val_writer = None
         self._metadata_written = None
         self._metadata_key = None
-        self._acc = None
+        for head in self._heads:
+            head.acc = None
         self._loader = None  # the online diagnosis' event loader
         self._active = False
 
@@ -706,14 +778,64 @@ class HealthCallback(keras.callbacks.Callback):
 
         return compute_loss
 
-    def _prediction_inputs(self, y, y_pred):
-        if isinstance(y_pred, (list, tuple, dict)):
-            if len(y_pred) != 1:
-                raise ValueError("models with several outputs are not supported")
-            y_pred = list(y_pred.values())[0] if isinstance(y_pred, dict) else y_pred[0]
-        if isinstance(y, (list, tuple, dict)):
-            y = None if len(y) != 1 else (list(y.values())[0] if isinstance(y, dict) else y[0])
-        return y, y_pred
+    # -- train-mode layers (see tb_plugin.train_mode) ------------------------
+
+    def _setup_train_mode(self, model):
+        """Wraps the call of the layers that behave differently in training
+        (restored with the other patches, or when an exception ends fit)."""
+        self._train_mode = None
+        if not (self.record_train_mode and self.record_gradients):
+            return
+        try:
+            from tb_plugin import train_mode
+
+            recording = train_mode.FitRecording(model)
+            if not recording.recorder.layers:
+                return
+            self._train_mode_patched = recording.install()
+            self._patched.extend(self._train_mode_patched)
+            self._train_mode = recording
+        except Exception as e:  # noqa: BLE001 - never break training
+            self._warn("train_mode", "train mode not recorded (%s: %s)" % (type(e).__name__, e))
+
+    @contextlib.contextmanager
+    def _train_mode_scope(self):
+        """Around a call of a train function that records: the train-mode
+        layers note what they run with while it is traced."""
+        recording = self._train_mode
+        if recording is None or not self._recording:
+            yield
+            return
+        try:
+            with recording.step_scope():
+                yield
+        except (tf.errors.OutOfRangeError, StopIteration):
+            raise  # the end of an epoch of unknown length
+        except BaseException:
+            self._restore_train_mode()  # whatever ends fit, the layers are as before
+            raise
+
+    def _restore_train_mode(self):
+        saved = getattr(self, "_train_mode_patched", None) or []
+        for item in reversed(saved):
+            try:
+                _restore_attr(item)
+            except Exception:  # noqa: BLE001
+                pass
+        self._patched = [p for p in getattr(self, "_patched", []) if p not in saved]
+        self._train_mode_patched = []
+        self._train_mode = None
+
+    def _write_train_mode(self, step, notes):
+        """Writes the train-mode record of a logged step (`notes`: taken in
+        the step's graph, outside its conds)."""
+        if not notes or self._train_mode is None:
+            return
+        try:
+            with self._train_records():
+                self._train_mode.write(step, notes, _shared_function)
+        except Exception as e:  # noqa: BLE001 - never break training
+            self._warn("train_mode", "train mode not recorded (%s: %s)" % (type(e).__name__, e))
 
     def _gate(self, step):
         """None (record unconditionally: this call runs one step and it is
@@ -731,54 +853,73 @@ class HealthCallback(keras.callbacks.Callback):
     def _record_predictions(self, y, y_pred, training):
         if training and not self._recording:
             return  # the plain train function
-        y, y_pred = self._prediction_inputs(y, y_pred)
-        task = self._task
-        if training:
-            step = self._step()
-            # Validate shapes now (trace time) so that errors surface here.
-            summary_v2._check_outputs(y_pred, y, task)
-            self._pred_spec = (
-                task,
-                int(y_pred.shape[-1]) if task == metadata.TASK_MULTICLASS else 1,
-                y is not None,
-                y_pred.shape,
-                None if y is None else y.shape,
-                y_pred.dtype,
-                None if y is None else y.dtype,
+        if not training:
+            for head in self._heads:
+                if head.acc is not None:
+                    y_h, y_pred_h = outputs_lib.select(head, y, y_pred)
+                    self._accumulate(head, y_h, y_pred_h)
+            return
+        step = self._step()
+        parts = []  # (head, labels, outputs) of each output recorded
+        for head in list(self._heads):
+            try:
+                y_h, y_pred_h = outputs_lib.select(head, y, y_pred)
+                # Validate shapes now (trace time) so that errors surface here.
+                summary_v2._check_outputs(y_pred_h, y_h, head.task)
+            except Exception as e:  # noqa: BLE001 - the other outputs are still recorded
+                self._drop_head(head, e)
+                continue
+            label_shape = None if y_h is None else y_h.shape
+            head.spec = (
+                head.task,
+                int(y_pred_h.shape[-1]) if head.task == metadata.TASK_MULTICLASS else 1,
+                y_h is not None,
+                y_pred_h.shape,
+                label_shape,
+                y_pred_h.dtype,
+                None if y_h is None else y_h.dtype,
             )
+            head.extra = summary_v2.index_extra(head.task, y_pred_h.shape, label_shape)
+            parts.append((head, y_h, y_pred_h))
+        if not parts:
+            return
 
-            ctx = summary_v2._replica_context()
-            if ctx is None:
+        ctx = summary_v2._replica_context()
+        if ctx is None:
 
-                def predictions():
+            def predictions():
+                out = []
+                for head, y_h, y_pred_h in parts:
                     hist_range = None
-                    if task == metadata.TASK_REGRESSION:
-                        hist_range = stats.finite_range(y_pred)
-                    return self._prediction_sums(y_pred, y, hist_range), hist_range
+                    if head.task == metadata.TASK_REGRESSION:
+                        hist_range = stats.finite_range(y_pred_h)
+                    out.append((head, self._prediction_sums(head, y_pred_h, y_h, hist_range),
+                                hist_range))
+                return out
 
-            else:
-                # Collectives cannot run inside the tf.cond: reduce every step.
+        else:
+            # Collectives cannot run inside the tf.cond: reduce every step.
+            reduced = []
+            for head, y_h, y_pred_h in parts:
                 hist_range = None
-                if task == metadata.TASK_REGRESSION:
-                    hist_range = summary_v2._regression_range(y_pred, ctx)
-                sums = summary_v2.all_reduce_sums(
-                    ctx, self._prediction_sums(y_pred, y, hist_range))
+                if head.task == metadata.TASK_REGRESSION:
+                    hist_range = summary_v2._regression_range(y_pred_h, ctx)
+                reduced.append((head, summary_v2.all_reduce_sums(
+                    ctx, self._prediction_sums(head, y_pred_h, y_h, hist_range)), hist_range))
 
-                def predictions():
-                    return sums, hist_range
+            def predictions():
+                return reduced
 
-            should = self._gate(step)
-            if self._gradients_patched and not tf.executing_eagerly():
-                # Written with the gradients (after the update; one cond per
-                # step when there is one): see _make_apply.
-                self._pending_predictions = (
-                    tf.compat.v1.get_default_graph(), predictions, should, step)
-            else:
-                self._run_gated(should, lambda: self._write_record(step, predictions()))
-        elif self._acc is not None:
-            self._accumulate(y, y_pred)
+        should = self._gate(step)
+        if self._gradients_patched and not tf.executing_eagerly():
+            # Written with the gradients (after the update; one cond per
+            # step when there is one): see _make_apply.
+            self._pending_predictions = (
+                tf.compat.v1.get_default_graph(), predictions, should, step)
+        else:
+            self._run_gated(should, lambda: self._write_record(step, predictions()))
 
-    def _prediction_sums(self, y_pred, y, hist_range, packed=None):
+    def _prediction_sums(self, head, y_pred, y, hist_range, packed=None):
         """summary_v2.prediction_sums of a batch, through a tf.function in
         graphs: traced once per process and kind of output (batch dimension
         left open) and shared by the train step, the test step, their
@@ -786,7 +927,7 @@ class HealthCallback(keras.callbacks.Callback):
         fits. `packed`: a prediction_sums_spec; the sums are then returned
         packed into one vector (stats.pack_sums) by a function of its own,
         which calls the shared one (so packing too is traced once)."""
-        task, from_logits = self._task, bool(self._from_logits)
+        task, from_logits = head.task, bool(head.from_logits)
         if tf.executing_eagerly():
             sums = summary_v2.prediction_sums(y_pred, y, from_logits, task, hist_range)[0]
             return sums if packed is None else stats.pack_sums(sums, packed)
@@ -833,10 +974,11 @@ class HealthCallback(keras.callbacks.Callback):
         return pending
 
     def _write_record(self, step, predictions=None, gradients=None):
-        """Writes a train step's record with one op: `predictions` (prediction
-        sums, regression histogram range), `gradients` (gradient_entries and
-        their gradient_stats_many). The statistics and the write are traced
-        once per process (_train_record_impl), not into every fit."""
+        """Writes a train step's record with one op: `predictions` ([(head,
+        prediction sums, regression histogram range)] of the outputs
+        recorded), `gradients` (gradient_entries and their
+        gradient_stats_many). The statistics and the write are traced once
+        per process (_train_record_impl), not into every fit."""
         layout = grad_args = None
         if gradients is not None:
             entries, grad_stats = gradients
@@ -846,11 +988,12 @@ class HealthCallback(keras.callbacks.Callback):
                 [summary_v2._variable_value(v) for _, _, v, _ in entries],
                 [u for _, _, _, u in entries],
             )
-        task = k = from_logits = None
-        if predictions is not None:
-            task, k, from_logits = self._pred_spec[0], self._pred_spec[1], bool(self._from_logits)
-        key = ("train_record", self.predictions_name if predictions is not None else None,
-               self.gradients_name if gradients is not None else None, task, k, from_logits,
+        heads = pred_args = None
+        if predictions:
+            heads = tuple((h.name, h.spec[0], h.spec[1], bool(h.from_logits),
+                           tuple(sorted(h.extra.items()))) for h, _, _ in predictions)
+            pred_args = [(sums, hist_range) for _, sums, hist_range in predictions]
+        key = ("train_record", heads, self.gradients_name if gradients is not None else None,
                layout)
         # The values' metadata only until the write has run once: one write
         # (one set of tags) per writer (see summary_v2._one_write).
@@ -859,30 +1002,29 @@ class HealthCallback(keras.callbacks.Callback):
         written = None
         if key == self._metadata_key and summary_v2._replica_context() is None:
             written = self._metadata_written
-        impl = _train_record_impl(
-            self.predictions_name, self.gradients_name, task, k, from_logits, layout)
+        impl = _train_record_impl(heads, self.gradients_name, layout)
         with self._train_records():
             writer = summary_v2._summary_writer_resource()
             write = impl if writer is None else _shared_function(key, impl)
             return summary_v2._gated(
-                lambda: write(step, writer, written, predictions, grad_args))
+                lambda: write(step, writer, written, pred_args, grad_args))
 
-    def _accumulate(self, y, y_pred):
-        acc = self._acc
+    def _accumulate(self, head, y, y_pred):
+        acc = head.acc
         hist_range = None
-        if self._task == metadata.TASK_REGRESSION:
+        if head.task == metadata.TASK_REGRESSION:
             # The histogram range is the first batch's (later batches clip).
             blo, bhi = stats.finite_range(y_pred)
-            first = tf.equal(acc[self._acc_count], 0.0)
-            lo = tf.where(first, blo, self._range[0])
-            hi = tf.where(first, bhi, self._range[1])
-            self._range[0].assign(lo)
-            self._range[1].assign(hi)
+            first = tf.equal(acc[head.acc_count], 0.0)
+            lo = tf.where(first, blo, head.range[0])
+            hi = tf.where(first, bhi, head.range[1])
+            head.range[0].assign(lo)
+            head.range[1].assign(hi)
             hist_range = (lo, hi)
         # Packed in the shared function: the sums' casts and concat are
         # traced once per process, not into every fit's test step.
-        packed = self._prediction_sums(y_pred, y if self._pred_spec[2] else None, hist_range,
-                                       packed=self._acc_spec)
+        packed = self._prediction_sums(head, y_pred, y if head.spec[2] else None, hist_range,
+                                       packed=head.acc_spec)
         ctx = summary_v2._replica_context()
         if ctx is not None:
             packed = ctx.all_reduce(tf.distribute.ReduceOp.SUM, packed)
@@ -923,14 +1065,18 @@ class HealthCallback(keras.callbacks.Callback):
                     result = original(grads, trainable_variables)
                     updates = [None] * len(variables)
             pending = cb._take_pending_predictions()
+            train_mode = cb._train_mode.take() if cb._train_mode is not None else None
             try:
                 present = [i for i, g in enumerate(grads) if g is not None]
                 entries = [(p, g, v, updates[i]) for (p, g, v, _), i in zip(entries, present)]
 
                 def write():
-                    # One write op for the step's prediction and gradient records.
+                    # One write op for the step's prediction and gradient records
+                    # (and one for its train-mode record, see _write_train_mode).
                     predictions = pending[1]() if pending is not None else None
-                    return cb._write_record(step, predictions, (entries, grad_stats))
+                    written = cb._write_record(step, predictions, (entries, grad_stats))
+                    cb._write_train_mode(step, train_mode)
+                    return written
 
                 with tf.name_scope("health_" + summary_v2._scope_name(cb.gradients_name)):
                     cb._run_gated(should, write)
@@ -972,31 +1118,37 @@ class HealthCallback(keras.callbacks.Callback):
     def on_test_begin(self, logs=None):
         if not self._active or not self._record_preds:
             return
-        try:
-            if self._acc is None:
-                if self._pred_spec is None:
-                    return
-                self._create_accumulators()  # zeros
-            else:
-                self._acc.assign(np.zeros(self._acc.shape, np.float64))
-        except Exception as e:  # noqa: BLE001
-            self._warn("validation", "validation not recorded (%s: %s)" % (type(e).__name__, e))
-            self._acc = None
+        for head in self._heads:
+            try:
+                if head.acc is None:
+                    if head.spec is None:
+                        continue
+                    self._create_accumulators(head)  # zeros
+                else:
+                    head.acc.assign(np.zeros(head.acc.shape, np.float64))
+            except Exception as e:  # noqa: BLE001
+                self._warn("validation",
+                           "validation not recorded (%s: %s)" % (type(e).__name__, e))
+                head.acc = None
 
-    def _create_accumulators(self):
-        task, k, has_labels, _, _, _, _ = self._pred_spec
+    def _create_accumulators(self, head):
+        task, k, has_labels, y_pred_shape, y_shape, _, _ = head.spec
+        dims = 1
+        if task == metadata.TASK_REGRESSION and has_labels:
+            dims = stats.regression_dims(y_pred_shape, y_shape)
         # All the sums in one float64 vector: one op to reset, one to add a
         # batch, one to read at the end.
-        self._acc_spec = stats.prediction_sums_spec(task, k, has_labels, bool(self._from_logits))
-        self._acc_count = [key for key, _, _ in self._acc_spec].index(stats.S_COUNT)
-        size = sum(int(np.prod(shape)) if shape else 1 for _, shape, _ in self._acc_spec)
+        head.acc_spec = stats.prediction_sums_spec(task, k, has_labels, bool(head.from_logits),
+                                                   output_dims=dims)
+        head.acc_count = [key for key, _, _ in head.acc_spec].index(stats.S_COUNT)
+        size = sum(int(np.prod(shape)) if shape else 1 for _, shape, _ in head.acc_spec)
         strategy = self.model.distribute_strategy
         with strategy.scope():
-            self._acc = tf.Variable(
+            head.acc = tf.Variable(
                 tf.zeros([size], tf.float64), trainable=False, name="health_val_sums",
                 aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA,
             )
-            self._range = [
+            head.range = [
                 tf.Variable(0.0, trainable=False, name="health_val_lo",
                             aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA),
                 tf.Variable(1.0, trainable=False, name="health_val_hi",
@@ -1004,33 +1156,38 @@ class HealthCallback(keras.callbacks.Callback):
             ]
 
     def on_test_end(self, logs=None):
-        if not self._active or self._acc is None:
+        if not self._active:
             return
-        try:
-            flat = self._acc.numpy()
-            if flat[self._acc_count] == 0:
-                return
-            sums = stats.unpack_sums(flat, self._acc_spec)
-            if self._val_writer is None:
-                self._val_writer = self._create_writer("validation")
-            task, k = self._pred_spec[0], self._pred_spec[1]
-            hist_range = None
-            if task == metadata.TASK_REGRESSION:
-                hist_range = (float(self._range[0].numpy()), float(self._range[1].numpy()))
-            step = int(self._optimizer.iterations.numpy())
-            with summary_v2.writer_scope(self._val_writer), tf.summary.record_if(True):
-                summary_v2.write_prediction_sums_numpy(
-                    self.predictions_name, sums, task, k, step,
-                    bool(self._from_logits), hist_range,
-                )
-        except Exception as e:  # noqa: BLE001
-            self._warn("validation", "validation not recorded (%s: %s)" % (type(e).__name__, e))
+        for head in self._heads:
+            if head.acc is None:
+                continue
+            try:
+                flat = head.acc.numpy()
+                if flat[head.acc_count] == 0:
+                    continue
+                sums = stats.unpack_sums(flat, head.acc_spec)
+                if self._val_writer is None:
+                    self._val_writer = self._create_writer("validation")
+                task, k = head.spec[0], head.spec[1]
+                hist_range = None
+                if task == metadata.TASK_REGRESSION:
+                    hist_range = (float(head.range[0].numpy()), float(head.range[1].numpy()))
+                step = int(self._optimizer.iterations.numpy())
+                with summary_v2.writer_scope(self._val_writer), tf.summary.record_if(True):
+                    summary_v2.write_prediction_sums_numpy(
+                        head.name, sums, task, k, step,
+                        bool(head.from_logits), hist_range, index_extra=head.extra,
+                    )
+            except Exception as e:  # noqa: BLE001
+                self._warn("validation",
+                           "validation not recorded (%s: %s)" % (type(e).__name__, e))
 
     # -- epochs and findings -----------------------------------------------
 
     def on_epoch_end(self, epoch, logs=None):
         if not self._active:
             return
+        self._write_coverage()
         try:
             self._flush()
         except Exception as e:  # noqa: BLE001

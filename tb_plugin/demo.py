@@ -2,8 +2,8 @@
 
 Each scenario is a function ``scenario(log_dir)`` that trains a tiny Keras
 model on synthetic data with a fixed seed and records it with
-:class:`tb_plugin.HealthCallback` into ``log_dir/train`` and
-``log_dir/validation``. They are shared by the tests and by the demo logs::
+:class:`tb_plugin.HealthCallback` (the ``seed001_loop_*`` custom loops: with
+:mod:`tb_plugin.summary`) into ``log_dir/train`` and ``log_dir/validation``. They are shared by the tests and by the demo logs::
 
     python -m tb_plugin.demo OUTDIR            # every scenario, OUTDIR/<scenario>/
     python -m tb_plugin.demo OUTDIR --only seed000_relu_logits seed000_fixed
@@ -33,8 +33,11 @@ CLASS_COLLAPSE = "class_collapse"
 TIED_PREDICTIONS = "tied_predictions"
 VANISHING = "vanishing_gradients"
 EXPLODING = "exploding_gradients"
+LEARNING_RATE = "learning_rate_too_high"
 DEAD_UNITS = "dead_units"
 OUTPUT_ACTIVATION = "output_activation_mismatch"
+TRAIN_MODE_INACTIVE = "train_mode_inactive"
+TRAINING_ARG_MISSING = "training_arg_missing"
 
 # Every scenario records with HealthCallback's default cadence (what users
 # get); validation records once per epoch.
@@ -465,6 +468,133 @@ def class_weight_fixed(log_dir):
 
 
 # ---------------------------------------------------------------------------
+# Seed 001: dropout silently off while the model trains
+
+
+def _seed001_model(with_training):
+    """Seed 001's regression MLP (4 x Dense(64, relu) + Dropout(0.05)) as a
+    subclassed model; without `training` in its call, fit calls it without
+    the flag and every Dropout runs in inference mode."""
+    tf, keras = _tf()
+
+    class Base(keras.Model):
+        def __init__(self):
+            super().__init__(name="seed001")
+            self.dense = [keras.layers.Dense(64, activation="relu", name="dense%d" % i)
+                          for i in range(4)]
+            self.drop = [keras.layers.Dropout(0.05, name="dropout%d" % i) for i in range(4)]
+            self.out = keras.layers.Dense(1, name="out")
+
+    if with_training:
+        class Seed001MLP(Base):
+            def call(self, inputs, training=None):
+                x = inputs
+                for dense, drop in zip(self.dense, self.drop):
+                    x = drop(dense(x), training=training)
+                return self.out(x)
+    else:
+        class Seed001MLP(Base):
+            def call(self, inputs):  # no `training`: fit calls it without the flag
+                x = inputs
+                for dense, drop in zip(self.dense, self.drop):
+                    x = drop(dense(x))
+                return self.out(x)
+
+    model = Seed001MLP()
+    model.compile(optimizer=keras.optimizers.RMSprop(5e-4), loss="mse")
+    return model
+
+
+def seed001_no_training_arg(log_dir):
+    """Seed 001: a subclassed regression MLP with Dropout(0.05) after every
+    hidden layer whose call(self, inputs) takes no `training`: fit calls it
+    without the flag, so every Dropout runs in inference mode (the model
+    trains, "better", without its dropout)."""
+    _, keras = _tf()
+    keras.utils.set_random_seed(1)
+    x, y = smooth_regression(seed=1)
+    return _fit(_seed001_model(False), x, y, log_dir, epochs=4, batch_size=32)
+
+
+def seed001_training_arg(log_dir):
+    """Seed 001, fixed: call(self, inputs, training=None) passes the flag on."""
+    _, keras = _tf()
+    keras.utils.set_random_seed(1)
+    x, y = smooth_regression(seed=1)
+    return _fit(_seed001_model(True), x, y, log_dir, epochs=4, batch_size=32)
+
+
+def _custom_loop(log_dir, training, epochs=6, batch_size=32, every=4):
+    """A GradientTape loop recorded with tb_plugin.summary: a classifier with
+    BatchNormalization and Dropout called as model(x) (`training` False:
+    both run in inference mode) or model(x, training=True)."""
+    tf, keras = _tf()
+    import tb_plugin.summary as health
+
+    keras.utils.set_random_seed(11)
+    x, y = blobs(n=1200, classes=4, spread=1.5, seed=11)
+    n_val = len(x) // 5
+    x_val, y_val, x, y = x[:n_val], y[:n_val], x[n_val:], y[n_val:]
+    model = keras.Sequential([
+        keras.Input((16,)),
+        keras.layers.Dense(64, name="hidden"),
+        keras.layers.BatchNormalization(name="bn"),
+        keras.layers.ReLU(name="relu"),
+        keras.layers.Dropout(0.3, name="dropout"),
+        keras.layers.Dense(4, name="logits"),
+    ], name="loop")
+    optimizer = keras.optimizers.Adam(1e-2)
+    loss_fn = tf.nn.sparse_softmax_cross_entropy_with_logits
+    train_writer = tf.summary.create_file_writer(os.path.join(log_dir, "train"))
+    val_writer = tf.summary.create_file_writer(os.path.join(log_dir, "validation"))
+    with train_writer.as_default():
+        health.model_manifest(model, loss_fn, optimizer)
+    probe = health.train_mode_probe(model)
+
+    @tf.function
+    def train_step(xb, yb, step):
+        with tf.GradientTape() as tape:
+            with probe:
+                logits = model(xb, training=True) if training else model(xb)
+            loss = tf.reduce_mean(loss_fn(yb, logits))
+        variables = model.trainable_variables
+        grads = tape.gradient(loss, variables)
+        with train_writer.as_default(step=step), tf.summary.record_if(step % every == 0):
+            health.prediction_distribution("predictions", logits, labels=yb, from_logits=True)
+            health.gradient_magnitudes("gradients", grads, variables)
+            health.train_mode(probe)
+        optimizer.apply_gradients(zip(grads, variables))
+        return loss
+
+    rng = np.random.default_rng(11)
+    step = 0
+    for _ in range(epochs):
+        order = rng.permutation(len(x))
+        for i in range(0, len(x), batch_size):
+            idx = order[i:i + batch_size]
+            train_step(tf.constant(x[idx]), tf.constant(y[idx]), tf.constant(step, tf.int64))
+            step += 1
+        with val_writer.as_default(step=step):
+            health.prediction_distribution("predictions", model(x_val, training=False),
+                                           labels=y_val, from_logits=True)
+    train_writer.close()
+    val_writer.close()
+    return model
+
+
+def seed001_loop_no_training(log_dir):
+    """Seed 001 in a custom training loop: the GradientTape step calls
+    model(x), so BatchNormalization and Dropout run in inference mode while
+    the model trains (recorded with tb_plugin.summary.train_mode)."""
+    return _custom_loop(log_dir, training=False)
+
+
+def seed001_loop_training(log_dir):
+    """The same loop calling model(x, training=True)."""
+    return _custom_loop(log_dir, training=True)
+
+
+# ---------------------------------------------------------------------------
 # The table
 
 
@@ -491,9 +621,12 @@ def _s(name, fn, train=(), validation=(), twin=""):
 
 SCENARIOS: Dict[str, Scenario] = {s.name: s for s in [
     # Seed 000: the ReLU kills every logit (dead_units on the logits layer),
-    # the softmax goes uniform, every row ties, in_top_k says ~100%.
+    # the softmax goes uniform, every row ties, in_top_k says ~100%. RMSprop
+    # at 0.1 (100x its default) moves the weights by several times their size
+    # in the first steps; the fixed twin learns anyway, this one does not.
     _s("seed000_relu_logits", seed000_relu_logits,
-       train={OUTPUT_ACTIVATION, PREDICTION_COLLAPSE, TIED_PREDICTIONS, DEAD_UNITS},
+       train={OUTPUT_ACTIVATION, PREDICTION_COLLAPSE, TIED_PREDICTIONS, DEAD_UNITS,
+              LEARNING_RATE},
        validation={PREDICTION_COLLAPSE, TIED_PREDICTIONS}, twin="seed000_fixed"),
     _s("seed000_fixed", seed000_fixed),
     # Seed 002: starved early layers, constant output; the tiny negative
@@ -509,7 +642,7 @@ SCENARIOS: Dict[str, Scenario] = {s.name: s for s in [
     _s("healthy_cnn", healthy_cnn),
     _s("healthy_binary", healthy_binary),
     _s("healthy_regression", healthy_regression),
-    _s("exploding_sgd", exploding_sgd, train={EXPLODING, NONFINITE},
+    _s("exploding_sgd", exploding_sgd, train={EXPLODING, NONFINITE, LEARNING_RATE},
        validation={NONFINITE}, twin="exploding_fixed"),
     _s("exploding_fixed", exploding_fixed),
     # The NaN row turns the first kernel NaN; ReLU maps the NaN activations to
@@ -523,6 +656,15 @@ SCENARIOS: Dict[str, Scenario] = {s.name: s for s in [
     _s("class_weight_bug", class_weight_bug, train={CLASS_COLLAPSE},
        validation={CLASS_COLLAPSE}, twin="class_weight_fixed"),
     _s("class_weight_fixed", class_weight_fixed),
+    # Seed 001: Dropout (and BatchNormalization) silently in inference mode
+    # while the model trains: in fit (call without `training`, also visible
+    # in the manifest) and in a custom loop (model(x) in the GradientTape).
+    _s("seed001_no_training_arg", seed001_no_training_arg,
+       train={TRAINING_ARG_MISSING, TRAIN_MODE_INACTIVE}, twin="seed001_training_arg"),
+    _s("seed001_training_arg", seed001_training_arg),
+    _s("seed001_loop_no_training", seed001_loop_no_training, train={TRAIN_MODE_INACTIVE},
+       twin="seed001_loop_training"),
+    _s("seed001_loop_training", seed001_loop_training),
 ]}
 
 

@@ -41,10 +41,19 @@ KIND_BASELINE = "no_better_than_baseline"
 KIND_TIED_PREDICTIONS = "tied_predictions"
 KIND_VANISHING = "vanishing_gradients"
 KIND_EXPLODING = "exploding_gradients"
+KIND_LEARNING_RATE = "learning_rate_too_high"
 KIND_DEAD_UNITS = "dead_units"
 KIND_OUTPUT_ACTIVATION = "output_activation_mismatch"
 KIND_CONVERGED = "converged"
 KIND_MIXED_FITS = "mixed_fits"
+# Layers that behave differently in training (see tb_plugin.train_mode_rules).
+KIND_TRAIN_MODE_INACTIVE = "train_mode_inactive"
+KIND_TRAIN_MODE_OVERRIDDEN = "train_mode_overridden"
+KIND_TRAINING_ARG_MISSING = "training_arg_missing"
+KIND_DROPOUT_RATE_ZERO = "dropout_rate_zero"
+KIND_FROZEN_BATCHNORM = "frozen_batchnorm"
+# Outputs whose predictions were not recorded (see tb_plugin.outputs).
+KIND_NOT_COVERED = "not_covered"
 
 KINDS = (
     KIND_NONFINITE,
@@ -53,14 +62,22 @@ KINDS = (
     KIND_TIED_PREDICTIONS,
     KIND_CLASS_COLLAPSE,
     KIND_BASELINE,
+    KIND_LEARNING_RATE,
     KIND_EXPLODING,
     KIND_VANISHING,
     KIND_DEAD_UNITS,
     KIND_MIXED_FITS,
     KIND_CONVERGED,
+    KIND_TRAIN_MODE_INACTIVE,
+    KIND_TRAIN_MODE_OVERRIDDEN,
+    KIND_TRAINING_ARG_MISSING,
+    KIND_DROPOUT_RATE_ZERO,
+    KIND_FROZEN_BATCHNORM,
+    KIND_NOT_COVERED,
 )
 # Kinds that the manifest alone shows (see diagnose_manifest): known at step 0.
-MANIFEST_KINDS = (KIND_OUTPUT_ACTIVATION,)
+MANIFEST_KINDS = (KIND_OUTPUT_ACTIVATION, KIND_TRAINING_ARG_MISSING, KIND_DROPOUT_RATE_ZERO,
+                  KIND_FROZEN_BATCHNORM, KIND_NOT_COVERED)
 
 STATUS_HEALTHY = "healthy"
 STATUS_UNHEALTHY = "unhealthy"
@@ -150,6 +167,12 @@ class Thresholds:
     # (plain low learning rates slow every layer alike; our choice).
     vanishing_update_gap: float = 1e-2
 
+    # --- learning_rate_too_high ---
+    # A kernel changing by this share of its norm per step, two records in a row:
+    # 300x the guideline (our choice; healthy fits measured at 0.005-0.02
+    # with Adam 3e-3, diverging ones at 0.3-5 in their first steps).
+    update_ratio_high: float = 0.3
+
     # --- exploding_gradients ---
     # AUTOTRAINER's exploding rule: first/last gradient norm ratio > beta_3 =
     # 70. Shown by the plugin as a reference band; not a trigger on its own:
@@ -184,6 +207,16 @@ class Thresholds:
     # Train accuracy at or above this while the output layer gets no
     # gradient: nothing is left to learn (our choice).
     converged_accuracy: float = 0.99
+
+    # --- train_mode_inactive (statistical evidence) ---
+    # A Dropout that received training=True counts as not dropping when its
+    # output's zero fraction is below the expected z_in + (1 - z_in) * rate
+    # by this many standard errors of the subsample (our choice: a healthy
+    # layer is 6 SE short about once in 10^9 records)...
+    train_mode_sd: float = 6.0
+    # ...and by at least this share of the expected drops (a large margin in
+    # absolute terms too: half the dropout missing).
+    train_mode_deficit: float = 0.5
 
     def to_json(self):
         return dataclasses.asdict(self)
@@ -566,6 +599,8 @@ def _run_span(run):
     """The step range of the run's prediction scalars and gradient statistics."""
     parts = [s.steps for p in run.predictions.values() for s in p.scalars.values()]
     parts += [g.steps for g in run.gradients.values()]
+    parts += [s.steps for t in (getattr(run, "train_mode", None) or {}).values()
+              for per_layer in t.stats.values() for s in per_layer.values()]
     parts = [steps for steps in parts if len(steps)]
     if not parts:
         return None
@@ -620,47 +655,97 @@ def _nonfinite_predictions(pred, span, th):
     ]
 
 
+_COLLAPSE_SUGGESTION = (
+    "Check the weight initialisation (a tiny init such as N(0, 1e-3) starves the "
+    "signal; use Glorot/He), look for vanishing gradients, and check that the inputs "
+    "actually reach the model.")
+
+
+def _regression_collapse(pool, span, th, output_layer):
+    """Regression outputs that do not follow the inputs: std(output) /
+    std(target) < collapse_std_ratio. With D > 1 output dimensions recorded
+    one by one (output_std_ratio_max/min), every dimension's ratio tiny (the
+    largest) is a collapse (error), and one dimension's (the smallest) a
+    warning; older records hold the flattened ratio only, which the spread
+    between the dimensions' means inflates."""
+    pred = pool.pred
+    steps = pool.steps
+    o = pool.scalar(metadata.PRED_OUTPUT_STD)
+    t = pool.scalar(metadata.PRED_TARGET_STD)
+    r_max = pool.scalar(metadata.PRED_OUTPUT_STD_RATIO_MAX)
+    r_min = pool.scalar(metadata.PRED_OUTPUT_STD_RATIO_MIN)
+    dims = (getattr(pred, "index", None) or {}).get(metadata.INDEX_OUTPUT_DIMS)
+    if r_max is not None:
+        ratio = r_max
+        cond = np.isfinite(r_max) & (r_max < th.collapse_std_ratio)
+    elif o is not None and t is not None:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = o / t
+        cond = np.isfinite(ratio) & (t > 0) & (ratio < th.collapse_std_ratio)
+    else:
+        return []
+    hit = _sustained(steps, cond, span, th, weights=pool.weights)
+    partial = False
+    if hit is None and r_min is not None:
+        cond = np.isfinite(r_min) & (r_min < th.collapse_std_ratio)
+        hit = _sustained(steps, cond, span, th, weights=pool.weights)
+        partial = True
+    if hit is None:
+        return []
+    a, b = hit
+    evidence = {}
+    if o is not None and t is not None:
+        evidence["output_std"] = _r(_nanmedian(o[a:b + 1]))
+        evidence["target_std"] = _r(_nanmedian(t[a:b + 1]))
+    # std_ratio: the ratio judged (per dimension: the largest, or the
+    # smallest for one constant output).
+    evidence["std_ratio"] = _r(_nanmedian((r_min if partial else ratio)[a:b + 1]))
+    if r_max is not None:
+        evidence["std_ratio_max"] = _r(_nanmedian(r_max[a:b + 1]))
+        if r_min is not None:
+            evidence["std_ratio_min"] = _r(_nanmedian(r_min[a:b + 1]))
+        if dims:
+            evidence["output_dims"] = dims
+    evidence["threshold"] = th.collapse_std_ratio
+    evidence["examples"] = int(pool.weights[a:b + 1].sum())
+    if output_layer:
+        evidence["output_layer"] = output_layer
+    of_dims = "the %d outputs" % dims if dims else "the outputs"
+    if partial:
+        message = ("At least one of %s of the %s is nearly constant: its std is %s of its "
+                   "target's (the largest ratio over the output dimensions is %s), so that "
+                   "output does not depend on the input."
+                   % (of_dims, _what(pred), _fmt(evidence["std_ratio_min"]),
+                      _fmt(evidence["std_ratio_max"])))
+    elif r_max is not None:
+        message = ("Every one of %s of the %s is nearly constant: even the largest "
+                   "std(output) / std(target) over the output dimensions is %s, so the "
+                   "outputs do not depend on the input."
+                   % (of_dims, _what(pred), _fmt(evidence["std_ratio_max"])))
+    else:
+        message = ("The %s are nearly constant: their std is %s against the targets' %s "
+                   "(ratio %s), so the output does not depend on the input."
+                   % (_what(pred), _fmt(evidence["output_std"]),
+                      _fmt(evidence["target_std"]), _fmt(evidence["std_ratio"])))
+    return [
+        _window_finding(
+            KIND_PREDICTION_COLLAPSE, steps, a, b, evidence, message=message,
+            suggestion=_COLLAPSE_SUGGESTION,
+            severity=SEVERITY_WARNING if partial else SEVERITY_ERROR,
+        )
+    ]
+
+
 def _prediction_collapse(pool, span, th, output_layer):
     pred = pool.pred
     steps = pool.steps
     if pred.task == metadata.TASK_REGRESSION:
-        o = pool.scalar(metadata.PRED_OUTPUT_STD)
-        t = pool.scalar(metadata.PRED_TARGET_STD)
-        if o is None or t is None:
-            return []
-        with np.errstate(divide="ignore", invalid="ignore"):
-            ratio = o / t
-        cond = np.isfinite(ratio) & (t > 0) & (ratio < th.collapse_std_ratio)
-        hit = _sustained(steps, cond, span, th, weights=pool.weights)
-        if hit is None:
-            return []
-        a, b = hit
-        evidence = {
-            "output_std": _r(_nanmedian(o[a:b + 1])),
-            "target_std": _r(_nanmedian(t[a:b + 1])),
-            "std_ratio": _r(_nanmedian(ratio[a:b + 1])),
-            "threshold": th.collapse_std_ratio,
-            "examples": int(pool.weights[a:b + 1].sum()),
-        }
-        if output_layer:
-            evidence["output_layer"] = output_layer
-        return [
-            _window_finding(
-                KIND_PREDICTION_COLLAPSE, steps, a, b, evidence,
-                message="The %s are nearly constant: their std is %s against the "
-                "targets' %s (ratio %s), so the output does not depend on the input."
-                % (_what(pred), _fmt(evidence["output_std"]), _fmt(evidence["target_std"]),
-                   _fmt(evidence["std_ratio"])),
-                suggestion="Check the weight initialisation (a tiny init such as "
-                "N(0, 1e-3) starves the signal; use Glorot/He), look for vanishing "
-                "gradients, and check that the inputs actually reach the model.",
-            )
-        ]
+        return _regression_collapse(pool, span, th, output_layer)
 
     ent = pool.scalar(metadata.PRED_ENTROPY)
     if ent is None:
         return []
-    cond = np.isfinite(ent) & (ent >= th.collapse_entropy)
+    cond = np.isfinite(ent) & (ent >= th.collapse_entropy) & ~_above_baseline(pool, th)
     hit = _sustained(steps, cond, span, th, weights=pool.weights)
     if hit is None:
         return []
@@ -772,6 +857,24 @@ def _not_uniform(pool, th):
     return ok
 
 
+def _above_baseline(pool, th):
+    """Windows whose argmax accuracy is clearly above the most frequent
+    label's share (by baseline_margin and baseline_noise_sd standard
+    errors): the model tells classes apart, however unsure its
+    probabilities (heavy dropout, a slow start)."""
+    shares = _class_shares(pool)
+    acc = pool.scalar(metadata.PRED_ACCURACY)
+    if shares is None or acc is None:
+        return np.zeros(len(pool), dtype=bool)
+    lc = shares[1]
+    n = lc.sum(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        base = lc.max(axis=1) / n
+        noise = np.sqrt(base * (1.0 - base) / n)
+        return (n > 0) & np.isfinite(acc) & (
+            acc > base + np.maximum(th.baseline_margin, th.baseline_noise_sd * noise))
+
+
 def _class_collapse(pool, span, th):
     shares = _class_shares(pool)
     if shares is None:
@@ -835,6 +938,19 @@ def _no_better_than_baseline(pool, span, th):
     if hit is None:
         return []
     a, b = hit
+    # A model that got past the baseline by the end has learned (slowly):
+    # the streak must reach the last tenth of the run.
+    if b < len(steps) - 1 - len(steps) // 10:
+        return []
+    # Over the whole streak (thousands of examples) the accuracy must not be
+    # significantly above the base rate: a window's noise is no excuse there.
+    w = pool.weights[a:b + 1]
+    seen = lc[a:b + 1].sum(axis=0)
+    streak_base = seen.max() / max(seen.sum(), 1)
+    streak_acc = float(np.nansum(acc[a:b + 1] * w) / max(w.sum(), 1))
+    streak_noise = math.sqrt(streak_base * (1 - streak_base) / max(w.sum(), 1))
+    if streak_acc > streak_base + max(th.baseline_margin, th.baseline_noise_sd * streak_noise):
+        return []
     total = lc[a:b + 1].sum(axis=0)
     cls = int(np.argmax(total))
     w = pool.weights[a:b + 1]
@@ -1092,6 +1208,77 @@ def _vanishing(grad, span, th):
     ]
 
 
+def _learned_anyway(run, th):
+    """Whether the run's last train prediction window is clearly above the
+    base rate: a model that learns despite large first steps is working."""
+    for pred in run.predictions.values():
+        pool = _Pooled(pred, th)
+        if len(pool) and _above_baseline(pool, th)[-1]:
+            return True
+    return False
+
+
+def _learning_rate_too_high(run, grad, span, th):
+    """A kernel's weights change by a large part of their size at each step
+    (the largest update/weight ratio of the kernels >= update_ratio_high on
+    two consecutive records; a learning rate far too high blows the weights
+    up in a few steps, after which its ReLUs often die and nothing moves):
+    the step is far too large for the weights, from the start of training
+    (before the warm-up ends), in a model that then does not learn (a
+    classifier still at its base rate at the end). Kernels far smaller than
+    the others are left out (growing from 0, any step is large next to
+    them)."""
+    ratios = grad.stats.get(metadata.GRAD_UPDATE_RATIO, {})
+    wnorms = grad.stats.get(metadata.GRAD_WEIGHT_NORM, {})
+    kernels = [p for p in _kernels(grad) if p in ratios and p in wnorms]
+    if not kernels:
+        return []
+    upd = grad.matrix(metadata.GRAD_UPDATE_RATIO)
+    wn = grad.matrix(metadata.GRAD_WEIGHT_NORM)
+    rows = [grad.variables.index(p) for p in kernels]
+    sizes = np.array([float(np.prod(grad.shapes.get(p) or [1])) for p in kernels])
+    # Root mean square of each kernel's entries; a kernel far smaller than
+    # the others is growing from ~0 (zero-initialised), where any step is
+    # large next to its size.
+    rms = wn.values[rows] / np.sqrt(sizes)[:, None]
+    with np.errstate(invalid="ignore"):
+        grown = rms >= 0.25 * np.nanmedian(rms, axis=0)
+        large = (upd.present[rows] & grown
+                 & (np.nan_to_num(upd.values[rows], nan=0.0) >= th.update_ratio_high)
+                 ).any(axis=0)
+    steps = grad.steps
+    # A learning rate far too high shows in the first steps; a later pair of
+    # large steps (an RMSprop spike that training recovers from) is no proof.
+    early = steps < span.warmup_step(th.warmup_fraction)
+    hit = None
+    for a, b in _streaks(large):
+        if b > a and early[a] and (hit is None or b - a > hit[1] - hit[0]):
+            hit = (a, b)
+    if hit is None or _learned_anyway(run, th):
+        return []
+    a, b = hit
+    seg = upd.values[rows][:, a:b + 1]
+    evidence = {
+        "update_ratio_max": _r(float(np.nanmax(seg))),
+        "update_ratio_high": th.update_ratio_high,
+        "update_ratio_guideline": th.update_ratio_guideline,
+        "kernels": len(kernels),
+        "records": int(b - a + 1),
+    }
+    return [
+        _window_finding(
+            KIND_LEARNING_RATE, steps, a, b, evidence,
+            message="From step %d the weights change by up to %s of their size in "
+            "one step (update/weight ratio, guideline ~%s): the steps are far too "
+            "large for these weights." % (steps[a], _pct(evidence["update_ratio_max"]),
+                                          _fmt(th.update_ratio_guideline)),
+            suggestion="Lower the learning rate (by 10-100x), or use a schedule with "
+            "warm-up; if the weights were initialised tiny, use Glorot/He "
+            "initialisation instead.",
+        )
+    ]
+
+
 def _exploding(grad, span, th):
     norms = grad.stats.get(metadata.GRAD_NORM, {})
     kernels = [p for p in _kernels(grad) if p in norms] or [
@@ -1177,6 +1364,11 @@ def _exploding(grad, span, th):
     ]
 
 
+# An output-layer gradient this many times below its first records' is no
+# gradient: float32 losses that have nothing left to teach decay to ~1e-16.
+SILENT_OUTPUT_DROP = 1e-7
+
+
 def _output_layer_rows(grad):
     """Rows of grad.variables that belong to the output layer (the layer of
     the last kernel, or of the last variable)."""
@@ -1188,22 +1380,25 @@ def _output_layer_rows(grad):
 
 
 def _silent_output(grad):
-    """Per step of grad.steps: whether the loss sent no gradient into the
-    output layer (its bias gradient is entirely zero; without a bias, every
-    output variable's gradient is 0). The layers before it then get none
-    either: not their fault."""
+    """Per step of grad.steps: whether the loss sent (next to) no gradient
+    into the output layer: its bias gradient is entirely zero, or the output
+    layer's gradient norm is below SILENT_OUTPUT_DROP times its first
+    records' (a saturated cross-entropy decays to ~1e-16 rather than 0).
+    The layers before it then get none either: not their fault."""
     rows = _output_layer_rows(grad)
     silent = np.zeros(len(grad.steps), dtype=bool)
     if not rows:
         return silent
     zero = grad.matrix(metadata.GRAD_ZERO_FRACTION)
-    norm = grad.matrix(metadata.GRAD_NORM)
     bias = [i for i in rows if grad.variables[i].rsplit("/", 1)[-1] == "bias"]
     if bias:
-        i = bias[-1]
-        return zero.present[i] & (zero.values[i] >= 1.0)
-    present = norm.present[rows].all(axis=0)
-    return present & (np.nansum(np.abs(norm.values[rows]), axis=0) == 0)
+        silent |= zero.present[bias[-1]] & (zero.values[bias[-1]] >= 1.0)
+    present, out = _output_gradient_norm(grad)
+    start = out[present & np.isfinite(out)][:3]
+    if start.size:
+        with np.errstate(invalid="ignore"):
+            silent |= present & (out <= SILENT_OUTPUT_DROP * float(np.median(start)))
+    return silent
 
 
 def _fits_training_data(run, grad, th):
@@ -1265,7 +1460,10 @@ def _dead_units(run, grad, span, th):
         # none (reported on the output layer); the output layer gets none
         # when the predictions are right (nothing left to learn).
         at = np.searchsorted(grid, s.steps)
-        excused = fits[at] if grad.variables.index(p) in output_rows else silent[at]
+        # When (nearly) every training example is predicted right, most
+        # examples send ~0 gradient: units idle on the rest are not dead.
+        excused = fits[at] | (silent[at] if grad.variables.index(p) not in output_rows
+                              else False)
         cond = np.isfinite(s.values) & (s.values >= th.dead_fraction) & ~excused
         hit = _sustained(s.steps, cond, span, th)
         if hit is None:
@@ -1506,18 +1704,66 @@ class _ManifestOnly:
         self.manifest = manifest
         self.predictions = {}
         self.gradients = {}
+        self.train_mode = {}
         self.warnings = []
+
+
+def _not_covered(run, span, th):
+    """Warning: outputs whose predictions HealthCallback could not record
+    (the manifest's ``not_recorded``, see tb_plugin.outputs): the prediction
+    rules saw nothing of them, so the run is not called healthy."""
+    manifest = run.manifest if isinstance(run.manifest, dict) else {}
+    missing = manifest.get(metadata.MANIFEST_NOT_RECORDED)
+    if not isinstance(missing, list) or not missing:
+        return []
+    missing = [e for e in missing if isinstance(e, dict)]
+    if not missing:
+        return []
+    recorded = manifest.get(metadata.MANIFEST_RECORDED)
+    recorded = [str(r) for r in recorded] if isinstance(recorded, list) else []
+    names = [str(e["output"]) if e.get("output") else None for e in missing]
+    what = ", ".join("output %r" % n if n else "the model's output" for n in names)
+    reasons = "; ".join(("%s: %s" % (n or "output", e.get("reason"))) if len(missing) > 1
+                        else str(e.get("reason")) for n, e in zip(names, missing))
+    covered = []
+    if recorded:
+        covered.append("the predictions %s" % ", ".join(repr(r) for r in recorded))
+    if run.gradients or isinstance(run, _ManifestOnly):
+        covered.append("the gradients")
+    return [
+        Finding(
+            kind=KIND_NOT_COVERED,
+            severity=SEVERITY_WARNING,
+            layer=", ".join(n or "output" for n in names),
+            first_step=span.first if span else 0,
+            last_step=span.last if span else 0,
+            evidence={"not_recorded": missing, "recorded_predictions": recorded},
+            message="The predictions of %s were not recorded (%s), so no prediction "
+            "finding covers them; the findings cover only %s."
+            % (what, reasons, " and ".join(covered) or "the rest of the run"),
+            suggestion="Compile the model with a recognised loss per output (a Keras loss "
+            "object or name), or pass task= and from_logits= to HealthCallback; outputs "
+            "of other shapes can be recorded with tb_plugin.summary.prediction_distribution "
+            "in a custom loop.",
+        )
+    ]
 
 
 def _manifest_findings(run, span, th):
     """The rules that read the run's manifest (kinds MANIFEST_KINDS); the
-    records, when there are any, only add evidence."""
-    return _output_activation(run, span, th)
+    records, when there are any, only add evidence (or show that a model
+    without a `training` parameter was called in training mode after all)."""
+    from tb_plugin import train_mode_rules
+
+    return (_output_activation(run, span, th) + train_mode_rules.manifest_findings(run, span, th)
+            + _not_covered(run, span, th))
 
 
 def diagnose_manifest(manifest, thresholds=None):
     """The findings a run manifest alone shows, before any record: a
-    misconfigured output layer (kinds :data:`MANIFEST_KINDS`), at step 0.
+    misconfigured output layer, a model whose ``call`` takes no ``training``
+    around Dropout/BatchNormalization, a dropout of rate 0, frozen
+    BatchNormalization (kinds :data:`MANIFEST_KINDS`), at step 0.
 
     `manifest`: the dict :func:`tb_plugin.summary.model_manifest` writes
     (:func:`tb_plugin.manifest.build_manifest`). :func:`diagnose` reports the
@@ -1548,10 +1794,14 @@ def diagnose(run, thresholds=None):
     for name in sorted(run.gradients):
         grad = run.gradients[name]
         findings += _nonfinite_gradients(grad, span, th)
+        findings += _learning_rate_too_high(run, grad, span, th)
         findings += _exploding(grad, span, th)
         findings += _vanishing(grad, span, th)
         findings += _dead_units(run, grad, span, th)
         findings += _converged(run, grad, span, th)
+    from tb_plugin import train_mode_rules
+
+    findings += train_mode_rules.record_findings(run, span, th)
     findings += _mixed_fits(run, span, th)
     order = {k: i for i, k in enumerate(KINDS)}
     rank = {SEVERITY_ERROR: 0, SEVERITY_WARNING: 1, SEVERITY_INFO: 2}
@@ -1564,7 +1814,8 @@ def diagnose(run, thresholds=None):
 def run_status(run, findings):
     """"no_data" when the run holds no records, else "unhealthy" if any
     error or warning finding (info findings leave a run healthy)."""
-    if run is None or not (run.predictions or run.gradients or run.manifest):
+    if run is None or not (run.predictions or run.gradients or run.manifest
+                           or getattr(run, "train_mode", None)):
         return STATUS_NO_DATA
     problems = [f for f in findings if f.severity != SEVERITY_INFO]
     return STATUS_UNHEALTHY if problems else STATUS_HEALTHY

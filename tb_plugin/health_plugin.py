@@ -16,6 +16,10 @@ Routes, under ``data/plugin/health/`` (see CONTRACT in the docs):
   ``[variable][step]`` matrices;
 * ``gradient_histogram?run=R&name=N&variable=P[&width=W]``: log10|g| histograms
   of one variable;
+* ``train_mode?run=R&name=N[&width=W]``: per layer that behaves differently
+  in training (Dropout, BatchNormalization, ...), the training flag it ran
+  with, a Dropout's expected and observed zero fraction (with its standard
+  error), BatchNormalization's moving-statistics movement, over the steps;
 * ``manifest?run=R``: the model description recorded at step 0;
 * ``index.js`` and other static files of the package's ``static`` folder.
 
@@ -236,6 +240,7 @@ class HealthPlugin(base_plugin.TBPlugin):
             "/predictions": self._predictions_route,
             "/gradients": self._gradients_route,
             "/gradient_histogram": self._gradient_histogram_route,
+            "/train_mode": self._train_mode_route,
             "/manifest": self._manifest_route,
             "/index.js": self._index_js_route,
             "/static/*": self._static_route,
@@ -558,6 +563,15 @@ class HealthPlugin(base_plugin.TBPlugin):
         return out
 
     @wrappers.Request.application
+    def _train_mode_route(self, request):
+        return self._guard(request, self._train_mode_impl)
+
+    def _train_mode_impl(self, request):
+        run, name, _, width, rec = self._family(request, "train_mode")
+        return {"run": run, "name": name,
+                "layers": [_train_mode_layer_json(rec, entry, width) for entry in rec.layers]}
+
+    @wrappers.Request.application
     def _manifest_route(self, request):
         return self._guard(request, self._manifest_impl)
 
@@ -699,6 +713,7 @@ def _empty_summary(run):
         "predictions": [],
         "gradients": [],
         "has_manifest": False,
+        "train_mode": [],
     }
 
 
@@ -714,7 +729,44 @@ def _run_summary(records, run):
             for name, rec in sorted(records.gradients.items())
         ],
         "has_manifest": records.manifest is not None,
+        "train_mode": [
+            {"name": name, "layers": [e["path"] for e in rec.layers]}
+            for name, rec in sorted(getattr(records, "train_mode", {}).items())
+        ],
     }
+
+
+def _train_mode_layer_json(rec, entry, width):
+    """One layer of a train-mode family: its index entry and its series
+    (flags 1/0; for the Dropout family the expected zero fraction (had it
+    trained), the observed one and its standard error; for
+    BatchNormalization the moving statistics' movement between records)."""
+    path = entry["path"]
+    out = {k: entry.get(k) for k in ("path", "class", "kind", "rate", "flag", "caller",
+                                     "trainable", "momentum")}
+    series = {}
+    names = {metadata.TM_TRAINING: "training", metadata.TM_ROOT_TRAINING: "root_training",
+             metadata.TM_BY_CALLER: "inference_by_caller", metadata.TM_ZERO_IN: "zero_in",
+             metadata.TM_ZERO_OUT: "observed_zero_fraction",
+             metadata.TM_CHANGED: "changed_fraction", metadata.TM_MEAN_CHANGE: "mean_change",
+             metadata.TM_VARIANCE_CHANGE: "variance_change"}
+    for stat, key in names.items():
+        s = rec.series(stat, path)
+        if s is not None and len(s):
+            series[key] = _series_json(s, width)
+    zin, units = rec.series(metadata.TM_ZERO_IN, path), rec.series(metadata.TM_UNITS, path)
+    rate = entry.get("rate")
+    if (entry.get("kind") == "dropout" and isinstance(rate, (int, float)) and zin is not None
+            and units is not None and len(zin) and len(units) == len(zin)):
+        z = np.asarray(zin.values, dtype=np.float64)
+        n = np.maximum(np.asarray(units.values, dtype=np.float64), 1.0)
+        expected = z + (1.0 - z) * rate
+        se = np.sqrt(np.maximum((1.0 - z) * rate * (1.0 - rate), 0.0) / n)
+        series["expected_zero_fraction"] = _series_json(
+            reader.Series(steps=zin.steps, values=expected), width)
+        series["standard_error"] = _series_json(reader.Series(steps=zin.steps, values=se), width)
+    out["series"] = series
+    return out
 
 
 def _max_step_of(obj):
@@ -741,7 +793,8 @@ def _complete(records, version):
     """Whether every record family has data up to its index summary's step."""
     try:
         index_steps = {tag: step for tag, step, _ in version}
-        families = list(records.predictions.items()) + list(records.gradients.items())
+        families = (list(records.predictions.items()) + list(records.gradients.items())
+                    + list(getattr(records, "train_mode", {}).items()))
         for name, rec in families:
             want = index_steps.get(metadata.index_tag(name))
             have = _max_step_of(rec)

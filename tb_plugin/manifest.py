@@ -14,7 +14,13 @@ loops). The manifest is a JSON-able dict, written under ``health/manifest``
       "loss": {"class", "name", "from_logits"},
       "optimizer": {"class", "learning_rate"},
       "versions": {"tensorflow", "keras", "tb_plugin"},
+      "train_mode": {"layers", "call_without_training", "inference_calls"},
     }
+
+``train_mode`` (see :func:`tb_plugin.train_mode.manifest_info`): the layers
+that behave differently in training (kind, rate, trainable), the model when
+its ``call`` takes no ``training`` although it holds such layers, and the
+layers a Functional graph calls with an explicit ``training=False``.
 
 Losses are recognised from Keras loss objects and names, the TensorFlow ops
 ``tf.nn.softmax_cross_entropy_with_logits``,
@@ -247,6 +253,12 @@ def build_manifest(model, loss=None, optimizer=None, from_logits=None):
         except Exception:  # noqa: BLE001 - schedules etc.
             lr = None
     inner = getattr(opt, "inner_optimizer", None)
+    try:
+        from tb_plugin import train_mode
+
+        modes = train_mode.manifest_info(model)
+    except Exception:  # noqa: BLE001 - the rest of the manifest still helps
+        modes = None
     return {
         "model": model.name,
         "layers": layers,
@@ -261,4 +273,5 @@ def build_manifest(model, loss=None, optimizer=None, from_logits=None):
             "keras": keras.__version__,
             "tb_plugin": tb_plugin.__version__,
         },
+        "train_mode": modes,
     }

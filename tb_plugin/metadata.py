@@ -37,11 +37,20 @@ MANIFEST_TAG = "health/manifest"
 # Record kinds named in an index summary.
 KIND_PREDICTIONS = "predictions"
 KIND_GRADIENTS = "gradients"
+KIND_TRAIN_MODE = "train_mode"  # layers that behave differently in training
 
 # Prediction tasks.
 TASK_MULTICLASS = "multiclass"
 TASK_BINARY = "binary"
 TASK_REGRESSION = "regression"
+
+# Optional fields of a prediction index (besides kind, task, num_classes,
+# from_logits, has_labels).
+INDEX_LABELS = "labels"  # binary with K > 1 outputs per row: multi-label, K binary problems
+INDEX_OUTPUT_DIMS = "output_dims"  # regression: D output dimensions, judged one by one
+# Manifest fields (HealthCallback) saying what the prediction records cover.
+MANIFEST_RECORDED = "recorded_predictions"  # the prediction families recorded
+MANIFEST_NOT_RECORDED = "not_recorded"  # [{"output": name, "reason": why}] outputs left out
 
 # Scalar statistics of a prediction record (suffixes under index_tag(name)).
 PRED_ENTROPY = "entropy"  # mean entropy / log K, in [0, 1]
@@ -52,6 +61,13 @@ PRED_ACCURACY = "accuracy"  # argmax accuracy, lowest index wins ties
 PRED_TIE_TOLERANT_ACCURACY = "tie_tolerant_accuracy"  # in_top_k(k=1) style
 PRED_OUTPUT_STD = "output_std"  # regression: std of outputs over the batch
 PRED_TARGET_STD = "target_std"  # regression: std of targets over the batch
+# Regression with D > 1 output dimensions (the last axis, targets laid out
+# alike): std(output_d) / std(target_d) over the record's rows, per dimension,
+# reduced to the largest and the smallest (dimensions whose target is
+# constant left out). Every output constant over the inputs: the max is
+# tiny; one of them: the min.
+PRED_OUTPUT_STD_RATIO_MAX = "output_std_ratio_max"
+PRED_OUTPUT_STD_RATIO_MIN = "output_std_ratio_min"
 PRED_COUNT = "count"  # rows in the record
 # Histogram statistics of a prediction record.
 PRED_TOP1_HIST = "top1_probability"  # bins over [0, 1]
@@ -71,6 +87,20 @@ GRAD_UPDATE_RATIO = "update_ratio"  # ||update|| / ||weight before it||, when kn
 GRAD_LOG10_HIST = "log10_abs"  # histogram of log10|g| over nonzero entries
 # Per-record summary of all variables (suffixes under index_tag(name)).
 GRAD_FIRST_LAST_RATIO = "first_last_ratio"  # first kernel norm / last
+
+# Statistics of a train-mode record, per layer (suffixes under
+# variable_tag(name, layer path); see tb_plugin.train_mode). Flags are 1/0.
+TM_TRAINING = "training"  # the training flag the layer's call received (1: True)
+TM_ROOT_TRAINING = "root_training"  # the flag the model itself ran with
+TM_BY_CALLER = "inference_by_caller"  # 1: an enclosing layer was called with training=False
+TM_ZERO_IN = "zero_in"  # dropout family: zero fraction of the input (subsample)
+TM_ZERO_OUT = "zero_out"  # ... of the output, same elements
+TM_CHANGED = "changed"  # ... fraction of elements the layer changed (out != in)
+TM_UNITS = "units"  # ... independent dropout units in the subsample
+TM_MEAN_CHANGE = "mean_change"  # BatchNormalization: max |moving_mean change| since the last record
+TM_VARIANCE_CHANGE = "variance_change"  # ... max |moving_variance change|
+TRAIN_MODE_STATS = (TM_TRAINING, TM_ROOT_TRAINING, TM_BY_CALLER, TM_ZERO_IN, TM_ZERO_OUT,
+                    TM_CHANGED, TM_UNITS, TM_MEAN_CHANGE, TM_VARIANCE_CHANGE)
 
 PROBABILITY_BINS = 40  # bins over [0, 1] for probability histograms
 # The log10|g| histogram has one bin per power of two (binary order of

@@ -49,6 +49,8 @@ PREDICTION_SCALAR_STATS = (
     metadata.PRED_OUTPUT_STD,
     metadata.PRED_TARGET_STD,
     metadata.PRED_COUNT,
+    metadata.PRED_OUTPUT_STD_RATIO_MAX,
+    metadata.PRED_OUTPUT_STD_RATIO_MIN,
 )
 PREDICTION_HISTOGRAM_STATS = (
     metadata.PRED_TOP1_HIST,
@@ -110,6 +112,9 @@ class PredictionRecords:
     has_labels: bool
     scalars: Dict[str, Series]
     histograms: Dict[str, HistogramSeries]
+    # The family's index as written (optional fields such as
+    # metadata.INDEX_LABELS, metadata.INDEX_OUTPUT_DIMS).
+    index: dict = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass
@@ -169,6 +174,21 @@ class GradientRecords:
 
 
 @dataclasses.dataclass
+class TrainModeRecords:
+    """What the layers that behave differently in training ran with (see
+    tb_plugin.train_mode): `layers` are the index's entries (path, class,
+    kind, rate, flag, caller, trainable, ...) in model order, `stats` maps a
+    statistic (``metadata.TRAIN_MODE_STATS``) to {layer path: Series}."""
+
+    name: str
+    layers: List[dict]
+    stats: Dict[str, Dict[str, Series]]
+
+    def series(self, stat, path):
+        return self.stats.get(stat, {}).get(path)
+
+
+@dataclasses.dataclass
 class RunRecords:
     run: str
     manifest: Optional[dict]
@@ -177,10 +197,11 @@ class RunRecords:
     # Problems met while reading (bad JSON, odd tensors); the run is still
     # returned with whatever could be read.
     warnings: List[str] = dataclasses.field(default_factory=list)
+    train_mode: Dict[str, TrainModeRecords] = dataclasses.field(default_factory=dict)
 
     @property
     def has_data(self):
-        return bool(self.predictions or self.gradients)
+        return bool(self.predictions or self.gradients or self.train_mode)
 
 
 def open_logdir(logdir):
@@ -329,6 +350,23 @@ def _parse_index(values, warnings):
     return manifest, pred_index, grad_vars
 
 
+def _pop_train_mode_index(values):
+    """{name: [layer entries with a "path"]} of the train-mode index
+    summaries in `values` (removed from it)."""
+    out = {}
+    prefix = metadata.TAG_PREFIX + "/"
+    for tag in sorted(values):
+        value = values[tag][1]
+        if (tag.startswith(prefix) and isinstance(value, dict)
+                and value.get("kind") == metadata.KIND_TRAIN_MODE):
+            del values[tag]
+            layers = value.get("layers")
+            out[tag[len(prefix):]] = [e for e in layers if isinstance(e, dict)
+                                      and isinstance(e.get("path"), str)] \
+                if isinstance(layers, list) else []
+    return out
+
+
 def _gradient_variables(variables):
     """(paths, {path: shape}) of a gradient index's variable list, which may
     hold {"path", "shape"} objects or bare paths."""
@@ -395,6 +433,7 @@ def read_run(provider, ctx, experiment_id, run, names=None, variables=None,
                        metadata.PLUGIN_NAME, health_tags)
     values, bad = _index_values(health)
     warnings.extend("unreadable health summary %s" % b for b in bad)
+    train_mode_index = _pop_train_mode_index(values)
     manifest, pred_index, grad_vars = _parse_index(values, warnings)
     if not include_manifest:
         manifest = None
@@ -430,7 +469,12 @@ def read_run(provider, ctx, experiment_id, run, names=None, variables=None,
         if metadata.GRAD_LOG10_HIST not in wanted_hists:
             grad_tags = {name: (var_scal, scal, {})
                          for name, (var_scal, scal, _) in grad_tags.items()}
-    scalar_tags = set()
+    tm_tags = {
+        name: {(s, e["path"]): metadata.variable_tag(name, e["path"], s)
+               for s in metadata.TRAIN_MODE_STATS for e in layers}
+        for name, layers in train_mode_index.items()
+    } if include_scalars else {}
+    scalar_tags = {t for tags in tm_tags.values() for t in tags.values()}
     hist_tags = set()
     for scal, hists in pred_tags.values():
         scalar_tags.update(scal.values())
@@ -463,6 +507,7 @@ def read_run(provider, ctx, experiment_id, run, names=None, variables=None,
             has_labels=bool(value.get("has_labels")),
             scalars=_collect(scalars, scal, _series),
             histograms=_collect(histograms, hists, _histogram_series),
+            index=dict(value),
         )
 
     gradients = {}
@@ -480,6 +525,13 @@ def read_run(provider, ctx, experiment_id, run, names=None, variables=None,
             scalars=_collect(scalars, scal, _series),
         )
 
+    train_mode = {}
+    for name, layers in train_mode_index.items():
+        stats = {}
+        for (s, p), series in _collect(scalars, tm_tags.get(name, {}), _series).items():
+            stats.setdefault(s, {})[p] = series
+        train_mode[name] = TrainModeRecords(name=name, layers=layers, stats=stats)
+
     for w in warnings:
         logger.warning("run %s: %s", run, w)
     return RunRecords(
@@ -488,4 +540,5 @@ def read_run(provider, ctx, experiment_id, run, names=None, variables=None,
         predictions=predictions,
         gradients=gradients,
         warnings=warnings,
+        train_mode=train_mode,
     )

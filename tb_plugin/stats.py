@@ -185,6 +185,17 @@ S_OUT_SQ = "output_sq_sum"
 S_TGT_SUM = "target_sum"
 S_TGT_SQ = "target_sq_sum"
 S_OUT_HIST = "output_hist"
+# regression, per output dimension (D > 1, see regression_dims): [D] vectors
+S_OUT_DIM_N = "output_dim_count"  # finite outputs
+S_OUT_DIM_SUM = "output_dim_sum"
+S_OUT_DIM_SQ = "output_dim_sq_sum"
+S_TGT_DIM_N = "target_dim_count"
+S_TGT_DIM_SUM = "target_dim_sum"
+S_TGT_DIM_SQ = "target_dim_sq_sum"
+
+# Per-dimension spread of regression outputs is recorded for at most this
+# many output dimensions (the last axis); wider outputs are judged flattened.
+MAX_OUTPUT_DIMS = 4096
 
 
 def _f(x):
@@ -279,15 +290,21 @@ def multiclass_sums(outputs, labels=None, from_logits=False):
 
 
 def binary_sums(outputs, labels=None, from_logits=False):
-    """Additive statistics of binary outputs ([batch] or [batch, 1]).
+    """Additive statistics of binary outputs ([batch] or [batch, 1]; or
+    [batch, K, ...]: multi-label, each entry a binary problem of its own).
 
-    p = sigmoid(outputs) when `from_logits`, else the outputs. A row is tied
-    when p == 0.5 exactly; the predicted class is 1 when p > 0.5 (ties go to
-    class 0, the lowest index); a tie counts as a hit for the tie-tolerant
-    accuracy. ``class_probability`` is the histogram of p (probability of
-    class 1). Labels are thresholded at 0.5.
+    p = sigmoid(outputs) when `from_logits`, else the outputs. An entry is
+    tied when p == 0.5 exactly; the predicted class is 1 when p > 0.5 (ties
+    go to class 0, the lowest index); a tie counts as a hit for the
+    tie-tolerant accuracy. ``class_probability`` is the histogram of p
+    (probability of class 1). Labels (shaped like the outputs) are
+    thresholded at 0.5. Every statistic is over all entries together (for
+    multi-label: entropy, ties and accuracy averaged over the labels, class
+    counts summed over them) except the count, which counts rows.
     """
-    x = tf.reshape(to_float(outputs, "outputs"), [-1])
+    outputs = to_float(outputs, "outputs")
+    rows = tf.shape(outputs)[0] if outputs.shape.rank else tf.size(outputs)
+    x = tf.reshape(outputs, [-1])
     finite = tf.math.is_finite(x)
     safe = _zero_where_not(finite, x)
     p = tf.sigmoid(safe) if from_logits else safe
@@ -301,7 +318,7 @@ def binary_sums(outputs, labels=None, from_logits=False):
     tie = tf.logical_and(tf.equal(p, 0.5), finite)
     pred = tf.cast(p > 0.5, tf.int32)
     out = {
-        S_COUNT: _f(tf.shape(x)[0]),
+        S_COUNT: _f(rows),
         S_FINITE_ROWS: tf.reduce_sum(rf),
         S_ENTROPY: tf.reduce_sum(tf.where(finite, ent, 0.0)),
         S_TIES: tf.reduce_sum(_f(tie)),
@@ -328,13 +345,34 @@ def binary_sums(outputs, labels=None, from_logits=False):
     return out
 
 
+def regression_dims(output_shape, target_shape):
+    """D when the last axis of outputs of `output_shape` holds D > 1 output
+    dimensions (at most MAX_OUTPUT_DIMS, statically known) and targets of
+    `target_shape` (None: no targets) are laid out alike: the spread of the
+    outputs is then also recorded per dimension. Else 1."""
+    if target_shape is None:
+        return 1
+    out, tgt = tf.TensorShape(output_shape), tf.TensorShape(target_shape)
+    if out.rank is None or out.rank < 2 or tgt.rank != out.rank:
+        return 1
+    d = out[-1]
+    if d is None or d < 2 or d > MAX_OUTPUT_DIMS or tgt[-1] != d:
+        return 1
+    return int(d)
+
+
 def regression_sums(outputs, targets=None, lo=None, hi=None, bins=None):
     """Additive statistics of regression outputs (any shape, flattened).
 
     The outputs histogram has `bins` (default PROBABILITY_BINS) equal bins over
-    [lo, hi]; by default the finite range of this batch.
+    [lo, hi]; by default the finite range of this batch. With D > 1 output
+    dimensions (see :func:`regression_dims`), the sums of outputs and targets
+    per dimension too (6 reductions over [rows, D]).
     """
-    x = tf.reshape(to_float(outputs, "outputs"), [-1])
+    outputs = to_float(outputs, "outputs")
+    dims = regression_dims(outputs.shape, None if targets is None else
+                           tf.convert_to_tensor(targets).shape)
+    x = tf.reshape(outputs, [-1])
     finite = tf.math.is_finite(x)
     safe = _zero_where_not(finite, x)
     if lo is None or hi is None:
@@ -356,16 +394,25 @@ def regression_sums(outputs, targets=None, lo=None, hi=None, bins=None):
         out[S_LABELED] = tf.reduce_sum(_f(tfin))
         out[S_TGT_SUM] = tf.reduce_sum(ts)
         out[S_TGT_SQ] = tf.reduce_sum(tf.square(ts))
+        if dims > 1:
+            for n, total, sq, values, fin in (
+                    (S_OUT_DIM_N, S_OUT_DIM_SUM, S_OUT_DIM_SQ, s64, finite),
+                    (S_TGT_DIM_N, S_TGT_DIM_SUM, S_TGT_DIM_SQ, ts, tfin)):
+                v = tf.reshape(values, [-1, dims])
+                out[n] = tf.reduce_sum(tf.reshape(_f(fin), [-1, dims]), axis=0)
+                out[total] = tf.reduce_sum(v, axis=0)
+                out[sq] = tf.reduce_sum(tf.square(v), axis=0)
     return out
 
 
-def prediction_sums_spec(task, num_classes, has_labels, from_logits):
+def prediction_sums_spec(task, num_classes, has_labels, from_logits, output_dims=1):
     """The keys, shapes and dtypes of the sums of one task, without computing them.
 
     Returns a list of ``(key, shape, dtype)`` in a fixed order: what
     :func:`multiclass_sums` / :func:`binary_sums` / :func:`regression_sums`
-    return for `task` (``num_classes`` = K for multiclass). Lets a caller set
-    up accumulators before any batch is seen.
+    return for `task` (``num_classes`` = K for multiclass; `output_dims`: the
+    regression's :func:`regression_dims`). Lets a caller set up accumulators
+    before any batch is seen.
     """
     f32, f64 = tf.float32, tf.float64
     if task == metadata.TASK_REGRESSION:
@@ -376,6 +423,11 @@ def prediction_sums_spec(task, num_classes, has_labels, from_logits):
         ]
         if has_labels:
             spec += [(S_LABELED, (), f32), (S_TGT_SUM, (), f64), (S_TGT_SQ, (), f64)]
+            d = int(output_dims)
+            if d > 1:
+                spec += [(S_OUT_DIM_N, (d,), f32), (S_OUT_DIM_SUM, (d,), f64),
+                         (S_OUT_DIM_SQ, (d,), f64), (S_TGT_DIM_N, (d,), f32),
+                         (S_TGT_DIM_SUM, (d,), f64), (S_TGT_DIM_SQ, (d,), f64)]
         return spec
     k = 2 if task == metadata.TASK_BINARY else int(num_classes)
     spec = [
@@ -481,6 +533,34 @@ def _std_np(total, sq_total, n):
     return np.float32(np.sqrt(var)) if n > 0 else np.float32("nan")
 
 
+def _std_ratio_range(out_std, tgt_std):
+    """(max, min) over dimensions of out_std / tgt_std (float32 [D] tensors),
+    dimensions whose target std is 0 left out; NaN when none is left."""
+    ratio = _div(out_std, tgt_std)
+    valid = tf.math.is_finite(ratio)
+    inf = float("inf")
+    hi = tf.reduce_max(tf.where(valid, ratio, -inf))
+    lo = tf.reduce_min(tf.where(valid, ratio, inf))
+    any_valid = tf.reduce_any(valid)
+    return tf.where(any_valid, hi, float("nan")), tf.where(any_valid, lo, float("nan"))
+
+
+def _std_ratio_range_np(total_o, sq_o, n_o, total_t, sq_t, n_t):
+    """numpy twin of :func:`_std_ratio_range` over the per-dimension sums."""
+    def std(total, sq_total, n):
+        n = np.asarray(n, np.float64)
+        safe_n = np.where(n > 0, n, 1.0)
+        mean = np.asarray(total, np.float64) / safe_n
+        var = np.maximum(np.asarray(sq_total, np.float64) / safe_n - mean * mean, 0.0)
+        return np.where(n > 0, np.sqrt(var).astype(np.float32), np.float32("nan"))
+
+    ratio = _div_np(std(total_o, sq_o, n_o), std(total_t, sq_t, n_t))
+    valid = np.isfinite(ratio)
+    if not valid.any():
+        return np.float32("nan"), np.float32("nan")
+    return np.float32(ratio[valid].max()), np.float32(ratio[valid].min())
+
+
 def finalize_prediction_sums(sums, task, num_classes, backend="tf"):
     """Per-record values from (summed) sufficient statistics.
 
@@ -514,6 +594,15 @@ def finalize_prediction_sums(sums, task, num_classes, backend="tf"):
             scalars[metadata.PRED_TARGET_STD] = std(
                 sums[S_TGT_SUM], sums[S_TGT_SQ], sums[S_LABELED]
             )
+        if S_OUT_DIM_SUM in sums and S_TGT_DIM_SUM in sums:
+            args = [sums[k] for k in (S_OUT_DIM_SUM, S_OUT_DIM_SQ, S_OUT_DIM_N,
+                                      S_TGT_DIM_SUM, S_TGT_DIM_SQ, S_TGT_DIM_N)]
+            if backend == "numpy":
+                hi, lo = _std_ratio_range_np(*args)
+            else:
+                hi, lo = _std_ratio_range(_std(*args[:3]), _std(*args[3:]))
+            scalars[metadata.PRED_OUTPUT_STD_RATIO_MAX] = hi
+            scalars[metadata.PRED_OUTPUT_STD_RATIO_MIN] = lo
         hists[metadata.PRED_OUTPUT_HIST] = sums[S_OUT_HIST]
         return scalars, hists
     k = 2 if task == metadata.TASK_BINARY else num_classes

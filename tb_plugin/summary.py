@@ -24,12 +24,24 @@ Use it like ``tf.summary``::
 Functions: :func:`prediction_distribution`, :func:`gradient_magnitudes`,
 :func:`model_manifest` (the manifest of a Keras model and its loss, see
 :mod:`tb_plugin.manifest`), :func:`manifest` (a manifest dict as is); see
-:mod:`tb_plugin.summary_v2`.
+:mod:`tb_plugin.summary_v2`. :func:`train_mode_probe` and :func:`train_mode`
+record what Dropout / BatchNormalization layers ran with in the training
+forward pass (see :mod:`tb_plugin.train_mode`)::
+
+    probe = health.train_mode_probe(model)
+    with tf.GradientTape() as tape:
+        with probe:
+            logits = model(x, training=True)
+        ...
+    health.train_mode(probe, step=step)
 """
 
 from tb_plugin.summary_v2 import gradient_magnitudes
 from tb_plugin.summary_v2 import manifest
 from tb_plugin.summary_v2 import model_manifest
 from tb_plugin.summary_v2 import prediction_distribution
+from tb_plugin.train_mode import train_mode
+from tb_plugin.train_mode import train_mode_probe
 
-__all__ = ["prediction_distribution", "gradient_magnitudes", "model_manifest", "manifest"]
+__all__ = ["prediction_distribution", "gradient_magnitudes", "model_manifest", "manifest",
+           "train_mode_probe", "train_mode"]

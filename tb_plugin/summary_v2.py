@@ -444,11 +444,11 @@ def _check_outputs(outputs, labels, task):
         raise ValueError("task must be one of %s or None, got %r" % (_TASKS, task))
     if rank is None:
         raise ValueError("outputs must have a known rank, got shape %s" % outputs.shape)
-    if task == metadata.TASK_REGRESSION:
+    if task in (metadata.TASK_REGRESSION, metadata.TASK_BINARY):
         if rank < 1:
             raise ValueError(
-                "outputs of a regression must have rank >= 1 ([batch, ...]), got "
-                "shape %s" % outputs.shape
+                "outputs of a %s must have rank >= 1 ([batch, ...]), got "
+                "shape %s (rank 0)" % (task, outputs.shape)
             )
     elif rank not in (1, 2):
         raise ValueError(
@@ -466,11 +466,6 @@ def _check_outputs(outputs, labels, task):
                 "multiclass outputs must have shape [batch, num_classes] with a known "
                 "num_classes >= 2, got shape %s" % outputs.shape
             )
-    if task == metadata.TASK_BINARY and rank == 2 and outputs.shape[-1] != 1:
-        raise ValueError(
-            "binary outputs must have shape [batch] or [batch, 1], got shape %s"
-            % outputs.shape
-        )
     if labels is not None:
         labels = tf.convert_to_tensor(labels)
         if not (labels.dtype.is_floating or labels.dtype.is_integer or labels.dtype == tf.bool):
@@ -498,7 +493,32 @@ def _check_outputs(outputs, labels, task):
                     "labels must be class ids [batch] / [batch, 1] or one-hot "
                     "[batch, %d], got shape %s" % (k, labels.shape)
                 )
+        if task == metadata.TASK_BINARY:
+            per_row = outputs.shape[1:].num_elements() if rank > 1 else 1
+            label_row = labels.shape[1:].num_elements() if labels.shape.rank > 1 else 1
+            if per_row is not None and label_row is not None and per_row != label_row:
+                raise ValueError(
+                    "labels of binary outputs of shape %s must hold %d values per row, "
+                    "got shape %s" % (outputs.shape, per_row, labels.shape)
+                )
     return outputs, labels, task
+
+
+def index_extra(task, outputs_shape, labels_shape=None):
+    """The optional prediction-index fields (see metadata.INDEX_*) of outputs
+    of `outputs_shape` (and labels of `labels_shape`): the number of labels
+    of a multi-label binary output, the output dimensions of a regression
+    whose spread is recorded per dimension."""
+    shape = tf.TensorShape(outputs_shape)
+    if task == metadata.TASK_BINARY and shape.rank is not None and shape.rank > 1:
+        k = shape[1:].num_elements()
+        if k is not None and k > 1:
+            return {metadata.INDEX_LABELS: int(k)}
+    if task == metadata.TASK_REGRESSION:
+        d = stats.regression_dims(shape, labels_shape)
+        if d > 1:
+            return {metadata.INDEX_OUTPUT_DIMS: d}
+    return {}
 
 
 def prediction_sums(outputs, labels=None, from_logits=False, task=None, hist_range=None):
@@ -520,39 +540,43 @@ def prediction_sums(outputs, labels=None, from_logits=False, task=None, hist_ran
     return stats.regression_sums(outputs, labels, lo, hi), task, 1
 
 
-def _prediction_index(task, num_classes, from_logits, has_labels):
-    return {
+def _prediction_index(task, num_classes, from_logits, has_labels, extra=None):
+    index = {
         "kind": metadata.KIND_PREDICTIONS,
         "task": task,
         "num_classes": int(num_classes),
         "from_logits": None if task == metadata.TASK_REGRESSION else bool(from_logits),
         "has_labels": bool(has_labels),
     }
+    index.update(extra or {})
+    return index
 
 
 def write_prediction_sums(
     name, sums, task, num_classes, step, from_logits=False, hist_range=None,
-    description=None,
+    description=None, index_extra=None,
 ):
     """Writes one prediction record from (accumulated) sufficient statistics.
 
     Used by :func:`prediction_distribution` and by the callback for
     validation (sums accumulated over all validation batches). `hist_range`
-    is the (lo, hi) of the regression outputs histogram. Honours
+    is the (lo, hi) of the regression outputs histogram; `index_extra` the
+    optional index fields (:func:`index_extra`). Honours
     ``tf.summary.record_if`` (and, under tf.distribute, writes from replica 0
     only); returns a boolean tensor, true if written.
     """
     step = _resolve_step(step)
     return _gated(
         lambda: _write_prediction_sums(
-            name, sums, task, num_classes, step, from_logits, hist_range, description
+            name, sums, task, num_classes, step, from_logits, hist_range, description,
+            index_extra=index_extra,
         )
     )
 
 
 def _write_prediction_sums(
     name, sums, task, num_classes, step, from_logits, hist_range, description,
-    backend="tf",
+    backend="tf", index_extra=None,
 ):
     """write_prediction_sums, in a branch already gated by _gated.
 
@@ -562,12 +586,13 @@ def _write_prediction_sums(
     with _one_write(step):
         return _write_prediction_sums_rows(
             name, sums, task, num_classes, step, from_logits, hist_range, description,
-            backend,
+            backend, index_extra,
         )
 
 
 def _write_prediction_sums_rows(
     name, sums, task, num_classes, step, from_logits, hist_range, description, backend,
+    index_extra=None,
 ):
     scalars, hists = stats.finalize_prediction_sums(sums, task, num_classes, backend)
     numpy = backend == "numpy"
@@ -595,7 +620,7 @@ def _write_prediction_sums_rows(
     has_labels = stats.S_LABELED in sums
     return _write_json(
         metadata.index_tag(name),
-        _prediction_index(task, num_classes, from_logits, has_labels),
+        _prediction_index(task, num_classes, from_logits, has_labels, index_extra),
         step,
         description,
     )
@@ -603,7 +628,7 @@ def _write_prediction_sums_rows(
 
 def write_prediction_sums_numpy(
     name, sums, task, num_classes, step, from_logits=False, hist_range=None,
-    description=None,
+    description=None, index_extra=None,
 ):
     """Eager :func:`write_prediction_sums` from numpy sums (e.g. the
     accumulated validation sums), finalized on the host."""
@@ -611,7 +636,7 @@ def write_prediction_sums_numpy(
     return _gated(
         lambda: _write_prediction_sums(
             name, sums, task, num_classes, step, from_logits, hist_range, description,
-            backend="numpy",
+            backend="numpy", index_extra=index_extra,
         )
     )
 
@@ -644,7 +669,9 @@ def prediction_distribution(
     Args:
       name: record family name, e.g. "predictions" (tags ``health/<name>/...``).
       outputs: multiclass ``[batch, K]`` logits or probabilities; binary
-        ``[batch]`` or ``[batch, 1]``; regression any ``[batch, ...]``.
+        ``[batch]`` or ``[batch, 1]`` (or, with ``task="binary"``, multi-label
+        ``[batch, K, ...]``: every entry a binary problem, the statistics
+        taken over all entries together); regression any ``[batch, ...]``.
       step: int64 step; default ``tf.summary.experimental.get_step()``.
       labels: optional class ids ``[batch]`` / ``[batch, 1]`` or one-hot
         ``[batch, K]`` (multiclass), 0/1 ``[batch]`` (binary), targets
@@ -660,7 +687,10 @@ def prediction_distribution(
     only), accuracy and tie_tolerant_accuracy (with labels) as scalars;
     top1_probability, class_probability, predicted_classes, label_classes
     (with labels) as histograms. Regression: output_std, target_std (with
-    labels) and the outputs histogram. Plus the index summary ``health/<name>``.
+    labels) and the outputs histogram; with labels and D > 1 output
+    dimensions (last axis), output_std_ratio_max / output_std_ratio_min, the
+    largest and smallest std(output_d) / std(target_d). Plus the index
+    summary ``health/<name>``.
 
     Returns:
       A boolean scalar tensor, true if the record was written.
@@ -671,6 +701,7 @@ def prediction_distribution(
     step = _resolve_step(step)
     outputs, labels, task = _check_outputs(outputs, labels, task)
     ctx = _replica_context()
+    extra = index_extra(task, outputs.shape, None if labels is None else labels.shape)
 
     def compute():
         hist_range = None
@@ -687,14 +718,16 @@ def prediction_distribution(
 
         def write():
             return _write_prediction_sums(
-                name, sums, task, k, step, from_logits, hist_range, description
+                name, sums, task, k, step, from_logits, hist_range, description,
+                index_extra=extra,
             )
     else:
 
         def write():
             sums, k, hist_range = compute()
             return _write_prediction_sums(
-                name, sums, task, k, step, from_logits, hist_range, description
+                name, sums, task, k, step, from_logits, hist_range, description,
+                index_extra=extra,
             )
 
     with tf.name_scope("health_" + _scope_name(name)):

@@ -22,6 +22,9 @@ ALL_KINDS = {
     diagnosis.KIND_EXPLODING,
     diagnosis.KIND_DEAD_UNITS,
     diagnosis.KIND_OUTPUT_ACTIVATION,
+    diagnosis.KIND_LEARNING_RATE,
+    diagnosis.KIND_TRAIN_MODE_INACTIVE,
+    diagnosis.KIND_TRAINING_ARG_MISSING,
 }
 
 

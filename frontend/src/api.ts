@@ -9,6 +9,7 @@ import type {
   ManifestResponse,
   PredictionsResponse,
   RunsResponse,
+  TrainModeResponse,
 } from "./types";
 
 export class ApiError extends Error {
@@ -110,4 +111,6 @@ export const api = {
       routeUrl("gradient_histogram", { run, name, variable, width }),
     ),
   manifest: (run: string) => getJson<ManifestResponse>(routeUrl("manifest", { run })),
+  trainMode: (run: string, name: string, width: number) =>
+    getJson<TrainModeResponse>(routeUrl("train_mode", { run, name, width })),
 };

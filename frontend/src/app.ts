@@ -11,6 +11,7 @@ import type { Finding, RunInfo, RunsResponse } from "./types";
 import { renderCollapse } from "./views/collapse";
 import { renderGradients } from "./views/gradients";
 import { renderOverview } from "./views/overview";
+import { renderTrainMode } from "./views/train_mode";
 
 export interface App {
   state: State;
@@ -54,6 +55,7 @@ export function createApp(root: HTMLElement, options: AppOptions = {}): App {
     overview: el("button", { class: "hp-tab", testid: "tab-overview" }, "Overview"),
     collapse: el("button", { class: "hp-tab", testid: "tab-collapse" }, "Prediction collapse"),
     gradients: el("button", { class: "hp-tab", testid: "tab-gradients" }, "Gradients"),
+    train_mode: el("button", { class: "hp-tab", testid: "tab-train-mode" }, "Train mode"),
   };
   const reload = el("button", { class: "btn", title: "Reload data from the server" }, "Reload");
   const autoReloadMs = options.autoReloadMs ?? AUTO_RELOAD_MS;
@@ -71,6 +73,7 @@ export function createApp(root: HTMLElement, options: AppOptions = {}): App {
     tabs.overview,
     tabs.collapse,
     tabs.gradients,
+    tabs.train_mode,
     el("span", { class: "spacer" }),
     autoReloadMs > 0 ? autoLabel : null,
     reload,
@@ -251,6 +254,7 @@ export function createApp(root: HTMLElement, options: AppOptions = {}): App {
       renderOverview(app, content);
       return Promise.resolve();
     }
+    if (state.tab === "train_mode") return renderTrainMode(app, content, isCurrent);
     return state.tab === "collapse" ? renderCollapse(app, content, isCurrent) : renderGradients(app, content, isCurrent);
   }
 
@@ -333,6 +337,11 @@ function normaliseRun(r: RunInfo): RunInfo {
           .map((g) => ({ name: g.name, variables: Array.isArray(g.variables) ? g.variables.map(String) : [] }))
       : [],
     has_manifest: !!r.has_manifest,
+    train_mode: Array.isArray(r.train_mode)
+      ? r.train_mode
+          .filter((t) => t && typeof t.name === "string")
+          .map((t) => ({ name: t.name, layers: Array.isArray(t.layers) ? t.layers.map(String) : [] }))
+      : [],
     error: typeof r.error === "string" && r.error ? r.error : undefined,
     last_step: typeof r.last_step === "number" ? r.last_step : null,
     last_wall_time: typeof r.last_wall_time === "number" ? r.last_wall_time : null,

@@ -174,6 +174,7 @@ export interface LineChartSpec {
   yPercent?: boolean;
   refLines?: RefLine[];
   markStep?: number | null; // vertical line at a focus step
+  markRange?: [number, number] | null; // shaded step range (a finding's steps)
   zoom?: [number, number] | null;
   legend?: boolean;
 }
@@ -244,7 +245,14 @@ export function lineOption(spec: LineChartSpec): Option {
       markLine: markLines.length
         ? { symbol: "none", silent: true, animation: false, data: markLines }
         : undefined,
-      markArea: markAreaData.length ? { silent: true, label: { show: false }, data: markAreaData } : undefined,
+      markArea: (() => {
+        const range =
+          i === 0 && spec.markRange && spec.markRange[1] >= spec.markRange[0]
+            ? [[{ xAxis: spec.markRange[0], itemStyle: { color: "rgba(245,124,0,0.10)" }, label: { show: false } }, { xAxis: spec.markRange[1] }]]
+            : [];
+        const data = [...markAreaData, ...range];
+        return data.length ? { silent: true, label: { show: false }, data } : undefined;
+      })(),
     };
   });
   // Reference lines are drawn as two-point dashed series: horizontal

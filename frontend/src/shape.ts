@@ -393,7 +393,21 @@ export function matchVariable(variables: string[], layer: string | null | undefi
 
 // ---------------------------------------------------------------- findings & runs
 
-export type Dashboard = "collapse" | "gradients";
+export type Dashboard = "collapse" | "gradients" | "train_mode";
+
+/** Kinds about layers that behave differently in training (Dropout, BatchNormalization). */
+export const TRAIN_MODE_KINDS = new Set([
+  "train_mode_inactive",
+  "train_mode_overridden",
+  "training_arg_missing",
+  "dropout_rate_zero",
+  "frozen_batchnorm",
+]);
+
+/** What a dashboard is called on buttons and links. */
+export function dashboardTitle(dash: Dashboard): string {
+  return dash === "gradients" ? "gradients" : dash === "train_mode" ? "train mode" : "prediction collapse";
+}
 
 /** Kinds the diagnosis emits (tb_plugin/diagnosis.py), by the dashboard that shows them. */
 const COLLAPSE_KINDS = new Set([
@@ -433,6 +447,7 @@ export function dashboardFor(
   layer?: string | null,
   variables: string[] = [],
 ): Dashboard {
+  if (TRAIN_MODE_KINDS.has(kind)) return "train_mode";
   if (COLLAPSE_KINDS.has(kind)) return "collapse";
   if (GRADIENT_KINDS.has(kind)) return "gradients";
   if (GRADIENT_KIND.test(kind)) return "gradients";

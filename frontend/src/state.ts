@@ -3,7 +3,7 @@
 import type { Finding, RunInfo } from "./types";
 import { RUN_COLORS } from "./style";
 
-export type Tab = "overview" | "collapse" | "gradients";
+export type Tab = "overview" | "collapse" | "gradients" | "train_mode";
 
 export interface Focus {
   run: string;

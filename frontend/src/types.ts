@@ -28,6 +28,12 @@ export interface RunGradientInfo {
   variables: string[];
 }
 
+export interface RunTrainModeInfo {
+  name: string;
+  /** paths of the layers that behave differently in training */
+  layers: string[];
+}
+
 export interface RunInfo {
   run: string;
   status: RunStatus | string;
@@ -35,6 +41,8 @@ export interface RunInfo {
   predictions: RunPredictionInfo[];
   gradients: RunGradientInfo[];
   has_manifest: boolean;
+  /** train-mode record families (Dropout, BatchNormalization...); absent from older servers */
+  train_mode?: RunTrainModeInfo[];
   /** set when the server could not read or diagnose the run */
   error?: string;
   /** step and wall time (s) of the run's newest health record */
@@ -96,6 +104,32 @@ export interface GradientHistogramResponse extends RawHistogram {
   run: string;
   name: string;
   variable: string;
+}
+
+/** One layer of the train_mode route: its index entry and its series. */
+export interface TrainModeLayer {
+  path: string;
+  class: string | null;
+  kind: "dropout" | "noise" | "batchnorm" | "other" | string;
+  rate?: RawNumber;
+  /** the training flag its call received, as text: "True", "False", "None", "tensor" */
+  flag?: string | null;
+  caller?: string | null;
+  trainable?: boolean | null;
+  momentum?: RawNumber;
+  /**
+   * training, root_training, inference_by_caller (1/0); zero_in,
+   * observed_zero_fraction, expected_zero_fraction, standard_error,
+   * changed_fraction (Dropout family); mean_change, variance_change
+   * (BatchNormalization)
+   */
+  series: Record<string, RawSeries>;
+}
+
+export interface TrainModeResponse {
+  run: string;
+  name: string;
+  layers: TrainModeLayer[];
 }
 
 export interface ManifestResponse {

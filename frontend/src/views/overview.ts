@@ -5,7 +5,7 @@ import { badgeClass, statusText } from "../app";
 import { decodeStep } from "../decode";
 import { el } from "../dom";
 import { evidenceText, humanize, isNonFiniteRaw, stepRangeText } from "../format";
-import { dashboardFor, shortNames, sortFindings } from "../shape";
+import { dashboardFor, dashboardTitle, shortNames, sortFindings } from "../shape";
 import { badgeOf } from "./common";
 import type { Finding, RunInfo } from "../types";
 
@@ -203,7 +203,7 @@ export function findingCard(app: App, run: string, f: Finding): HTMLElement {
       testid: "finding-card",
       data: { kind: String(f.kind), run, severity: String(f.severity), dashboard: dash },
       attrs: { tabindex: "0", role: "button" },
-      title: `Open the ${dash === "gradients" ? "gradients" : "prediction collapse"} dashboard at this step`,
+      title: `Open the ${dashboardTitle(dash)} dashboard at this step`,
     },
     el(
       "div",
@@ -223,7 +223,7 @@ export function findingCard(app: App, run: string, f: Finding): HTMLElement {
     el("div", { class: "card-msg" }, String(f.message ?? "")),
     evidenceView(evidence),
     f.suggestion ? el("div", { class: "card-suggest" }, el("b", {}, "Suggestion: "), String(f.suggestion)) : null,
-    el("div", { class: "card-open" }, dash === "gradients" ? "Open gradients dashboard →" : "Open prediction collapse dashboard →"),
+    el("div", { class: "card-open" }, `Open ${dashboardTitle(dash)} dashboard →`),
   );
   const open = () => app.openFinding(run, f);
   card.addEventListener("click", open);

@@ -1,0 +1,172 @@
+"""Findings a user can trust (issue 16), on real Keras fits with the default
+HealthCallback: short fits, tiny batches and sparse validation records
+still get their findings; healthy models that are easy to misjudge (a
+perfect fit, zero-initialised weights, imbalanced labels learned well) get
+no warning or error. Each test asserts what the product promises, with
+margins, not figures of one machine."""
+
+import numpy as np
+import pytest
+
+from tb_plugin import demo
+from tb_plugin import diagnosis
+from tb_plugin.callback import HealthCallback
+
+tf, keras = demo._tf()
+
+
+def _check(log_dir):
+    """{run: {kind: finding dict}} of tb-health check on `log_dir` (info
+    findings left out), and {run: status}."""
+    result = diagnosis.check_logdir(str(log_dir))
+    kinds = {r["run"]: {f["kind"]: f for f in r["findings"] if f["severity"] != "info"}
+             for r in result["runs"]}
+    return kinds, {r["run"]: r["status"] for r in result["runs"]}
+
+
+def _mlp(classes, hidden=32, depth=1, output_activation=None, kernel_init="glorot_uniform",
+         bias_init="zeros", lr=1e-2, name="mlp", dim=16):
+    layers = [keras.Input((dim,))]
+    for i in range(depth):
+        layers.append(keras.layers.Dense(hidden, activation="relu", name="dense%d" % i,
+                                         kernel_initializer=kernel_init,
+                                         bias_initializer=bias_init))
+    layers.append(keras.layers.Dense(classes, activation=output_activation, name="logits",
+                                     kernel_initializer=kernel_init,
+                                     bias_initializer=bias_init))
+    model = keras.Sequential(layers, name=name)
+    model.compile(optimizer=keras.optimizers.Adam(lr),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=["accuracy"])
+    return model
+
+
+def _fit(model, x, y, log_dir, **kwargs):
+    kwargs.setdefault("verbose", 0)
+    return model.fit(x, y, callbacks=[HealthCallback(str(log_dir), report_findings=False)],
+                     **kwargs)
+
+
+@pytest.mark.parametrize("output_activation", ["relu", None])
+def test_seed000_sixty_steps_with_defaults(tmp_path, output_activation):
+    # Seed 000's model, 6,000 examples at batch 512 for 5 epochs: 60 steps.
+    # A cadence of 50 gave it 2 records and only the lint.
+    keras.utils.set_random_seed(0)
+    x, y = demo.bag_of_tokens(n=6000, seed=0)
+    _fit(demo._seed000_model(output_activation), x, y, tmp_path, epochs=5, batch_size=512)
+    kinds, status = _check(tmp_path)
+    if output_activation is None:
+        assert status == {"train": "healthy"}, kinds
+        return
+    train = kinds["train"]
+    assert {"output_activation_mismatch", "prediction_collapse",
+            "tied_predictions"} <= set(train), train
+    ties = train["tied_predictions"]
+    assert ties["evidence"]["tie_tolerant_accuracy"] - ties["evidence"]["accuracy"] >= 0.5
+    # Present from the start: found within the first 10% of training.
+    assert ties["first_step"] <= 6
+
+
+def _skewed_weights(y, favoured=0, factor=50.0):
+    return {c: (factor if c == favoured else 1.0) for c in np.unique(y)}
+
+
+def test_validation_records_weigh_by_examples(tmp_path):
+    # Two epochs: two validation records, each summing 2,000 examples, where
+    # a class weight (2.00 typed as 200) drives nearly every prediction to
+    # class 0, a third of the labels.
+    keras.utils.set_random_seed(1)
+    x, y = demo.blobs(n=4000, classes=3, spread=4.0, seed=1)
+    _fit(demo._class_weight_model(), x[:2000], y[:2000], tmp_path, epochs=2, batch_size=32,
+         validation_data=(x[2000:], y[2000:]), class_weight={0: 200.0, 1: 1.0, 2: 1.0})
+    kinds, _ = _check(tmp_path)
+    found = {"class_collapse", "no_better_than_baseline"} & set(kinds["validation"])
+    assert found, kinds
+    assert kinds["validation"][found.pop()]["evidence"]["examples"] >= 2000
+
+
+@pytest.mark.parametrize("sick", [True, False])
+def test_tiny_batches_are_judged_on_pooled_counts(tmp_path, sick):
+    keras.utils.set_random_seed(2)
+    x, y = demo.blobs(n=400, classes=4, seed=2)
+    weights = _skewed_weights(y, factor=1e4) if sick else None
+    _fit(_mlp(4, lr=3e-3), x, y, tmp_path, epochs=1, batch_size=4, class_weight=weights)
+    kinds, status = _check(tmp_path)
+    if sick:
+        assert "class_collapse" in kinds["train"], kinds
+    else:
+        assert status == {"train": "healthy"}, kinds
+
+
+def test_a_perfect_fit_is_healthy(tmp_path):
+    # 64 examples memorised by a wide net until the loss underflows to 0:
+    # zero gradients with nothing left to learn are neither dead nor vanishing.
+    keras.utils.set_random_seed(3)
+    x, y = demo.blobs(n=64, classes=4, seed=3, spread=0.3)
+    _fit(_mlp(4, hidden=128, depth=2, lr=3e-2), x, y, tmp_path, epochs=150, batch_size=64)
+    result = diagnosis.check_logdir(str(tmp_path))
+    (run,) = result["runs"]
+    assert run["status"] == "healthy", run["findings"]
+    assert "converged" in {f["kind"] for f in run["findings"]}
+
+
+@pytest.mark.parametrize("init", ["kernel_and_bias", "bias"])
+def test_zero_initialised_weights_are_healthy(tmp_path, init):
+    # Zero kernels start with ~0 gradients (no growth baseline) and zero
+    # biases move fast next to their tiny norm: neither is a failure.
+    keras.utils.set_random_seed(4)
+    x, y = demo.blobs(n=2000, classes=4, seed=4)
+    # A zero output kernel is a common choice; zero biases are the default.
+    kernel = "zeros" if init == "kernel_and_bias" else "glorot_uniform"
+    model = keras.Sequential([
+        keras.Input((16,)),
+        keras.layers.Dense(32, activation="tanh", name="dense0"),
+        keras.layers.Dense(32, activation="tanh", name="dense1"),
+        keras.layers.Dense(4, kernel_initializer=kernel, name="logits"),
+    ])
+    model.compile(optimizer=keras.optimizers.SGD(0.1),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    _fit(model, x, y, tmp_path, epochs=3, batch_size=32)
+    kinds, status = _check(tmp_path)
+    assert status == {"train": "healthy"}, kinds
+
+
+@pytest.mark.parametrize("learned", [False, True])
+def test_accuracy_at_the_majority_baseline(tmp_path, learned):
+    # 90/10 labels. Learnable inputs: the model beats the 90% baseline.
+    # Inputs that carry no signal: its "90% accuracy" is the prior.
+    keras.utils.set_random_seed(5)
+    rng = np.random.default_rng(5)
+    y = (rng.random(3000) < 0.1).astype("int32")
+    x = rng.normal(size=(3000, 16)).astype("float32")
+    if learned:
+        x[:, 0] += 3.0 * y
+    _fit(_mlp(2), x, y, tmp_path, epochs=3, batch_size=64)
+    kinds, status = _check(tmp_path)
+    if learned:
+        assert status == {"train": "healthy"}, kinds
+    else:
+        f = kinds["train"]["no_better_than_baseline"]
+        assert f["severity"] == "warning"
+        assert 0.85 <= f["evidence"]["majority_label_share"] <= 0.95
+        assert f["evidence"]["majority_class"] == 0
+
+
+@pytest.mark.parametrize("lr", [5.0, 0.05])
+def test_learning_rate_far_too_high(tmp_path, lr):
+    # SGD at 5 blows the weights up in the first steps, after which the
+    # ReLUs die and nothing moves: the first steps, recorded even in a
+    # 300-step fit, show it. SGD at 0.05 is the healthy twin.
+    keras.utils.set_random_seed(6)
+    x, y = demo.blobs(n=9600, classes=4, seed=6)
+    model = _mlp(4, depth=2)
+    model.compile(optimizer=keras.optimizers.SGD(lr),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    _fit(model, x, y, tmp_path, epochs=1, batch_size=32)
+    kinds, status = _check(tmp_path)
+    if lr < 1:
+        assert status == {"train": "healthy"}, kinds
+    else:
+        f = kinds["train"]["learning_rate_too_high"]
+        assert f["first_step"] <= 30  # within the first 10% of 300 steps
+        assert f["evidence"]["update_ratio_max"] >= 0.3
