@@ -2,6 +2,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { clearCache, setFetcher } from "../src/api";
 import { createApp, runsFingerprint } from "../src/app";
 import { render } from "../src/index";
+import { until, q, qa } from "./dom_helpers";
 
 const XSS = "<img src=x onerror=alert(1)>";
 
@@ -62,16 +63,6 @@ function respond(body: unknown, status = 200): Response {
   return new Response(JSON.stringify(body), { status });
 }
 
-async function until(pred: () => boolean, ms = 2000): Promise<void> {
-  const t0 = Date.now();
-  while (!pred()) {
-    if (Date.now() - t0 > ms) throw new Error("timeout");
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
-
-const q = (sel: string) => document.querySelector(sel);
-const qa = (sel: string) => Array.from(document.querySelectorAll(sel));
 
 beforeEach(() => {
   document.head.innerHTML = "";

@@ -6,6 +6,7 @@ import { clearCache, setFetcher } from "../src/api";
 import { render } from "../src/index";
 import { dashboardFor, dashboardTitle } from "../src/shape";
 import { findingLayers, markedRange } from "../src/views/train_mode";
+import { until, q, qa, installFakeCanvas } from "./dom_helpers";
 
 const XSS = "<img src=x onerror=alert(1)>";
 
@@ -113,36 +114,8 @@ function routes(u: string): Response {
   return respond({ error: "not found" }, 404);
 }
 
-async function until(pred: () => boolean, ms = 3000): Promise<void> {
-  const t0 = Date.now();
-  while (!pred()) {
-    if (Date.now() - t0 > ms) throw new Error("timeout");
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
 
-const q = (sel: string) => document.querySelector(sel);
-const qa = (sel: string) => Array.from(document.querySelectorAll(sel));
-
-function fakeContext(): unknown {
-  const target: Record<string | symbol, unknown> = {};
-  const proxy: unknown = new Proxy(target, {
-    get(t, p) {
-      if (p in t) return t[p];
-      if (p === "measureText") return (s: string) => ({ width: String(s).length * 6 });
-      if (p === "getImageData") return () => ({ data: new Uint8ClampedArray(4) });
-      return () => proxy;
-    },
-    set(t, p, v) {
-      t[p] = v;
-      return true;
-    },
-  });
-  return proxy;
-}
-HTMLCanvasElement.prototype.getContext = function () {
-  return fakeContext();
-} as unknown as HTMLCanvasElement["getContext"];
+installFakeCanvas();
 
 beforeEach(() => {
   document.head.innerHTML = "";
