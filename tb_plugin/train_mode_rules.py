@@ -256,8 +256,14 @@ def _describe(tm, entry, ev):
     kind = entry.get("kind")
     got = "training=%s" % flag if flag in ("False", "None") else "training=True"
     if kind == DROPOUT and "observed_zero_fraction" in ev:
-        return ("%s (%s) zeroed %s of its outputs where training would zero %s (SE %s)"
-                % (name, got, _pct(ev["observed_zero_fraction"]),
+        # What the layer itself dropped: zeros it added to its nonzero
+        # inputs (its input's own zeros, e.g. after a ReLU, are not its doing).
+        live = 1.0 - float(ev.get("input_zero_fraction") or 0.0)
+        dropped = (ev["observed_zero_fraction"] - (1.0 - live)) / live if live > 0 else 0.0
+        return ("%s (%s) dropped %s of its inputs where rate=%s drops %s (its outputs: %s "
+                "zeros, %s expected, SE %s)"
+                % (name, got, _pct(max(dropped, 0.0)), ev.get("rate"),
+                   _pct(ev.get("rate") or 0.0), _pct(ev["observed_zero_fraction"]),
                    _pct(ev["expected_zero_fraction"]), "%.2g%%" % (100 * ev["standard_error"])))
     if kind == NOISE and "changed_fraction" in ev:
         return "%s (%s) changed %s of its inputs" % (name, got, _pct(ev["changed_fraction"]))
