@@ -577,10 +577,15 @@ def _put_median(evidence, key, series, first, last):
         evidence[key] = _r(_nanmedian(series.values[m]))
 
 
+_NOT_KERNELS = ("bias", "beta", "gamma", "moving_mean", "moving_variance")
+
+
 def _is_kernel(path, shape):
+    leaf = path.rsplit("/", 1)[-1]
+    if leaf in _NOT_KERNELS:  # MultiHeadAttention's biases are [heads, dim]
+        return False
     if shape:
         return len(shape) >= 2
-    leaf = path.rsplit("/", 1)[-1]
     return leaf in ("kernel", "embeddings", "depthwise_kernel", "pointwise_kernel",
                     "recurrent_kernel", "weight", "weights", "W")
 
@@ -1093,7 +1098,7 @@ def first_layer_gradient_ratio(grad):
         return grad.steps[keep], norm.values[i, keep] / out[keep]
 
 
-def _vanishing(grad, span, th):
+def _vanishing(run, grad, span, th):
     norms = grad.stats.get(metadata.GRAD_NORM, {})
     zeros = grad.stats.get(metadata.GRAD_ZERO_FRACTION, {})
     ratios = grad.stats.get(metadata.GRAD_UPDATE_RATIO, {})
@@ -1114,6 +1119,7 @@ def _vanishing(grad, span, th):
     if not last_present.any():
         return []
     silent = _silent_output(grad)
+    fits = _fits_training_data(run, grad, th)
     later_all, later_max, later_count = _later_update_ratios(grad)
     hits = []
     for p in kernels:
@@ -1141,8 +1147,10 @@ def _vanishing(grad, span, th):
             z = zero.values[i, common]
             alive = np.isfinite(z) & (z < 1.0)
         # No gradient at the output (nothing left to learn, or a dead output
-        # layer, reported by dead_units) says nothing about this layer.
-        alive &= ~silent[common]
+        # layer, reported by dead_units) says nothing about this layer; nor
+        # do small gradients while the batch is predicted right (attention
+        # query/key kernels of a Transformer that has learned its task).
+        alive &= ~silent[common] & ~fits[common]
         cond = finite & alive & (rel < th.vanishing_ratio)
         u_p = u_max = None
         if has_upd:
@@ -1796,7 +1804,7 @@ def diagnose(run, thresholds=None):
         findings += _nonfinite_gradients(grad, span, th)
         findings += _learning_rate_too_high(run, grad, span, th)
         findings += _exploding(grad, span, th)
-        findings += _vanishing(grad, span, th)
+        findings += _vanishing(run, grad, span, th)
         findings += _dead_units(run, grad, span, th)
         findings += _converged(run, grad, span, th)
     from tb_plugin import train_mode_rules

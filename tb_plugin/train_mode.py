@@ -179,7 +179,7 @@ def _inference_calls(layer, path):
 def manifest_info(model):
     """The manifest's ``train_mode`` entry (see tb_plugin.manifest)::
 
-        {"layers": [{"path", "class", "kind", "rate", "trainable"}, ...],
+        {"layers": [{"path", "class", "kind", "rate", "trainable", "internal"}, ...],
          "call_without_training": [{"path", "class", "layers": [paths]}],
          "inference_calls": [{"path", "class", "caller"}]}
 
@@ -193,11 +193,19 @@ def manifest_info(model):
     (Keras <= 3.15.1 overrides it with the outer call's flag).
     """
     layers, inference_calls = [], []
-    for layer, path, parent, has_children in layer_tree(model):
+    tree = layer_tree(model)
+    by_path = {path: layer for layer, path, _, _ in tree}
+    for layer, path, parent, has_children in tree:
         kind = layer_kind(layer, has_children)
         if kind is not None:
             entry = {"path": path, "class": type(layer).__name__, "kind": kind,
                      "trainable": bool(layer.trainable)}
+            owner = by_path.get(parent)
+            if (owner is not None and not isinstance(owner, keras.Model)
+                    and type(owner).__module__.startswith("keras.")):
+                # Part of a Keras layer (MultiHeadAttention's attention
+                # dropout): its rate is that layer's argument, not a leftover.
+                entry["internal"] = True
             rate = layer_rate(layer, kind)
             if rate is not None:
                 entry["rate"] = rate

@@ -128,7 +128,7 @@ def manifest_findings(run, span, th):
             "take it (self.dropout(x, training=training)); fit then calls the model with "
             "training=True." % cls,
         ))
-    zero = [e for e in layers if e.get("kind") in (DROPOUT, NOISE)
+    zero = [e for e in layers if e.get("kind") in (DROPOUT, NOISE) and not e.get("internal")
             and isinstance(e.get("rate"), (int, float)) and e["rate"] == 0]
     if zero:
         out.append(d.Finding(

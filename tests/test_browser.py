@@ -401,3 +401,108 @@ def test_health_tab_under_path_prefix(browser, health_logdir):
             page.close()
     finally:
         tb.stop()
+
+
+# ---------------------------------------------------------------------------
+# Train mode: seed001's subclassed model whose `call` drops `training`, and
+# its fix, side by side.
+
+DEMO_LOGS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                         "demo_logs")
+TM_BROKEN = "seed001_no_training_arg/train"
+TM_FIXED = "seed001_training_arg/train"
+TM_DROPOUTS = ["seed001/dropout%d" % i for i in range(4)]  # Dropout(0.05) after ReLU
+
+
+def _wait_train_mode_runs(tb):
+    """The runs listing once both train runs carry their train-mode records
+    and the broken one its finding, unchanged between two reads (the Rust
+    data server may still be loading)."""
+    deadline = time.time() + 120
+    last = None
+    while time.time() < deadline:
+        body = tb.wait_for_runs([TM_BROKEN, TM_FIXED])
+        runs = {r["run"]: r for r in body["runs"]}
+        ready = (all(runs[r].get("train_mode") for r in (TM_BROKEN, TM_FIXED))
+                 and "train_mode_inactive" in {f["kind"] for f in runs[TM_BROKEN]["findings"]})
+        if ready and body == last:
+            return body
+        last = body
+        time.sleep(1.0)
+    raise AssertionError("train-mode runs not ready; last answer %r" % (last,))
+
+
+def _percent(text):
+    m = re.fullmatch(r"\s*(-?\d+(?:\.\d+)?)%\s*", text)
+    assert m, "not a percentage: %r" % text
+    return float(m.group(1)) / 100
+
+
+@pytest.mark.parametrize("load_fast", ["false", "true"])
+def test_train_mode_view_shows_dropout_not_dropping(browser, tmp_path, load_fast):
+    """The finding card of seed001_no_training_arg opens the train-mode view;
+    with the fix selected beside it, the layer table shows the broken run's
+    Dropout layers with training=False and fewer zeros than training would
+    give, and the fix's with training=True and observed ~ expected."""
+    import shutil
+
+    for name in ("seed001_no_training_arg", "seed001_training_arg"):
+        shutil.copytree(os.path.join(DEMO_LOGS, name), str(tmp_path / name))
+    tb = TensorBoardProcess(str(tmp_path), ["--load_fast", load_fast])
+    try:
+        _wait_train_mode_runs(tb)
+        page = Page(browser, tb.url)
+        try:
+            page.testid("overview").wait_for()
+            card = page.frame.locator(
+                '[data-testid="finding-card"][data-run="%s"][data-kind="train_mode_inactive"]'
+                % TM_BROKEN)
+            assert card.count() == 1
+            card.click()
+            assert page.testid("tab-train-mode").get_attribute("aria-selected") == "true"
+            banner = page.testid("focus-banner").first
+            banner.wait_for()
+            assert banner.get_attribute("data-kind") == "train_mode_inactive"
+            # The fix beside it.
+            page.frame.get_by_role("checkbox", name="Select run %s" % TM_FIXED).check()
+            for chart in ["chart-train-flags"] + ["chart-tm-%d" % i for i in range(4)]:
+                page.wait_points(chart)
+
+            table = page.testid("train-mode-summary")
+            rows = table.locator("tr[data-run]")
+            # Every (run, layer) row of the selected train runs, in one read.
+            rows.nth(len(TM_DROPOUTS) * 2 - 1).wait_for()
+            shown = rows.evaluate_all(
+                "rs => rs.map(r => ({run: r.dataset.run, layer: r.dataset.layer,"
+                " cells: [...r.cells].map(c => ({text: c.textContent,"
+                " bad: c.classList.contains('bad')}))}))")
+            by = {(r["run"], r["layer"]): r["cells"] for r in shown}
+            assert set(by) == {(run, layer) for run in (TM_BROKEN, TM_FIXED)
+                               for layer in TM_DROPOUTS}, sorted(by)
+            for layer in TM_DROPOUTS:
+                for run, flag in ((TM_BROKEN, "False"), (TM_FIXED, "True")):
+                    cells = by[(run, layer)]
+                    assert cells[2]["text"] == "Dropout" and cells[3]["text"] == "0.05"
+                    assert cells[4]["text"] == flag, (run, layer, cells[4])
+                    assert cells[4]["bad"] == (flag == "False")
+                    obs, exp = (_percent(t) for t in cells[7]["text"].split("/"))
+                    # ReLU gives ~half zeros before the Dropout: both ~0.4-0.55.
+                    assert 0.3 < obs < 0.7 and 0.3 < exp < 0.7, (run, layer, obs, exp)
+                    if run == TM_BROKEN:
+                        # z_in + (1 - z_in) * 0.05 expected; ~z_in observed.
+                        assert exp - obs > 0.015, (layer, obs, exp)
+                        assert cells[7]["bad"], layer
+                    else:
+                        assert abs(exp - obs) < 0.01, (layer, obs, exp)
+                        assert not cells[7]["bad"], layer
+            assert table.locator("td.mono.bad", has_text="seed001/dropout0").count() == 1
+
+            if load_fast == "false":  # one screenshot: the same view on both
+                table.scroll_into_view_if_needed()
+                page.screenshot("train-mode.png")
+            assert page.dialogs == [], page.dialogs
+            assert page.errors == [], "\n".join(page.errors)
+        finally:
+            page.close()
+    finally:
+        tb.stop()

@@ -170,3 +170,51 @@ def test_learning_rate_far_too_high(tmp_path, lr):
         f = kinds["train"]["learning_rate_too_high"]
         assert f["first_step"] <= 30  # within the first 10% of 300 steps
         assert f["evidence"]["update_ratio_max"] >= 0.3
+
+
+def _transformer_encoder():
+    L = keras.layers
+    inp = keras.Input((16,), dtype="int32")
+    x = L.Embedding(50, 32)(inp)
+    for _ in range(2):
+        a = L.MultiHeadAttention(4, 8)(x, x)  # its attention dropout has rate 0
+        x = L.LayerNormalization()(x + L.Dropout(0.1)(a))
+        f = L.Dense(32)(L.Dense(64, activation="relu")(x))
+        x = L.LayerNormalization()(x + f)
+    return keras.Model(inp, L.Dense(4)(L.GlobalAveragePooling1D()(x)))
+
+
+def _residual_cnn():
+    L = keras.layers
+    inp = keras.Input((10, 10, 1))
+    x = L.Conv2D(16, 3, padding="same")(inp)
+    for _ in range(3):
+        y = L.ReLU()(L.BatchNormalization()(L.Conv2D(16, 3, padding="same")(x)))
+        y = L.BatchNormalization()(L.Conv2D(16, 3, padding="same")(y))
+        x = L.ReLU()(L.Add()([x, y]))
+    x = L.Dropout(0.2)(L.GlobalAveragePooling2D()(x))
+    return keras.Model(inp, L.Dense(4)(x))
+
+
+@pytest.mark.parametrize("architecture", ["transformer", "residual_cnn"])
+def test_realistic_models_that_learn_are_healthy(tmp_path, architecture):
+    # Attention's query/key kernels get gradients ~1e-4 of the output
+    # layer's once the task is learned; MultiHeadAttention holds Dropout(0)
+    # layers of its own; BatchNormalization and residual adds everywhere.
+    keras.utils.set_random_seed(7)
+    rng = np.random.default_rng(7)
+    if architecture == "transformer":
+        y = rng.integers(0, 4, 2000).astype("int32")
+        x = rng.integers(4, 50, (2000, 16)).astype("int32")
+        x[np.arange(2000), rng.integers(0, 16, 2000)] = y  # the label is a token
+        model = _transformer_encoder()
+    else:
+        x, y = demo.bar_images(n=2000, seed=7)
+        model = _residual_cnn()
+    model.compile(optimizer="adam",
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=["accuracy"])
+    history = _fit(model, x, y, tmp_path, epochs=3, batch_size=32, validation_split=0.2)
+    assert history.history["accuracy"][-1] >= 0.9  # it did learn
+    kinds, status = _check(tmp_path)
+    assert set(status.values()) == {"healthy"}, kinds
