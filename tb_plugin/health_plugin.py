@@ -765,6 +765,17 @@ def _train_mode_layer_json(rec, entry, width):
         series["expected_zero_fraction"] = _series_json(
             reader.Series(steps=zin.steps, values=expected), width)
         series["standard_error"] = _series_json(reader.Series(steps=zin.steps, values=se), width)
+        # What the layer itself dropped: the share of its nonzero inputs it
+        # zeroed (its input's own zeros, e.g. after a ReLU, are not its doing),
+        # against `rate`; the picture that shows a Dropout that never drops.
+        zout = rec.series(metadata.TM_ZERO_OUT, path)
+        if zout is not None and np.array_equal(zout.steps, zin.steps):
+            live = np.maximum(1.0 - z, 1e-12)
+            dropped = np.clip((np.asarray(zout.values, dtype=np.float64) - z) / live, 0.0, 1.0)
+            series["dropped_fraction"] = _series_json(
+                reader.Series(steps=zin.steps, values=dropped), width)
+            series["dropped_standard_error"] = _series_json(
+                reader.Series(steps=zin.steps, values=se / live), width)
     out["series"] = series
     return out
 

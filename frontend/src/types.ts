@@ -120,6 +120,7 @@ export interface TrainModeLayer {
   /**
    * training, root_training, inference_by_caller (1/0); zero_in,
    * observed_zero_fraction, expected_zero_fraction, standard_error,
+   * dropped_fraction, dropped_standard_error (share of nonzero inputs dropped),
    * changed_fraction (Dropout family); mean_change, variance_change
    * (BatchNormalization)
    */

@@ -93,6 +93,8 @@ function layers(bad: boolean) {
         observed_zero_fraction: series(bad ? [0.5, 0.5, 0.5, 0.5, 0.5] : [0.7, 0.69, 0.71, 0.7, 0.7]),
         expected_zero_fraction: series([0.7, 0.7, 0.7, 0.7, 0.7]),
         standard_error: series([0.002, 0.002, 0.002, 0.002, "NaN"]),
+        dropped_fraction: series(bad ? [0, 0, 0, 0, 0] : [0.4, 0.38, 0.42, 0.4, 0.4]),
+        dropped_standard_error: series([0.004, 0.004, 0.004, 0.004, "NaN"]),
       },
     },
     { path: XSS, class: XSS, kind: "other", flag: "True", caller: "net", series: { training: series([1, 1]) } },

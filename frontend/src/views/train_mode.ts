@@ -158,17 +158,18 @@ export async function renderTrainMode(app: App, root: HTMLElement, isCurrent: ()
     const rate = decodeNumber(of[0].layer.rate ?? null);
     if (kind === "dropout") {
       const p = chartPanel(testid, `${path} (${cls}, rate ${formatShort(rate)})`,
-        "Share of its outputs that are 0: observed (solid) against z_in + (1 - z_in) × rate, what training would give (dashed; band: ±3 standard errors). Equal lines below the dashed one: it did not drop.");
+        "Share of its nonzero inputs the layer dropped: observed (solid) against its rate, what training drops (dashed; band: ±3 standard errors). A solid line at 0: it never dropped.");
       p.panel.setAttribute("data-layer", path);
       grid.appendChild(p.panel);
       const series: LineSpec[] = [];
       for (const r of of) {
         const lab = multi ? r.label : "";
-        if (r.series.observed_zero_fraction) series.push({ name: `${lab}${lab ? " · " : ""}observed`, color: r.color, data: lineData(r.series.observed_zero_fraction) });
-        const exp = r.series.expected_zero_fraction;
+        if (r.series.dropped_fraction) series.push({ name: `${lab}${lab ? " · " : ""}dropped`, color: r.color, data: lineData(r.series.dropped_fraction) });
+        const obs = r.series.dropped_fraction;
+        const exp: Series | undefined = obs && rate !== null ? { steps: obs.steps, values: obs.values.map(() => rate) } : undefined;
         if (exp) {
-          series.push({ name: `${lab}${lab ? " · " : ""}expected in training`, color: r.color, data: lineData(exp), dashed: true });
-          const se = r.series.standard_error;
+          series.push({ name: `${lab}${lab ? " · " : ""}rate (dropped in training)`, color: r.color, data: lineData(exp), dashed: true });
+          const se = r.series.dropped_standard_error;
           if (se) {
             const band = (sign: number): Series => ({
               steps: exp.steps,
@@ -179,7 +180,7 @@ export async function renderTrainMode(app: App, root: HTMLElement, isCurrent: ()
           }
         }
       }
-      drawLines(p, { series, yPercent: true, yMin: 0, yMax: 1, legend: false, ...common }, "No zero fractions recorded (the layer's tensors were not readable in the step).", "train_mode");
+      drawLines(p, { series, yPercent: true, yMin: 0, legend: false, ...common }, "No zero fractions recorded (the layer's tensors were not readable in the step).", "train_mode");
     } else if (kind === "noise") {
       const p = chartPanel(testid, `${path} (${cls}, ${formatShort(rate)})`, "Share of its inputs the layer changed: ~all of them in training, 0 in inference.");
       p.panel.setAttribute("data-layer", path);
