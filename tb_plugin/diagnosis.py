@@ -21,6 +21,7 @@ import dataclasses
 import logging
 import math
 import re
+import warnings
 from typing import Optional
 
 import numpy as np
@@ -380,7 +381,8 @@ def _what(family, kind="predictions"):
 
 
 def _pct(x):
-    return "%d%%" % round(100 * float(x))
+    x = float(x)
+    return "%d%%" % round(100 * x) if math.isfinite(x) else str(x)
 
 
 def _align(series_list):
@@ -1249,7 +1251,8 @@ def _learning_rate_too_high(run, grad, span, th):
     # the others is growing from ~0 (zero-initialised), where any step is
     # large next to its size.
     rms = wn.values[rows] / np.sqrt(sizes)[:, None]
-    with np.errstate(invalid="ignore"):
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # steps without any weight norm
         grown = rms >= 0.25 * np.nanmedian(rms, axis=0)
         large = (upd.present[rows] & grown
                  & (np.nan_to_num(upd.values[rows], nan=0.0) >= th.update_ratio_high)
@@ -1266,8 +1269,9 @@ def _learning_rate_too_high(run, grad, span, th):
         return []
     a, b = hit
     seg = upd.values[rows][:, a:b + 1]
+    seg = seg[np.isfinite(seg)]  # a weight that was exactly 0 gives an infinite ratio
     evidence = {
-        "update_ratio_max": _r(float(np.nanmax(seg))),
+        "update_ratio_max": _r(float(seg.max())) if seg.size else float("inf"),
         "update_ratio_high": th.update_ratio_high,
         "update_ratio_guideline": th.update_ratio_guideline,
         "kernels": len(kernels),

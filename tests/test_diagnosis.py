@@ -351,3 +351,26 @@ def test_mixed_fits_from_steps_that_start_over():
 class _Datum:
     def __init__(self, step, value):
         self.step, self.value = step, value
+
+
+def test_learning_rate_too_high_with_an_infinite_update_ratio():
+    # A weight that was exactly 0 before a huge step gives an infinite
+    # update ratio: the finding must still be made (it once crashed the
+    # whole run's diagnosis into "no_data").
+    steps = np.arange(20)
+    paths = ["m/d0/kernel", "m/out/kernel"]
+    ratio = {"m/d0/kernel": [np.inf, 2.0, 1.5] + [0.0] * 17,
+             "m/out/kernel": [0.9, 0.8, 0.5] + [0.0] * 17}
+    stats = {
+        "norm": {p: _series(steps, [1.0] * 20) for p in paths},
+        "weight_norm": {p: _series(steps, [3.0] * 20) for p in paths},
+        "update_ratio": {p: _series(steps, ratio[p]) for p in paths},
+    }
+    grad = reader.GradientRecords(name="gradients", variables=paths,
+                                  shapes={p: [8, 8] for p in paths}, stats=stats,
+                                  log10_histograms={}, scalars={})
+    run = reader.RunRecords(run="r", manifest=None, predictions={},
+                            gradients={"gradients": grad})
+    (f,) = [f for f in diagnosis.diagnose(run) if f.kind == "learning_rate_too_high"]
+    assert f.first_step == 0 and f.evidence["update_ratio_max"] == 2.0
+    assert "200%" in f.message
