@@ -25,7 +25,6 @@ previous epoch.
 import collections
 import contextlib
 import glob
-import json
 import logging
 import math
 import os

@@ -385,17 +385,6 @@ def _pct(x):
     return "%d%%" % round(100 * x) if math.isfinite(x) else str(x)
 
 
-def _align(series_list):
-    """Common steps of several Series (or HistogramSeries) and, for each, the
-    index of its point at each of those steps (the last one of a repeated
-    step; steps are sorted)."""
-    common = series_list[0].steps
-    for s in series_list[1:]:
-        common = np.intersect1d(common, s.steps)
-    return common, [np.searchsorted(s.steps, common, side="right") - 1
-                    for s in series_list]
-
-
 def _values_at(series, steps):
     """The values of `series` at or before each of `steps` (0 before its
     first point or without a series)."""
