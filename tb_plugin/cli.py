@@ -2,12 +2,18 @@
 
     tb-health check LOGDIR [--run REGEX] [--json] [--set NAME=VALUE ...]
                            [--thresholds FILE]
+    tb-health compare LOGDIR --tag TAG [--group REGEX] [--run REGEX]
+                             [--final last|best|mean-last-K] [--band ci|sd|se|minmax]
+                             [--better higher|lower] [--json]
     tb-health --version
 
-Exit status: 0 when no run has an error finding, 1 when at least one does,
-2 on bad usage (including an unknown threshold name or a bad value) or a log
-directory that does not exist or cannot be read, 3 when no run (matching
+Exit status of check: 0 when no run has an error finding, 1 when at least one
+does, 2 on bad usage (including an unknown threshold name or a bad value) or a
+log directory that does not exist or cannot be read, 3 when no run (matching
 --run) has health records, so that a CI gate pointed at the wrong path fails.
+Of compare (see tb_plugin.compare): 0 when at least two groups were compared,
+2 on bad usage (a bad regex, a seed counted twice, scipy missing) or an
+unreadable LOGDIR, 3 when fewer than two groups have values of TAG.
 Needs TensorBoard and numpy only (no TensorFlow).
 """
 
@@ -88,6 +94,36 @@ def _build_parser():
         default=None,
         help='a JSON object of threshold overrides, e.g. {"dead_fraction": 0.8}',
     )
+    compare = sub.add_parser(
+        "compare",
+        help="compare groups of runs (configurations x seeds) on a scalar tag",
+        description="Compare configurations across seeds: per group the mean of TAG with "
+        "a band over steps and the final values, per pair of groups the difference, its "
+        "95% CI, Welch's p, Hedges' g, P(a run of A beats a run of B) and a verdict; "
+        "health findings that differ between groups first. Exit status 0: compared; 2: "
+        "bad usage or unreadable LOGDIR; 3: fewer than two groups have values of TAG.",
+    )
+    compare.add_argument("logdir", metavar="LOGDIR", help="TensorBoard log directory")
+    compare.add_argument("--tag", required=True, help="the scalar tag, e.g. epoch_loss")
+    compare.add_argument(
+        "--group", metavar="REGEX", default=None,
+        help="group runs by this regular expression over the full run name (re.search): "
+        "its named group 'group' or first capture group names the group, e.g. "
+        "'(.*)/seed\\d+/validation$'; default: by HParams or the recorded manifest")
+    compare.add_argument("--run", metavar="REGEX", default=None,
+                         help="only runs whose name matches this regular expression")
+    compare.add_argument(
+        "--final", default="last", metavar="last|best|mean-last-K",
+        help="each run's final value: the last value (default), the best one, or the "
+        "mean of its last K records")
+    compare.add_argument("--band", default="ci", choices=("ci", "sd", "se", "minmax"),
+                         help="band around the mean over steps (JSON): 95%% t-CI "
+                         "(default), SD, SE or min-max")
+    compare.add_argument("--better", choices=("higher", "lower"), default=None,
+                         help="which values are better (default: lower when TAG contains "
+                         "'loss' or 'error', else higher)")
+    compare.add_argument("--json", action="store_true",
+                         help="print the JSON document of tb_plugin.compare")
     return parser
 
 
@@ -237,6 +273,38 @@ def _check(args, out, err):
     return EXIT_OK
 
 
+def _compare(args, out, err):
+    if not os.path.isdir(args.logdir):
+        err.write("tb-health: error: not a log directory: %s\n" % args.logdir)
+        return EXIT_USAGE
+    m = re.fullmatch(r"last|best|mean-last-([1-9][0-9]*)", args.final)
+    if m is None:
+        err.write("tb-health: error: --final must be last, best or mean-last-K "
+                  "(K >= 1), got %r\n" % args.final)
+        return EXIT_USAGE
+    from tb_plugin import compare
+
+    try:
+        result = compare.compare_logdir(
+            args.logdir, args.tag, group_regex=args.group, run_filter=args.run,
+            final="mean_last" if m.group(1) else args.final, k=int(m.group(1) or 1),
+            band=args.band,
+            higher_is_better=None if args.better is None else args.better == "higher")
+    except (compare.CompareError, ImportError) as e:
+        err.write("tb-health: error: %s\n" % e)
+        return EXIT_USAGE
+    except OSError as e:
+        err.write("tb-health: error: cannot read %s: %s\n" % (args.logdir, e))
+        return EXIT_USAGE
+    out.write(json.dumps(result, indent=2, allow_nan=False) + "\n" if args.json
+              else compare.format_report(result))
+    if sum(g["final"]["n"] > 0 for g in result["groups"]) < 2:
+        err.write("tb-health: nothing to compare: %s\n"
+                  % ("; ".join(result["notes"]) or "fewer than two groups have values"))
+        return EXIT_NO_DATA
+    return EXIT_OK
+
+
 def _use_tensorboard_without_tensorflow():
     # TensorBoard imports TensorFlow (when installed) only for file I/O; on a
     # local log directory its own TF-free stub does the same, starts seconds
@@ -274,13 +342,13 @@ def main(argv=None):
         return EXIT_USAGE
     except SystemExit as e:  # --help / --version
         return int(e.code or 0) if isinstance(e.code, int) else EXIT_USAGE
-    if args.command != "check":
+    if args.command not in ("check", "compare"):
         parser.print_usage(err)
-        err.write("tb-health: error: a command is required (check)\n")
+        err.write("tb-health: error: a command is required (check or compare)\n")
         return EXIT_USAGE
     _quiet_tensorboard_logging()
     _use_tensorboard_without_tensorflow()
-    return _check(args, out, err)
+    return (_compare if args.command == "compare" else _check)(args, out, err)
 
 
 if __name__ == "__main__":
