@@ -33,6 +33,8 @@ FORMAT_VERSION = 1
 
 TAG_PREFIX = "health"
 MANIFEST_TAG = "health/manifest"
+# Record family names whose index tag (index_tag(name)) is taken.
+RESERVED_NAMES = frozenset(["manifest"])
 
 # Record kinds named in an index summary.
 KIND_PREDICTIONS = "predictions"
@@ -69,6 +71,10 @@ PRED_TARGET_STD = "target_std"  # regression: std of targets over the batch
 PRED_OUTPUT_STD_RATIO_MAX = "output_std_ratio_max"
 PRED_OUTPUT_STD_RATIO_MIN = "output_std_ratio_min"
 PRED_COUNT = "count"  # rows in the record
+# Labels that cannot be scored (class ids out of [0, K) or not whole, binary
+# or one-hot values out of [0, 1], NaN), counted by prediction_distribution
+# inside tf.function (eagerly they raise a ValueError).
+PRED_INVALID_LABELS = "invalid_labels"
 # Histogram statistics of a prediction record.
 PRED_TOP1_HIST = "top1_probability"  # bins over [0, 1]
 PRED_CLASS_PROB_HIST = "class_probability"  # all class probabilities

@@ -21,6 +21,10 @@ Use it like ``tf.summary``::
                 health.gradient_magnitudes(
                     "gradients", grads, model.trainable_variables, step=step)
 
+Every argument is checked before anything is written: a bad one raises a
+ValueError that names it and shows what it got (see each function's
+docstring for what it accepts; "manifest" is not a family name).
+
 Functions: :func:`prediction_distribution`, :func:`gradient_magnitudes`,
 :func:`model_manifest` (the manifest of a Keras model and its loss, see
 :mod:`tb_plugin.manifest`), :func:`manifest` (a manifest dict as is); see

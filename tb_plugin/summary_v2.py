@@ -53,6 +53,222 @@ def _warn_once(key, message):
 
 
 # ---------------------------------------------------------------------------
+# Argument validation: every public argument is checked here, on Python
+# values only (free at trace time); tensor values are checked only where
+# noted (labels, when a record is written). Errors are ValueErrors that name
+# the argument and show what it got.
+
+MAX_MANIFEST_DEPTH = 100  # nesting of a manifest's dicts and lists
+
+
+def _short(text, limit=100):
+    """`text` cut to `limit` characters."""
+    if len(text) > limit:
+        text = text[:limit] + "...(%d characters)" % len(text)
+    return text
+
+
+def _got(value):
+    """What an argument got, for an error message: its (cut) repr and type."""
+    return "%s (%s)" % (_short(repr(value)), type(value).__name__)
+
+
+def _check_name(name, arg="name"):
+    """A record family name: a non-empty string, not a reserved one."""
+    if not isinstance(name, str) or not name:
+        raise ValueError("%s must be a non-empty string, got %s" % (arg, _got(name)))
+    if name in metadata.RESERVED_NAMES:
+        raise ValueError("%s %r is reserved (its tag %s holds the %s); choose another name"
+                         % (arg, name, metadata.index_tag(name), name))
+    return name
+
+
+def _check_description(description):
+    if description is not None and not isinstance(description, str):
+        raise ValueError("description must be a string or None, got %s" % _got(description))
+    return description
+
+
+def _check_bool(value, arg):
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError("%s must be True or False, got %s" % (arg, _got(value)))
+    return bool(value)
+
+
+def _resolve_step(step):
+    """`step`, or the default step when None: a non-negative integer or an
+    integer scalar tensor / variable (negative values refused when known)."""
+    arg = "step"
+    if step is None:
+        step = tf.summary.experimental.get_step()
+        if step is None:
+            raise ValueError(
+                "step is None and no default step is set: pass step= or use "
+                "tf.summary.experimental.set_step()")
+        arg = "step (tf.summary.experimental.get_step())"
+    if isinstance(step, (bool, np.bool_)):
+        raise ValueError("%s must be an integer, got %s" % (arg, _got(step)))
+    if isinstance(step, (int, np.integer)):
+        value = step
+    elif hasattr(step, "dtype") and hasattr(step, "shape"):
+        try:
+            dtype, shape = tf.as_dtype(step.dtype), tf.TensorShape(step.shape)
+        except (TypeError, ValueError):
+            dtype = shape = None
+        if dtype is None or not dtype.is_integer or shape.rank not in (0, None):
+            raise ValueError("%s must be an integer scalar, got %s" % (arg, _got(step)))
+        value = tf.get_static_value(step) if isinstance(step, tf.Tensor) else None
+    else:
+        raise ValueError("%s must be a non-negative integer or an integer scalar tensor, "
+                         "got %s" % (arg, _got(step)))
+    if value is not None and value < 0:
+        raise ValueError("%s must be non-negative, got %s" % (arg, _got(step)))
+    return step
+
+
+def _as_tensor(value, arg, allow_bool=False):
+    """`value` as a numeric tensor (IndexedSlices densified)."""
+    try:
+        if isinstance(value, tf.IndexedSlices):
+            value = tf.convert_to_tensor(value)
+        tensor = None if value is None else tf.convert_to_tensor(value)
+    except (TypeError, ValueError):
+        tensor = None
+    if tensor is None:
+        raise ValueError("%s must be a numeric tensor, got %s" % (arg, _got(value)))
+    if not (tensor.dtype.is_floating or tensor.dtype.is_integer
+            or (allow_bool and tensor.dtype == tf.bool)):
+        raise ValueError("%s must be a numeric tensor, got dtype %s with shape %s"
+                         % (arg, tensor.dtype.name, tensor.shape))
+    return tensor
+
+
+def _as_list(value, arg):
+    """A list from a list, tuple or other iterable that is not a tensor,
+    array, string or dict."""
+    if value is None or isinstance(value, (str, bytes, dict)) or hasattr(value, "shape"):
+        raise ValueError("%s must be a list, got %s" % (arg, _got(value)))
+    try:
+        return list(value)
+    except TypeError as e:
+        raise ValueError("%s must be a list, got %s" % (arg, _got(value))) from e
+
+
+def _check_variable(variable, i):
+    """A tf.Variable or Keras Variable (anything with assign and a shape)."""
+    if not (callable(getattr(variable, "assign", None)) and hasattr(variable, "shape")):
+        raise ValueError("variables[%d] must be a tf.Variable or a Keras Variable, got %s"
+                         % (i, _got(variable)))
+    return variable
+
+
+def _check_same_shape(tensor, variable, arg, i, path):
+    """`tensor` (a gradient or update) has the shape of `variables[i]`."""
+    vshape = tf.TensorShape(variable.shape)
+    if not tensor.shape.is_compatible_with(vshape):
+        raise ValueError("%s[%d] has shape %s but variables[%d] (%s) has shape %s"
+                         % (arg, i, tensor.shape, i, path, list(variable.shape)))
+
+
+def _unique_paths(name, paths):
+    """`paths` with duplicates renamed (``layer#2/kernel``, ``Variable#2``),
+    with one warning naming them: records of different variables under one
+    path would merge into one series."""
+    if len(set(paths)) == len(paths):
+        return paths
+    used, seen, out, renamed = set(paths), collections.Counter(), [], []
+    for path in paths:
+        seen[path] += 1
+        if seen[path] == 1:
+            out.append(path)
+            continue
+        head, sep, leaf = path.rpartition("/")
+        n = seen[path]
+        while True:
+            new = "%s#%d%s%s" % (head, n, sep, leaf) if sep else "%s#%d" % (path, n)
+            if new not in used:
+                break
+            n += 1
+        used.add(new)
+        out.append(new)
+        renamed.append("%s -> %s" % (path, new))
+    _warn_once(("duplicate_paths", name, tuple(paths)),
+               "tb_plugin: variables of %r share a path (e.g. unnamed tf.Variables are all "
+               "'Variable'); recorded as: %s. Name the variables to choose their paths."
+               % (name, ", ".join(renamed)))
+    return out
+
+
+def _check_manifest_data(data, arg="data"):
+    """A manifest: a dict of JSON-able values with string keys, no cycles,
+    nested at most MAX_MANIFEST_DEPTH deep (other leaves are written as
+    ``str(value)``)."""
+    if not isinstance(data, dict):
+        raise ValueError("%s must be a dict, got %s" % (arg, _got(data)))
+
+    def walk(node, where, depth, active):
+        if id(node) in active:
+            raise ValueError("%s is circular: %s contains itself" % (arg, where))
+        if depth > MAX_MANIFEST_DEPTH:
+            raise ValueError("%s is nested more than %d deep (at %s)"
+                             % (arg, MAX_MANIFEST_DEPTH, _short(where)))
+        active.add(id(node))
+        if isinstance(node, dict):
+            items = []
+            for key, value in node.items():
+                if not isinstance(key, str):
+                    raise ValueError("%s must have string keys, got key %s in %s"
+                                     % (arg, _got(key), _short(where)))
+                items.append((key, value))
+        else:
+            items = list(enumerate(node))
+        for key, value in items:
+            if isinstance(value, (dict, list, tuple)):
+                walk(value, "%s[%s]" % (where, _short(repr(key), 40)), depth + 1, active)
+        active.discard(id(node))
+
+    walk(data, arg, 1, set())
+    return data
+
+
+def _invalid_labels(labels, task, num_classes):
+    """(mask, labels laid out like it, what valid labels are) of the labels
+    that cannot be scored: class ids outside [0, K) or not whole, one-hot
+    rows or binary labels with a value outside [0, 1], NaN and Inf; None
+    for regression, whose targets can be any number."""
+    if labels is None or task == metadata.TASK_REGRESSION:
+        return None
+    y = tf.cast(labels, tf.float32)
+    if task == metadata.TASK_MULTICLASS:
+        if labels.shape.rank == 2 and labels.shape[-1] == num_classes:
+            bad = tf.logical_not(tf.logical_and(y >= 0, y <= 1))
+            return tf.reduce_any(bad, axis=-1), labels, "one-hot rows of values in [0, 1]"
+        y = tf.reshape(y, [-1])
+        ok = tf.logical_and(tf.logical_and(y >= 0, y < num_classes), tf.equal(tf.floor(y), y))
+        return (tf.logical_not(ok), tf.reshape(labels, [-1]),
+                "class ids in [0, %d)" % num_classes)
+    y = tf.reshape(y, [-1])
+    return (tf.logical_not(tf.logical_and(y >= 0, y <= 1)), tf.reshape(labels, [-1]),
+            "values in [0, 1]")
+
+
+def _invalid_label_count(labels, task, num_classes):
+    """The number of invalid labels (see _invalid_labels) as a float32
+    tensor, None for regression; eagerly, a ValueError when there are any."""
+    found = _invalid_labels(labels, task, num_classes)
+    if found is None:
+        return None
+    mask, laid_out, what = found
+    if tf.executing_eagerly():
+        bad = mask.numpy()
+        if bad.any():
+            raise ValueError(
+                "labels must be %s, got %d invalid of %d, e.g. %s"
+                % (what, bad.sum(), bad.size, _short(repr(laid_out.numpy()[bad][:3].tolist()))))
+    return tf.reduce_sum(tf.cast(mask, tf.float32))
+
+
+# ---------------------------------------------------------------------------
 # Metadata and low-level writes
 
 _md_cache = {}
@@ -401,16 +617,6 @@ def _write_json(tag, obj, step, description=None):
     return tf.constant(True)
 
 
-def _resolve_step(step):
-    if step is None:
-        step = tf.summary.experimental.get_step()
-        if step is None:
-            raise ValueError(
-                "No step set: pass step= or use tf.summary.experimental.set_step()"
-            )
-    return step
-
-
 def _replica_context():
     """The replica context when running in a multi-replica `strategy.run`."""
     if not tf.distribute.has_strategy() or tf.distribute.in_cross_replica_context():
@@ -426,22 +632,12 @@ def _replica_context():
 
 
 def _check_outputs(outputs, labels, task):
-    if isinstance(outputs, (list, tuple, dict)) and not hasattr(outputs, "shape"):
-        try:
-            outputs = tf.convert_to_tensor(outputs)
-        except (ValueError, TypeError) as e:
-            raise ValueError(
-                "outputs must be one numeric tensor, got %s" % type(outputs).__name__
-            ) from e
-    outputs = tf.convert_to_tensor(outputs)
-    if not (outputs.dtype.is_floating or outputs.dtype.is_integer):
-        raise ValueError(
-            "outputs must be a numeric tensor, got dtype %s with shape %s"
-            % (outputs.dtype.name, outputs.shape)
-        )
+    """(outputs, labels, task) as tensors and the task inferred when None,
+    checked against each other (ValueErrors naming the argument)."""
+    outputs = _as_tensor(outputs, "outputs")
     rank = outputs.shape.rank
     if task is not None and task not in _TASKS:
-        raise ValueError("task must be one of %s or None, got %r" % (_TASKS, task))
+        raise ValueError("task must be one of %s or None, got %s" % (_TASKS, _got(task)))
     if rank is None:
         raise ValueError("outputs must have a known rank, got shape %s" % outputs.shape)
     if task in (metadata.TASK_REGRESSION, metadata.TASK_BINARY):
@@ -467,12 +663,7 @@ def _check_outputs(outputs, labels, task):
                 "num_classes >= 2, got shape %s" % outputs.shape
             )
     if labels is not None:
-        labels = tf.convert_to_tensor(labels)
-        if not (labels.dtype.is_floating or labels.dtype.is_integer or labels.dtype == tf.bool):
-            raise ValueError(
-                "labels must be a numeric tensor, got dtype %s with shape %s"
-                % (labels.dtype.name, labels.shape)
-            )
+        labels = _as_tensor(labels, "labels", allow_bool=True)
         if labels.dtype == tf.bool:
             labels = tf.cast(labels, tf.int32)
         if labels.shape.rank == 0:
@@ -667,24 +858,32 @@ def prediction_distribution(
     """Writes the health statistics of one batch of model outputs.
 
     Args:
-      name: record family name, e.g. "predictions" (tags ``health/<name>/...``).
-      outputs: multiclass ``[batch, K]`` logits or probabilities; binary
-        ``[batch]`` or ``[batch, 1]`` (or, with ``task="binary"``, multi-label
-        ``[batch, K, ...]``: every entry a binary problem, the statistics
-        taken over all entries together); regression any ``[batch, ...]``.
-      step: int64 step; default ``tf.summary.experimental.get_step()``.
-      labels: optional class ids ``[batch]`` / ``[batch, 1]`` or one-hot
-        ``[batch, K]`` (multiclass), 0/1 ``[batch]`` (binary), targets
-        (regression).
-      from_logits: whether `outputs` are logits (softmax / sigmoid applied
-        here) rather than probabilities.
+      name: record family name, a non-empty string other than "manifest",
+        e.g. "predictions" (tags ``health/<name>/...``).
+      outputs: a numeric tensor (or array): multiclass ``[batch, K]`` logits
+        or probabilities; binary ``[batch]`` or ``[batch, 1]`` (or, with
+        ``task="binary"``, multi-label ``[batch, K, ...]``: every entry a
+        binary problem, the statistics taken over all entries together);
+        regression any ``[batch, ...]``.
+      step: a non-negative int or integer scalar tensor / variable; default
+        ``tf.summary.experimental.get_step()``.
+      labels: optional class ids in [0, K) ``[batch]`` / ``[batch, 1]`` or
+        one-hot ``[batch, K]`` (multiclass), values in [0, 1] shaped like the
+        outputs (binary, thresholded at 0.5), targets (regression). Invalid
+        class labels (out of range, not whole, NaN) raise a ValueError when
+        the record is written eagerly; inside a ``tf.function`` they are
+        counted in the record's ``invalid_labels`` scalar instead (and left
+        out of the accuracy, multiclass).
+      from_logits: True or False: whether `outputs` are logits (softmax /
+        sigmoid applied here) rather than probabilities.
       task: "multiclass", "binary", "regression", or None to infer from the
         shape ([batch, K>1] -> multiclass, else binary).
-      description: optional description stored in the summary metadata.
+      description: optional string stored in the summary metadata.
 
     Written stats (see :mod:`tb_plugin.metadata`): count, nonfinite and, for
     classification, entropy, tie_fraction, zero_logit_fraction (logits
-    only), accuracy and tie_tolerant_accuracy (with labels) as scalars;
+    only), accuracy, tie_tolerant_accuracy and invalid_labels (with labels)
+    as scalars;
     top1_probability, class_probability, predicted_classes, label_classes
     (with labels) as histograms. Regression: output_std, target_std (with
     labels) and the outputs histogram; with labels and D > 1 output
@@ -696,9 +895,15 @@ def prediction_distribution(
       A boolean scalar tensor, true if the record was written.
 
     Raises:
-      ValueError: on outputs/labels of the wrong rank, batch size or dtype.
+      ValueError: naming the argument and what it got, for any argument not
+        as above (a family name that is empty or reserved, outputs / labels
+        of the wrong rank, batch size or dtype, a step that is not a
+        non-negative integer, a from_logits that is not a bool).
     """
+    name = _check_name(name)
     step = _resolve_step(step)
+    from_logits = _check_bool(from_logits, "from_logits")
+    description = _check_description(description)
     outputs, labels, task = _check_outputs(outputs, labels, task)
     ctx = _replica_context()
     extra = index_extra(task, outputs.shape, None if labels is None else labels.shape)
@@ -708,27 +913,33 @@ def prediction_distribution(
         if task == metadata.TASK_REGRESSION:
             hist_range = _regression_range(outputs, ctx)
         sums, _, k = prediction_sums(outputs, labels, from_logits, task, hist_range)
+        invalid = _invalid_label_count(labels, task, k)
         if ctx is not None:
             sums = all_reduce_sums(ctx, sums)
-        return sums, k, hist_range
+            if invalid is not None:
+                invalid = ctx.all_reduce(tf.distribute.ReduceOp.SUM, invalid)
+        return sums, k, hist_range, invalid
+
+    def write_record(sums, k, hist_range, invalid):
+        with _one_write(step):
+            if invalid is not None:
+                _write_scalars([metadata.stat_tag(name, metadata.PRED_INVALID_LABELS)],
+                               [invalid], step, description)
+            return _write_prediction_sums(
+                name, sums, task, k, step, from_logits, hist_range, description,
+                index_extra=extra,
+            )
 
     if ctx is not None:
         # Collective ops must run on every replica; only the write is gated.
-        sums, k, hist_range = compute()
+        computed = compute()
 
         def write():
-            return _write_prediction_sums(
-                name, sums, task, k, step, from_logits, hist_range, description,
-                index_extra=extra,
-            )
+            return write_record(*computed)
     else:
 
         def write():
-            sums, k, hist_range = compute()
-            return _write_prediction_sums(
-                name, sums, task, k, step, from_logits, hist_range, description,
-                index_extra=extra,
-            )
+            return write_record(*compute())
 
     with tf.name_scope("health_" + _scope_name(name)):
         return _gated(write)
@@ -844,16 +1055,23 @@ def gradient_magnitudes(
     """Writes per-variable gradient statistics of one step.
 
     Args:
-      name: record family name, e.g. "gradients".
-      gradients: list of gradient tensors (or IndexedSlices, or None: skipped
-        with one warning), aligned with `variables`.
-      variables: the variables, in model depth order (input to output); each
-        is named by its Keras 3 ``path`` (``name`` for a tf.Variable).
-      step: int64 step; default ``tf.summary.experimental.get_step()``.
+      name: record family name, a non-empty string other than "manifest",
+        e.g. "gradients".
+      gradients: a list of gradient tensors (or IndexedSlices, or None:
+        skipped with one warning), aligned with `variables`, each shaped
+        like its variable.
+      variables: a list of tf.Variables or Keras Variables, in model depth
+        order (input to output); each is named by its Keras 3 ``path``
+        (``name`` for a tf.Variable). Variables that share a path (unnamed
+        tf.Variables are all "Variable") are recorded under unique paths
+        (``Variable#2``, ``dense#2/kernel``), with one warning.
+      step: a non-negative int or integer scalar tensor / variable; default
+        ``tf.summary.experimental.get_step()``.
       updates: optional list aligned with `variables` of the change just
-        applied, ``w_after - w_before`` (call after the optimizer step); gives
-        update_ratio = ||update|| / ||w_before||.
-      description: optional description stored in the summary metadata.
+        applied, ``w_after - w_before`` (call after the optimizer step),
+        each shaped like its variable (None: unknown); gives update_ratio =
+        ||update|| / ||w_before||.
+      description: optional string stored in the summary metadata.
 
     Per variable ``health/<name>/<path>/<stat>``: norm, max_abs,
     zero_fraction, nonfinite, weight_norm, update_ratio (with updates) as
@@ -862,39 +1080,36 @@ def gradient_magnitudes(
 
     Returns:
       A boolean scalar tensor, true if the record was written.
+
+    Raises:
+      ValueError: naming the argument and what it got, for any argument not
+        as above.
     """
-    return _gradient_magnitudes(name, gradients, variables, step, updates, description)
-
-
-def _gradient_magnitudes(
-    name, gradients, variables, step=None, updates=None, description=None,
-    all_reduce=True,
-):
-    """gradient_magnitudes; `all_reduce=False` when the caller already summed
-    the gradients across replicas (collectives cannot run inside a tf.cond);
-    `updates` may hold None entries (no update_ratio for those)."""
+    name = _check_name(name)
     step = _resolve_step(step)
-    gradients = list(gradients)
-    variables = list(variables)
+    description = _check_description(description)
+    gradients = _as_list(gradients, "gradients")
+    variables = _as_list(variables, "variables")
     if len(gradients) != len(variables):
         raise ValueError(
             "gradients and variables must have the same length, got %d gradients "
             "and %d variables" % (len(gradients), len(variables))
         )
     if updates is not None:
-        updates = list(updates)
+        updates = _as_list(updates, "updates")
         if len(updates) != len(variables):
             raise ValueError(
                 "updates must have the length of variables (%d), got %d"
                 % (len(variables), len(updates))
             )
     entries = gradient_entries(name, gradients, variables, updates)
-    ctx = _replica_context() if all_reduce else None
+    ctx = _replica_context()
     if ctx is not None and entries:
         reduced = ctx.all_reduce(
             tf.distribute.ReduceOp.SUM, [stats.to_float(g) for _, g, _, _ in entries]
         )
         entries = [(p, r, v, u) for (p, _, v, u), r in zip(entries, reduced)]
+
     def write():
         return _write_gradient_stats(name, entries, step, description)
 
@@ -903,32 +1118,25 @@ def _gradient_magnitudes(
 
 
 def gradient_entries(name, gradients, variables, updates=None):
-    """The (path, gradient tensor, variable, update or None) of each variable
-    with a gradient, validated (see gradient_magnitudes); None gradients are
-    skipped with one warning per family and set of variables."""
+    """The (unique path, gradient tensor, variable, update tensor or None)
+    of each variable with a gradient, validated (see gradient_magnitudes);
+    None gradients are skipped with one warning per family and set of
+    variables."""
+    paths = _unique_paths(name, [variable_path(_check_variable(v, i))
+                                 for i, v in enumerate(variables)])
     entries = []
     skipped = []
-    for i, (g, v) in enumerate(zip(gradients, variables)):
-        path = variable_path(v)
+    for i, (g, v, path) in enumerate(zip(gradients, variables, paths)):
         if g is None:
             skipped.append(path)
             continue
-        if isinstance(g, tf.IndexedSlices):
-            g = tf.convert_to_tensor(g)
-        g = tf.convert_to_tensor(g)
-        if not (g.dtype.is_floating or g.dtype.is_integer):
-            raise ValueError(
-                "gradients[%d] (%s) must be numeric, got dtype %s with shape %s"
-                % (i, path, g.dtype.name, g.shape)
-            )
-        if v is not None and hasattr(v, "shape") and g.shape.is_fully_defined():
-            vshape = tuple(v.shape)
-            if None not in vshape and tuple(g.shape) != vshape:
-                raise ValueError(
-                    "gradients[%d] has shape %s but variables[%d] (%s) has shape %s"
-                    % (i, g.shape, i, path, list(vshape))
-                )
-        entries.append((path, g, v, updates[i] if updates is not None else None))
+        g = _as_tensor(g, "gradients[%d] (%s)" % (i, path))
+        _check_same_shape(g, v, "gradients", i, path)
+        u = updates[i] if updates is not None else None
+        if u is not None:
+            u = _as_tensor(u, "updates[%d] (%s)" % (i, path))
+            _check_same_shape(u, v, "updates", i, path)
+        entries.append((path, g, v, u))
     if skipped:
         _warn_once(
             ("none_gradients", name, tuple(skipped)),
@@ -944,11 +1152,10 @@ def _write_gradient_stats(name, entries, step, description=None):
     layout = [(p, g.shape) for p, g, _, _ in entries]
     st, has_update = {}, []
     if entries:
-        weights = updates = None
-        if all(v is not None for _, _, v, _ in entries):
-            weights = [_variable_value(v) for _, _, v, _ in entries]
-            updates = [u for _, _, _, u in entries]
-        st, has_update = _gradient_statistics([g for _, g, _, _ in entries], weights, updates)
+        st, has_update = _gradient_statistics(
+            [g for _, g, _, _ in entries],
+            [_variable_value(v) for _, _, v, _ in entries],
+            [u for _, _, _, u in entries])
     with _one_write(step):
         return _write_gradient_rows(name, layout, st, has_update, step, description)
 
@@ -1019,9 +1226,24 @@ def _write_gradient_rows(name, layout, st, has_update, step, description):
 
 
 def manifest(data, step=0):
-    """Writes the run manifest (a JSON-able dict) under ``health/manifest``."""
-    if not isinstance(data, dict):
-        raise ValueError("manifest data must be a dict, got %s" % type(data).__name__)
+    """Writes the run manifest under ``health/manifest``.
+
+    Args:
+      data: a dict of JSON values (dicts with string keys, lists, strings,
+        numbers, bools, None; other values are written as ``str(value)``),
+        without cycles, nested at most MAX_MANIFEST_DEPTH deep.
+      step: a non-negative int or integer scalar tensor (None: the default
+        step).
+
+    Returns:
+      A boolean tensor, true when the manifest was written.
+
+    Raises:
+      ValueError: naming the argument and what it got, for `data` or `step`
+        not as above.
+    """
+    data = _check_manifest_data(data)
+    step = _resolve_step(step)
     return _gated(lambda: _write_json(metadata.MANIFEST_TAG, data, step))
 
 
@@ -1061,7 +1283,8 @@ def model_manifest(model, loss, optimizer=None, step=0, from_logits=None):
         ``masked_mse``; a ``functools.partial`` passes on its ``from_logits``).
         None: the model's compiled loss.
       optimizer: a ``keras.optimizers.Optimizer``; None: the model's, if any.
-      step: the step to write the manifest at.
+      step: the step to write the manifest at (a non-negative int or integer
+        scalar tensor).
       from_logits: whether the model outputs logits, for a plain function
         whose name or signature does not say it (it overrides what the loss
         says); None: inferred (unknown stays unknown, and the output lint is
@@ -1079,7 +1302,7 @@ def model_manifest(model, loss, optimizer=None, step=0, from_logits=None):
     from tb_plugin import manifest as manifest_lib
 
     if not isinstance(model, keras.Model):
-        raise ValueError("model must be a keras.Model, got %s" % type(model).__name__)
+        raise ValueError("model must be a keras.Model, got %s" % _got(model))
     if loss is None:
         loss = getattr(model, "loss", None)
         if loss is None:
@@ -1088,16 +1311,12 @@ def model_manifest(model, loss, optimizer=None, step=0, from_logits=None):
     if not (isinstance(loss, str) or callable(loss)):
         raise ValueError(
             "loss must be a keras.losses.Loss, a loss name, a tf.nn loss function or "
-            "a function, got %s" % type(loss).__name__)
+            "a function, got %s" % _got(loss))
     if optimizer is not None and not isinstance(optimizer, keras.optimizers.Optimizer):
         raise ValueError("optimizer must be a keras.optimizers.Optimizer or None, got %s"
-                         % type(optimizer).__name__)
-    if from_logits is not None and not isinstance(from_logits, (bool, np.bool_)):
-        raise ValueError("from_logits must be True, False or None, got %r" % (from_logits,))
-    if isinstance(step, (bool, np.bool_)) or (
-            isinstance(step, (int, np.integer)) and step < 0) or isinstance(
-            step, (float, str, bytes)):
-        raise ValueError("step must be a non-negative integer, got %r" % (step,))
-    data = manifest_lib.build_manifest(
-        model, loss, optimizer, None if from_logits is None else bool(from_logits))
+                         % _got(optimizer))
+    if from_logits is not None:
+        from_logits = _check_bool(from_logits, "from_logits")
+    step = _resolve_step(step)
+    data = manifest_lib.build_manifest(model, loss, optimizer, from_logits)
     return manifest(data, step=step)
