@@ -10,7 +10,9 @@
 Exit status of check: 0 when no run has an error finding, 1 when at least one
 does, 2 on bad usage (including an unknown threshold name or a bad value) or a
 log directory that does not exist or cannot be read, 3 when no run (matching
---run) has health records, so that a CI gate pointed at the wrong path fails.
+--run) has health records, so that a CI gate pointed at the wrong path fails,
+4 when no run has an error finding but some event files or run directories
+could not be read intact (named on stderr; the rest was diagnosed).
 Of compare (see tb_plugin.compare): 0 when at least two groups were compared,
 2 on bad usage (a bad regex, a seed counted twice, scipy missing) or an
 unreadable LOGDIR, 3 when fewer than two groups have values of TAG.
@@ -29,6 +31,7 @@ EXIT_OK = 0
 EXIT_ERRORS = 1
 EXIT_USAGE = 2
 EXIT_NO_DATA = 3
+EXIT_INCOMPLETE = 4
 
 
 class _UsageError(Exception):
@@ -65,7 +68,8 @@ def _build_parser():
         description="Diagnose every run of LOGDIR that has health records. Exit "
         "status 0: no error finding; 1: at least one error finding; 2: bad usage "
         "(including a bad threshold) or unreadable LOGDIR; 3: no run (matching --run) "
-        "has health records.",
+        "has health records; 4: no error finding, but some runs could not be read "
+        "intact (damaged or unreadable event files or directories).",
     )
     check.add_argument("logdir", metavar="LOGDIR", help="TensorBoard log directory")
     check.add_argument(
@@ -184,7 +188,8 @@ def _format_human(result, out):
     for r in runs:
         status_counts[r["status"]] = status_counts.get(r["status"], 0) + 1
         findings = r["findings"]
-        label = {"healthy": "healthy", "unhealthy": "UNHEALTHY", "no_data": "no data"}.get(
+        label = {"healthy": "healthy", "unhealthy": "UNHEALTHY", "no_data": "no data",
+                 "unreadable": "UNREADABLE"}.get(
             r["status"], r["status"])
         word = "note" if all(f["severity"] == "info" for f in findings) else "finding"
         out.write("Run %s: %s%s\n" % (
@@ -210,10 +215,12 @@ def _format_human(result, out):
             for line in sugg:
                 out.write(indent + line + "\n")
     out.write(
-        "\n%s: %d unhealthy, %d healthy, %d without data; %s, %s.\n"
+        "\n%s: %d unhealthy, %d healthy, %d without data%s; %s, %s.\n"
         % (_count(len(runs), "run"),
            status_counts.get("unhealthy", 0), status_counts.get("healthy", 0),
            status_counts.get("no_data", 0),
+           ", %d unreadable" % status_counts["unreadable"] if "unreadable" in status_counts
+           else "",
            _count(counts.get("error", 0), "error"), _count(counts.get("warning", 0), "warning"))
     )
 
@@ -257,8 +264,15 @@ def _check(args, out, err):
     has_error = any(
         f.get("severity") == "error" for r in result["runs"] for f in r["findings"]
     )
+    incomplete = [r["run"] for r in result["runs"] if not r["intact"]]
+    if incomplete:
+        err.write("tb-health: incomplete: %s under %s could not be read intact (%s); "
+                  "the findings cover what could be read (see the warnings above)\n"
+                  % (_count(len(incomplete), "run"), logdir, ", ".join(incomplete)))
     if has_error:
         return EXIT_ERRORS
+    if incomplete:
+        return EXIT_INCOMPLETE
     if all(r["status"] == diagnosis.STATUS_NO_DATA for r in result["runs"]):
         matching = " matching --run %r" % args.run if args.run is not None else ""
         if result["runs"]:
@@ -277,18 +291,17 @@ def _compare(args, out, err):
     if not os.path.isdir(args.logdir):
         err.write("tb-health: error: not a log directory: %s\n" % args.logdir)
         return EXIT_USAGE
-    m = re.fullmatch(r"last|best|mean-last-([1-9][0-9]*)", args.final)
-    if m is None:
-        err.write("tb-health: error: --final must be last, best or mean-last-K "
-                  "(K >= 1), got %r\n" % args.final)
-        return EXIT_USAGE
     from tb_plugin import compare
 
     try:
+        final, k = compare.parse_final(args.final)
+    except ValueError as e:
+        err.write("tb-health: error: --%s, got %r\n" % (e, args.final))
+        return EXIT_USAGE
+    try:
         result = compare.compare_logdir(
             args.logdir, args.tag, group_regex=args.group, run_filter=args.run,
-            final="mean_last" if m.group(1) else args.final, k=int(m.group(1) or 1),
-            band=args.band,
+            final=final, k=k, band=args.band,
             higher_is_better=None if args.better is None else args.better == "higher")
     except (compare.CompareError, ImportError) as e:
         err.write("tb-health: error: %s\n" % e)

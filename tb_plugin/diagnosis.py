@@ -83,6 +83,9 @@ MANIFEST_KINDS = (KIND_OUTPUT_ACTIVATION, KIND_TRAINING_ARG_MISSING, KIND_DROPOU
 STATUS_HEALTHY = "healthy"
 STATUS_UNHEALTHY = "unhealthy"
 STATUS_NO_DATA = "no_data"
+# tb-health check only: a run directory whose event files could not be read
+# (see tb_plugin.reader.ReadProblem) and showed no health record.
+STATUS_UNREADABLE = "unreadable"
 
 
 # ---------------------------------------------------------------------------
@@ -305,15 +308,28 @@ def json_floats(values, present=None):
     return out.tolist()
 
 
+# json_safe cuts containers nested deeper than this (a manifest is a few
+# levels deep; a hostile one must not exhaust the stack of whoever sends it).
+JSON_MAX_DEPTH = 64
+JSON_TOO_DEEP = "(nested more than %d levels deep)" % JSON_MAX_DEPTH
+
+
 def json_safe(obj):
     """`obj` with numpy scalars/arrays made Python, non-finite floats strings
-    (see :func:`json_floats`), bytes decoded and other objects str()."""
+    (see :func:`json_floats`), bytes decoded, other objects str() and
+    containers nested deeper than JSON_MAX_DEPTH replaced by JSON_TOO_DEEP."""
+    return _json_safe(obj, JSON_MAX_DEPTH)
+
+
+def _json_safe(obj, depth):
+    if isinstance(obj, (dict, list, tuple, np.ndarray)) and depth == 0:
+        return JSON_TOO_DEEP
     if isinstance(obj, dict):
-        return {str(k): json_safe(v) for k, v in obj.items()}
+        return {str(k): _json_safe(v, depth - 1) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [json_safe(v) for v in obj]
+        return [_json_safe(v, depth - 1) for v in obj]
     if isinstance(obj, np.ndarray):
-        return json_floats(obj) if obj.dtype.kind == "f" else json_safe(obj.tolist())
+        return json_floats(obj) if obj.dtype.kind == "f" else _json_safe(obj.tolist(), depth)
     if isinstance(obj, (bool, np.bool_)):
         return bool(obj)
     if isinstance(obj, (int, np.integer)):
@@ -1756,8 +1772,9 @@ def _manifest_findings(run, span, th):
     without a `training` parameter was called in training mode after all)."""
     from tb_plugin import train_mode_rules
 
-    return (_output_activation(run, span, th) + train_mode_rules.manifest_findings(run, span, th)
-            + _not_covered(run, span, th))
+    return (_run_rule(run, _output_activation, run, span, th)
+            + _run_rule(run, train_mode_rules.manifest_findings, run, span, th)
+            + _run_rule(run, _not_covered, run, span, th))
 
 
 def diagnose_manifest(manifest, thresholds=None):
@@ -1774,8 +1791,112 @@ def diagnose_manifest(manifest, thresholds=None):
     return _manifest_findings(_ManifestOnly(manifest), None, thresholds or Thresholds())
 
 
-def diagnose(run, thresholds=None):
-    """All findings for one run (a :class:`tb_plugin.reader.RunRecords`)."""
+def validation_sibling(run, runs):
+    """The validation run recorded beside train run `run` (``x/train`` ->
+    ``x/validation``, as HealthCallback and Keras's TensorBoard lay them out)
+    if it is among `runs`, else None."""
+    head, sep, tail = run.rpartition("/")
+    if tail != "train":
+        return None
+    sibling = head + sep + "validation"
+    return sibling if sibling in runs else None
+
+
+def _learned_by_validation(finding, validation, th):
+    """The evidence that inference-mode validation predictions contradict a
+    train-predictions `finding`: None, or the validation record at (or else
+    just after) the finding's last step, where the argmax is right clearly
+    more often than the base rate, without ties (however unsure the
+    probabilities: heavy dropout keeps them flat at inference too)."""
+    pool = _Pooled(validation, th)
+    if not len(pool) or finding.last_step is None:
+        return None
+    later = np.nonzero(pool.steps >= finding.last_step)[0]
+    i = int(later[0]) if len(later) else len(pool) - 1
+    ties = pool.scalar(metadata.PRED_TIE_FRACTION)
+    tied = ties is not None and not ties[i] < th.tie_fraction
+    if tied or not _above_baseline(pool, th)[i]:
+        return None
+    _, lc = _class_shares(pool)
+    return {
+        "validation_step": int(pool.steps[i]),
+        "validation_accuracy": _r(pool.scalar(metadata.PRED_ACCURACY)[i]),
+        "validation_majority_label_share": _r(lc[i].max() / max(lc[i].sum(), 1)),
+        "validation_examples": int(pool.weights[i]),
+    }
+
+
+# Kinds judged on train-step predictions that validation predictions can
+# overrule: dropout and noisy batches make the predictions of a train step
+# less sure and less right than the model is (heavy dropout keeps them
+# near-uniform; a model learning late stays at the base rate for most of a
+# short fit).
+_OVERRULED_BY_VALIDATION = (KIND_PREDICTION_COLLAPSE, KIND_BASELINE)
+
+
+def _overrule_by_validation(findings, validation, th):
+    """`findings` of a train run's prediction family, those of
+    _OVERRULED_BY_VALIDATION that the family's validation records contradict
+    made info findings that say so."""
+    if validation is None or validation.task == metadata.TASK_REGRESSION:
+        return findings
+    out = []
+    for f in findings:
+        seen = (_learned_by_validation(f, validation, th)
+                if f.kind in _OVERRULED_BY_VALIDATION else None)
+        if seen is not None:
+            f = dataclasses.replace(
+                f, severity=SEVERITY_INFO, evidence=dict(f.evidence, **seen),
+                message="%s Yet the validation predictions at step %d are right %s "
+                "of the time against a base rate of %s: the model learned, and the "
+                "train steps' predictions (dropout, noisy batches) understate it."
+                % (f.message, seen["validation_step"],
+                   _pct(seen["validation_accuracy"]),
+                   _pct(seen["validation_majority_label_share"])),
+                suggestion="Nothing to fix if the validation score is what you "
+                "expect. " + f.suggestion)
+        out.append(f)
+    return out
+
+
+def _run_rule(run, rule, *args):
+    """``rule(*args)``: the findings of one rule on `run`. A rule that fails
+    gives none and a warning on the run (``run.warnings``, logged), so that
+    the other rules' findings stand. Arithmetic on NaN and Inf, which records
+    may hold (the nonfinite rules report them), raises no numpy warning."""
+    try:
+        with np.errstate(all="ignore"):
+            return rule(*args)
+    except Exception as e:  # noqa: BLE001 - one rule must not hide the others
+        warning = "rule %s failed (%s: %s); the findings it makes are missing" % (
+            rule.__name__.lstrip("_"), type(e).__name__, e)
+        if warning not in run.warnings:
+            run.warnings.append(warning)
+            logger.warning("run %s: %s", run.run, warning)
+        return []
+
+
+def _pooled_prediction_findings(pred, validation, span, th, out_layer):
+    """The rules on a prediction family's pooled windows: collapse, ties and
+    class collapse, else no better than the baseline (the more specific kinds
+    explain a chance-level accuracy); `validation` (the family's records in
+    the validation sibling, or None) overrules some of them."""
+    pool = _Pooled(pred, th)
+    found = (_prediction_collapse(pool, span, th, out_layer)
+             + _tied_predictions(pool, span, th) + _class_collapse(pool, span, th))
+    if not found:
+        found = _no_better_than_baseline(pool, span, th)
+    return _overrule_by_validation(found, validation, th)
+
+
+def diagnose(run, thresholds=None, validation=None):
+    """All findings for one run (a :class:`tb_plugin.reader.RunRecords`).
+
+    `validation`: the records of the run's validation sibling (see
+    :func:`validation_sibling`), when `run` is a train run that has one;
+    what they show overrules some findings on train predictions. A rule that
+    fails adds a warning to ``run.warnings`` instead of its findings.
+    """
     th = thresholds or Thresholds()
     span = _run_span(run)
     findings = []
@@ -1785,25 +1906,23 @@ def diagnose(run, thresholds=None):
     out_layer = _output_layer_name(run)
     for name in sorted(run.predictions):
         pred = run.predictions[name]
-        findings += _nonfinite_predictions(pred, span, th)
-        pool = _Pooled(pred, th)
-        found = (_prediction_collapse(pool, span, th, out_layer)
-                 + _tied_predictions(pool, span, th) + _class_collapse(pool, span, th))
-        if not found:  # the more specific kinds explain a chance-level accuracy
-            found = _no_better_than_baseline(pool, span, th)
-        findings += found
+        findings += _run_rule(run, _nonfinite_predictions, pred, span, th)
+        findings += _run_rule(
+            run, _pooled_prediction_findings, pred,
+            validation.predictions.get(name) if validation is not None else None,
+            span, th, out_layer)
     for name in sorted(run.gradients):
         grad = run.gradients[name]
-        findings += _nonfinite_gradients(grad, span, th)
-        findings += _learning_rate_too_high(run, grad, span, th)
-        findings += _exploding(grad, span, th)
-        findings += _vanishing(run, grad, span, th)
-        findings += _dead_units(run, grad, span, th)
-        findings += _converged(run, grad, span, th)
+        findings += _run_rule(run, _nonfinite_gradients, grad, span, th)
+        findings += _run_rule(run, _learning_rate_too_high, run, grad, span, th)
+        findings += _run_rule(run, _exploding, grad, span, th)
+        findings += _run_rule(run, _vanishing, run, grad, span, th)
+        findings += _run_rule(run, _dead_units, run, grad, span, th)
+        findings += _run_rule(run, _converged, run, grad, span, th)
     from tb_plugin import train_mode_rules
 
-    findings += train_mode_rules.record_findings(run, span, th)
-    findings += _mixed_fits(run, span, th)
+    findings += _run_rule(run, train_mode_rules.record_findings, run, span, th)
+    findings += _run_rule(run, _mixed_fits, run, span, th)
     order = {k: i for i, k in enumerate(KINDS)}
     rank = {SEVERITY_ERROR: 0, SEVERITY_WARNING: 1, SEVERITY_INFO: 2}
     findings.sort(key=lambda f: (rank.get(f.severity, 3),
@@ -1813,42 +1932,97 @@ def diagnose(run, thresholds=None):
 
 
 def run_status(run, findings):
-    """"no_data" when the run holds no records, else "unhealthy" if any
-    error or warning finding (info findings leave a run healthy)."""
-    if run is None or not (run.predictions or run.gradients or run.manifest
-                           or getattr(run, "train_mode", None)):
+    """"unhealthy" if any error or warning finding (info findings leave a
+    run healthy, a manifest's findings count before any record), else
+    "no_data" when the run holds no data point (no records, or an index and a
+    manifest only), else "healthy"."""
+    if run is None:
         return STATUS_NO_DATA
-    problems = [f for f in findings if f.severity != SEVERITY_INFO]
-    return STATUS_UNHEALTHY if problems else STATUS_HEALTHY
+    if any(f.severity != SEVERITY_INFO for f in findings):
+        return STATUS_UNHEALTHY
+    return STATUS_HEALTHY if run.has_points else STATUS_NO_DATA
 
 
 def check_logdir(logdir, run_regex=None, thresholds=None):
     """Diagnoses every health run of `logdir` whose name matches `run_regex`.
 
-    Returns ``{"logdir": str, "runs": [{"run", "status", "findings": [dict]}]}``
-    with findings as :meth:`Finding.to_json` dicts. Raises FileNotFoundError
-    if `logdir` is not a directory and re.error for a bad `run_regex`. A run
-    that cannot be read gets status "no_data" (and a logged warning) without
-    affecting the others.
+    Returns ``{"logdir": str, "runs": [{"run", "status", "findings": [dict],
+    "warnings": [str], "intact": bool}]}`` with findings as
+    :meth:`Finding.to_json` dicts. `warnings` says what kept the run from
+    being read or diagnosed completely (each also logged); `intact` is False
+    when records of the run were lost or may be wrong (a damaged or
+    unreadable event file, see :class:`tb_plugin.reader.ReadProblem`): its
+    findings cover what could be read. A run directory that could not be
+    read and showed no health record is listed with status "unreadable"; a
+    run that cannot be diagnosed gets status "no_data". Neither affects the
+    others. Raises FileNotFoundError if `logdir` is not a directory and
+    re.error for a bad `run_regex`.
     """
     from tb_plugin import reader
 
     pattern = re.compile(run_regex) if run_regex else None
-    provider, eid = reader.open_logdir(logdir)
+    loaded = reader.load_logdir(logdir)
+    runs = reader.health_runs(loaded.provider, None, loaded.experiment_id)
+    # Unreadable directories (and runs whose every event file is) may have
+    # held health records: they are named with the health runs.
+    unreadable = {run for run, problems in loaded.problems.items()
+                  if run not in runs and any(p.damaged for p in problems)}
     result = {"logdir": str(logdir), "runs": []}
-    for run in reader.health_runs(provider, None, eid):
+    siblings = {}  # validation runs read for their train run, kept for their own turn
+    for run in sorted(set(runs) | unreadable):
         if pattern is not None and not pattern.search(run):
             continue
-        try:
-            records = read_for_diagnosis(provider, None, eid, run)
-            findings = diagnose(records, thresholds)
-            status = run_status(records, findings)
-        except Exception as e:  # one odd run must not hide the others
-            logger.warning("run %s could not be diagnosed: %s", run, e)
-            findings, status = [], STATUS_NO_DATA
+        problems = loaded.problems.get(run, [])
+        if run in unreadable:
+            findings, status, warnings = [], STATUS_UNREADABLE, []
+        else:
+            findings, status, warnings = _check_run(loaded, run, runs, siblings, thresholds)
         result["runs"].append({
             "run": run,
             "status": status,
             "findings": [f.to_json() for f in findings],
+            "warnings": [str(p) for p in problems] + warnings,
+            "intact": not any(p.damaged for p in problems),
         })
     return result
+
+
+def _check_run(loaded, run, runs, siblings, thresholds):
+    """(findings, status, warnings) of health run `run` of the loaded log
+    directory `loaded` (a :class:`tb_plugin.reader.Logdir`); `siblings`
+    keeps the validation runs read for their train run."""
+    provider, eid = loaded.provider, loaded.experiment_id
+    try:
+        records = siblings.pop(run, None) or read_for_diagnosis(provider, None, eid, run)
+        sibling = validation_sibling(run, runs)
+        validation = None
+        if sibling is not None:
+            try:
+                validation = siblings[sibling] = read_for_diagnosis(
+                    provider, None, eid, sibling)
+            except Exception:  # noqa: BLE001 - reported on its own turn
+                pass
+        findings = diagnose(records, thresholds, validation=validation)
+    except Exception as e:  # one odd run must not hide the others
+        warning = "could not be diagnosed: %s" % e
+        logger.warning("run %s %s", run, warning)
+        return [], STATUS_NO_DATA, [warning]
+    status = run_status(records, findings)
+    return findings, status, records.warnings + _point_warnings(records)
+
+
+def _point_warnings(records):
+    """Warnings (also logged) for what the run's health summaries announce
+    but hold no data point of: record families its index lists, or the
+    whole run."""
+    empty = records.families_without_points()
+    warnings = []
+    if empty:
+        warnings.append("no data points in the record famil%s %s that the run's health "
+                        "index lists" % ("y" if len(empty) == 1 else "ies",
+                                         ", ".join(repr(name) for name in empty)))
+    elif not records.has_points:
+        warnings.append("no data points: the run holds health summaries but no records")
+    for warning in warnings:
+        logger.warning("run %s: %s", records.run, warning)
+    return warnings

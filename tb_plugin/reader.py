@@ -21,6 +21,8 @@ import dataclasses
 import functools
 import json
 import logging
+import math
+import numbers
 import os
 from typing import Dict, List, Optional
 
@@ -203,13 +205,289 @@ class RunRecords:
     def has_data(self):
         return bool(self.predictions or self.gradients or self.train_mode)
 
+    @property
+    def has_points(self):
+        """Whether any statistic of the run holds a data point (an index
+        without them is not enough)."""
+        return any(self._points_by_family().values())
 
-def open_logdir(logdir):
-    """A fully loaded Python-loader data provider over `logdir`.
+    def families_without_points(self):
+        """Sorted names of the record families the run's index lists whose
+        statistics hold no data point."""
+        return sorted(name for name, has in self._points_by_family().items() if not has)
 
-    Returns ``(provider, experiment_id)``. Runs are named as TensorBoard
-    names them (their path relative to `logdir`, e.g. ``exp1/train``).
-    Raises ``FileNotFoundError`` if `logdir` is not a directory.
+    def _points_by_family(self):
+        """{family name: whether any of its statistics holds a data point}."""
+        groups = {name: [p.scalars, p.histograms] for name, p in self.predictions.items()}
+        groups.update({name: [g.scalars, g.log10_histograms, *g.stats.values()]
+                       for name, g in self.gradients.items()})
+        groups.update({name: list(t.stats.values()) for name, t in self.train_mode.items()})
+        return {name: any(len(s) for group in series for s in group.values())
+                for name, series in groups.items()}
+
+
+@dataclasses.dataclass(frozen=True)
+class ReadProblem:
+    """Something that kept a file or directory of a log directory from being
+    read completely (or that a reader should know, such as a file cut short).
+
+    `path` is relative to the log directory; `damaged` is True when records
+    were lost or may be wrong (an unreadable file or directory, a damaged
+    record), False for what a live or interrupted writer leaves (an empty
+    file, a last record not written to the end).
+    """
+
+    path: str
+    message: str
+    damaged: bool
+
+    def __str__(self):
+        return "%s: %s" % (self.path, self.message)
+
+
+@dataclasses.dataclass
+class Logdir:
+    """A log directory loaded by :func:`load_logdir`: a data provider over
+    its runs and, per run, what could not be read (``{run: [ReadProblem]}``)."""
+
+    provider: provider_lib.DataProvider
+    experiment_id: str
+    problems: Dict[str, List[ReadProblem]]
+
+
+_RECORD_HEADER = 12  # little-endian u64 length, u32 masked CRC-32C of the length
+_RECORD_FOOTER = 4  # u32 masked CRC-32C of the data
+# Protocol buffers are smaller than 2 GiB: a longer record is a damaged header.
+_MAX_EVENT_BYTES = 2**31 - 1
+
+
+class _EventFile:
+    """One event file, read record by record from where the last read
+    stopped, with the rules of TensorBoard's data server (the Rust loader of
+    ``tensorboard --load_fast``), so that both agree on what a damaged file
+    holds:
+
+    * a record whose length fails its checksum, that claims more than an
+      event can hold, that is not an event or whose wall time is NaN stops
+      the file: the rest is not read;
+    * a record that parses but fails its data checksum is read (the data
+      server does not check records that parse) and reported;
+    * a last record not written to the end (cut short, or still being
+      written) is left for the next read.
+
+    TensorBoard's Python loader stops at the first record that fails either
+    checksum, and raises MemoryError on a header that claims a huge length.
+    """
+
+    def __init__(self, path, name):
+        self.path = path
+        self.name = name  # relative to the log directory, for messages
+        self._offset = 0  # of the next record
+        self._last_step = None
+        self._damage = None  # why the file was given up (a message)
+        self._bad_checksums = []  # (offset, step) of records read despite their checksum
+        self._note = None  # (message, damaged) about the last read only
+
+    def events(self):
+        """Yields the events written since the last call."""
+        if self._damage is not None:
+            return
+        self._note = None
+        try:
+            with open(self.path, "rb") as f:
+                size = os.fstat(f.fileno()).st_size
+                if size == 0:
+                    self._note = ("empty event file (no records)", False)
+                f.seek(self._offset)
+                yield from self._read(f, size)
+        except OSError as e:
+            self._note = ("cannot be read (%s)" % (e.strerror or e), True)
+
+    def _read(self, f, size):
+        from google.protobuf.message import DecodeError
+        from tensorboard.compat.proto import event_pb2
+        from tensorboard.compat.tensorflow_stub.pywrap_tensorflow import masked_crc32c
+
+        while True:
+            start = self._offset
+            header = f.read(_RECORD_HEADER)
+            if not header:
+                return
+            if len(header) < _RECORD_HEADER:
+                return self._cut_short(start)
+            length = int.from_bytes(header[:8], "little")
+            if masked_crc32c(header[:8]) != int.from_bytes(header[8:], "little"):
+                return self._give_up(start, size, "the record's length fails its checksum")
+            if length > _MAX_EVENT_BYTES:
+                return self._give_up(start, size, "a record claims %d bytes, more than an "
+                                     "event can hold" % length)
+            body = f.read(length + _RECORD_FOOTER)
+            if len(body) < length + _RECORD_FOOTER:
+                return self._cut_short(start)
+            data = body[:length]
+            try:
+                event = event_pb2.Event.FromString(data)
+            except DecodeError:
+                return self._give_up(start, size, "the record is not an event")
+            if event.wall_time != event.wall_time:
+                return self._give_up(start, size, "the event at step %d has a NaN wall "
+                                     "time" % event.step)
+            if masked_crc32c(data) != int.from_bytes(body[length:], "little"):
+                self._bad_checksums.append((start, event.step))
+            self._offset = start + _RECORD_HEADER + length + _RECORD_FOOTER
+            self._last_step = event.step
+            yield event
+
+    def _where(self, offset):
+        after = ("after step %d" % self._last_step if self._last_step is not None
+                 else "before any event")
+        return "at byte %d (%s)" % (offset, after)
+
+    def _cut_short(self, offset):
+        self._note = ("ends inside a record %s: cut short, or still being written; read "
+                      "up to there" % self._where(offset), False)
+
+    def _give_up(self, offset, size, why):
+        self._damage = ("damaged %s: %s; the rest of the file (%d bytes) was not read "
+                        "(TensorBoard does not read past it either)"
+                        % (self._where(offset), why, size - offset))
+
+    def problems(self):
+        """The file's :class:`ReadProblem` s as of the last read."""
+        out = []
+        if self._damage is not None:
+            out.append(ReadProblem(self.name, self._damage, True))
+        if self._bad_checksums:
+            (offset, step), n = self._bad_checksums[0], len(self._bad_checksums)
+            what = ("a record fails its checksum" if n == 1 else
+                    "%d records fail their checksums, the first" % n)
+            out.append(ReadProblem(self.name, "%s at byte %d (step %d): read anyway, as "
+                                   "TensorBoard's data server reads records that parse; the "
+                                   "values may be wrong" % (what, offset, step), True))
+        if self._note is not None:
+            out.append(ReadProblem(self.name, *self._note))
+        return out
+
+
+class _RunEvents:
+    """The events of one run directory for TensorBoard's EventAccumulator (a
+    replacement of its event generator): the directory's event files in name
+    order, each read by :class:`_EventFile`, passed through TensorBoard's
+    read-time compatibility layers as its own loader does. Each ``Load()``
+    yields what was written since the last one."""
+
+    def __init__(self, directory, logdir):
+        self._directory = directory
+        self._logdir = logdir
+        self._files = {}  # path -> (_EventFile, initial metadata by tag)
+        self._listing = None  # ReadProblem of the last listing, if it failed
+        self._loading = None  # (file name, step) of the event being loaded
+        self._failed = []  # (file name, step, error) of the events that failed to load
+
+    def _event_files(self):
+        from tensorboard.backend.event_processing import io_wrapper
+
+        self._listing = None
+        try:
+            names = os.listdir(self._directory)
+        except OSError as e:
+            self._listing = _unlistable(self._directory, self._logdir, e)
+            return []
+        return sorted(os.path.join(self._directory, n) for n in names
+                      if io_wrapper.IsSummaryEventsFile(n))
+
+    def Load(self):  # noqa: N802 - the name TensorBoard's accumulator calls
+        from tensorboard import data_compat
+        from tensorboard import dataclass_compat
+
+        for path in self._event_files():
+            if path not in self._files:
+                name = os.path.relpath(path, self._logdir)
+                self._files[path] = (_EventFile(path, name), {})
+            event_file, initial_metadata = self._files[path]
+            for event in event_file.events():
+                self._loading = (event_file.name, event.step)
+                yield from dataclass_compat.migrate_event(
+                    data_compat.migrate_event(event), initial_metadata)
+        self._loading = None
+
+    def failed(self, error):
+        """Notes that TensorBoard failed on the event being loaded, which a
+        next ``Load()`` goes on after; False if no event was being loaded."""
+        if self._loading is None:
+            return False
+        self._failed.append((*self._loading, error))
+        self._loading = None
+        return True
+
+    def problems(self):
+        """The run's :class:`ReadProblem` s as of the last ``Load()``."""
+        out = [self._listing] if self._listing is not None else []
+        for event_file, _ in self._files.values():
+            out += event_file.problems()
+        by_file = {}
+        for name, step, error in self._failed:
+            by_file.setdefault(name, []).append((step, error))
+        for name, failed in sorted(by_file.items()):
+            (step, error), n = failed[0], len(failed)
+            what = ("the event at step %d" % step if n == 1 else
+                    "%d events (the first at step %d)" % (n, step))
+            out.append(ReadProblem(name, "TensorBoard cannot load %s (%s: %s); left out"
+                                   % (what, type(error).__name__, error), True))
+        return out
+
+
+def _reload(accumulator, events):
+    """Loads `events` (a :class:`_RunEvents`) into TensorBoard's
+    `accumulator`; an event that TensorBoard fails on (a summary its
+    compatibility layers cannot convert, a graph that does not parse) is
+    left out, noted by `events`, and loading goes on after it."""
+    while True:
+        try:
+            accumulator.Reload()
+            return
+        except Exception as e:  # noqa: BLE001 - one event, not the run
+            if not events.failed(e):
+                raise
+
+
+def _unlistable(directory, logdir, error):
+    return ReadProblem(os.path.relpath(directory, logdir),
+                       "cannot list the directory (%s): its event files were not read"
+                       % (error.strerror or error), True)
+
+
+def _run_directories(logdir):
+    """``({run: directory}, {run: [ReadProblem]})``: the directories under
+    `logdir` (itself included, as run ``.``) that hold event files, named as
+    TensorBoard names runs, and those that could not be listed."""
+    from tensorboard.backend.event_processing import io_wrapper
+
+    runs, problems = {}, {}
+
+    def unlistable(error):
+        run = os.path.relpath(error.filename, logdir)
+        problems[run] = [_unlistable(error.filename, logdir, error)]
+
+    seen = set()
+    for directory, subdirs, files in os.walk(logdir, onerror=unlistable, followlinks=True):
+        real = os.path.realpath(directory)
+        if real in seen:  # a link back up the tree
+            subdirs[:] = []
+            continue
+        seen.add(real)
+        if any(io_wrapper.IsSummaryEventsFile(f) for f in files):
+            runs[os.path.relpath(directory, logdir)] = directory
+    return runs, problems
+
+
+def load_logdir(logdir):
+    """Every run of `logdir`, loaded by TensorBoard's Python loader from event
+    files read robustly (see :class:`_EventFile`): a damaged record, file or
+    directory costs only what cannot be read, is reported (each
+    :class:`ReadProblem` is also logged as a warning) and does not stop the
+    other runs. Returns a :class:`Logdir`; raises ``FileNotFoundError`` if
+    `logdir` is not a directory.
     """
     # Imported here: pulling in the multiplexer is the slow part of importing
     # this module and callers that only want the dataclasses should not pay.
@@ -225,9 +503,30 @@ def open_logdir(logdir):
         tensor_size_guidance=dict(data_ingester.DEFAULT_TENSOR_SIZE_GUIDANCE),
         purge_orphaned_data=True,
     )
-    multiplexer.AddRunsFromDirectory(logdir)
-    multiplexer.Reload()
-    return data_provider.MultiplexerDataProvider(multiplexer, logdir), ""
+    directories, problems = _run_directories(logdir)
+    for run, directory in sorted(directories.items()):
+        multiplexer.AddRun(directory, run)
+        events = _RunEvents(directory, logdir)
+        accumulator = multiplexer.GetAccumulator(run)
+        accumulator._generator = events  # its own loader stops at the first bad record
+        _reload(accumulator, events)
+        problems[run] = events.problems()
+    problems = {run: found for run, found in problems.items() if found}
+    for run in sorted(problems):
+        for problem in problems[run]:
+            logger.warning("%s", problem)
+    return Logdir(provider=data_provider.MultiplexerDataProvider(multiplexer, logdir),
+                  experiment_id="", problems=problems)
+
+
+def open_logdir(logdir):
+    """``(provider, experiment_id)`` of :func:`load_logdir`: a fully loaded
+    Python-loader data provider over `logdir`. Runs are named as TensorBoard
+    names them (their path relative to `logdir`, e.g. ``exp1/train``).
+    Raises ``FileNotFoundError`` if `logdir` is not a directory.
+    """
+    loaded = load_logdir(logdir)
+    return loaded.provider, loaded.experiment_id
 
 
 def _ctx(ctx):
@@ -262,32 +561,40 @@ def _decode_json(datum_numpy):
     return json.loads(value)
 
 
+def _latest(data):
+    """The points of one series (in the order they were written) that
+    TensorBoard's data server keeps: a point replaces the earlier points at
+    its step and after (a restarted fit's records replace the earlier fit's).
+    TensorBoard's Python loader keeps them all; applying this rule to what it
+    returns makes both loaders show the same points. Sorted by step."""
+    kept = []
+    for d in data:
+        while kept and kept[-1].step >= d.step:
+            kept.pop()
+        kept.append(d)
+    return kept
+
+
 def _series(data):
-    """A Series from a list of ScalarDatum (in the order they were written,
-    as TensorBoard's loaders keep them), sorted by step (stable)."""
-    steps = np.array([d.step for d in data], dtype=np.int64)
-    values = np.array([d.value for d in data], dtype=np.float64)
-    order = np.argsort(steps, kind="stable")
-    restarts = int(np.count_nonzero(steps[1:] < steps[:-1]))
-    return Series(steps=steps[order], values=values[order], restarts=restarts)
+    """A Series from a list of ScalarDatum in the order they were written
+    (see :func:`_latest`)."""
+    written = np.array([d.step for d in data], dtype=np.int64)
+    kept = _latest(data)
+    return Series(steps=np.array([d.step for d in kept], dtype=np.int64),
+                  values=np.array([d.value for d in kept], dtype=np.float64),
+                  restarts=int(np.count_nonzero(written[1:] < written[:-1])))
 
 
 def _histogram_series(data):
-    """A HistogramSeries from a list of TensorDatum of [bins, 3] tensors.
+    """A HistogramSeries from a list of TensorDatum of [bins, 3] tensors in
+    the order they were written (see :func:`_latest`).
 
-    Records whose tensor is not [bins, 3] are dropped. If the bin count
-    changes between records, records with the last record's bin count are
-    kept.
+    If the bin count changes between records, records with the last
+    record's bin count are kept.
     """
-    rows = []
-    for d in data:
-        arr = np.asarray(d.numpy, dtype=np.float64)
-        if arr.ndim != 2 or arr.shape[1] != 3 or arr.shape[0] == 0:
-            continue
-        rows.append((int(d.step), arr))
+    rows = [(int(d.step), np.asarray(d.numpy, dtype=np.float64)) for d in _latest(data)]
     if not rows:
         return None
-    rows.sort(key=lambda r: r[0])
     bins = rows[-1][1].shape[0]
     rows = [r for r in rows if r[1].shape[0] == bins]
     steps = np.array([r[0] for r in rows], dtype=np.int64)
@@ -304,18 +611,43 @@ def _histogram_series(data):
 
 
 def _index_values(tensors_for_run):
-    """Latest decoded JSON per health tag: {tag: (step, value)}."""
+    """Latest decoded JSON per health tag: ``({tag: (step, value)},
+    [warning])``, one warning per tag with records that are not JSON."""
     out = {}
     bad = []
-    for tag, data in tensors_for_run.items():
+    for tag, data in sorted(tensors_for_run.items()):
+        errors = []
         # Newest first, so that a single bad record does not hide the others.
-        for d in sorted(data, key=lambda d: d.step, reverse=True):
+        for d in reversed(_latest(data)):
             try:
                 out[tag] = (int(d.step), _decode_json(d.numpy))
                 break
+            except RecursionError:
+                errors.append((d.step, "nested too deeply"))
             except (ValueError, TypeError, UnicodeDecodeError) as e:
-                bad.append("%s at step %d: %s" % (tag, d.step, e))
+                errors.append((d.step, e))
+        if errors:
+            bad.append("unreadable health summary %s %s: %s%s" % (
+                tag, _steps_text([step for step, _ in errors]), errors[0][1],
+                "" if tag in out else "; ignored"))
     return out, bad
+
+
+def _steps_text(steps):
+    """'at step 5', 'in 3 records (steps 1-9)'."""
+    if len(steps) == 1:
+        return "at step %d" % steps[0]
+    return "in %d records (steps %d-%d)" % (len(steps), min(steps), max(steps))
+
+
+def _is_number(datum):
+    return isinstance(datum.value, numbers.Real)
+
+
+def _is_histogram(datum):
+    """Whether a TensorDatum holds a [bins, 3] numeric tensor."""
+    a = np.asarray(datum.numpy)
+    return a.dtype.kind in "biuf" and a.ndim == 2 and a.shape[1] == 3 and a.shape[0] > 0
 
 
 def _parse_index(values, warnings):
@@ -367,6 +699,20 @@ def _pop_train_mode_index(values):
     return out
 
 
+def _num_classes(name, index, warnings):
+    """The class count of prediction index `index` (1 when it has none, or
+    with a warning, when it is not a positive whole number)."""
+    n = index.get("num_classes")
+    if n is None:
+        return 1
+    if isinstance(n, numbers.Real) and not isinstance(n, bool) and math.isfinite(n) \
+            and n >= 1 and n == int(n):
+        return int(n)
+    warnings.append("prediction index %s: num_classes %r is not a class count; read as 1"
+                    % (metadata.index_tag(name), n))
+    return 1
+
+
 def _gradient_variables(variables):
     """(paths, {path: shape}) of a gradient index's variable list, which may
     hold {"path", "shape"} objects or bare paths."""
@@ -382,25 +728,52 @@ def _gradient_variables(variables):
     return paths, shapes
 
 
-def _read(method, ctx, experiment_id, run, plugin_name, tags=None):
-    """Every point of `run`'s `tags` (None: all) of one plugin: {tag: [datum]}."""
-    return method(
-        ctx,
-        experiment_id=experiment_id,
-        plugin_name=plugin_name,
-        downsample=DOWNSAMPLE_ALL,
-        run_tag_filter=provider_lib.RunTagFilter(runs=[run], tags=tags),
-    ).get(run, {})
+def _read(method, ctx, experiment_id, run, plugin_name, tags=None, warnings=None):
+    """Every point of `run`'s `tags` (None: all) of one plugin: {tag: [datum]}.
+
+    When the provider fails on the whole read (TensorBoard's Python loader
+    does when one tag's points cannot be converted, e.g. a vector under a
+    scalar tag), the `tags` are read one by one and those that fail are left
+    out with a warning (appended to `warnings`).
+    """
+    def read(tags):
+        return method(
+            ctx,
+            experiment_id=experiment_id,
+            plugin_name=plugin_name,
+            downsample=DOWNSAMPLE_ALL,
+            run_tag_filter=provider_lib.RunTagFilter(runs=[run], tags=tags),
+        ).get(run, {})
+
+    try:
+        return read(tags)
+    except Exception:  # noqa: BLE001 - retried tag by tag below
+        if tags is None or len(tags) < 2:
+            raise
+    out = {}
+    for tag in sorted(tags):
+        try:
+            out.update(read([tag]))
+        except Exception as e:  # noqa: BLE001 - one tag, not the run
+            warnings.append("%s: cannot be read (%s); left out" % (tag, e))
+    return out
 
 
-def _collect(data_by_tag, tag_by_key, make):
+def _collect(data_by_tag, tag_by_key, make, usable, warnings):
     """{key: make(data)} for the keys whose tag has data that `make` accepts
-    (returns non-None for)."""
+    (returns non-None for), of the points `usable` accepts; the others are
+    left out with a warning (one per tag)."""
     out = {}
     for key, tag in tag_by_key.items():
-        data = data_by_tag.get(tag)
-        if data:
-            value = make(data)
+        data = data_by_tag.get(tag) or []
+        good = [d for d in data if usable(d)]
+        if len(good) < len(data):
+            bad = [d.step for d in data if not usable(d)]
+            warnings.append("%s: not %s %s; left out" % (
+                tag, "a number" if usable is _is_number else "a histogram",
+                _steps_text(bad)))
+        if good:
+            value = make(good)
             if value is not None:
                 out[key] = value
     return out
@@ -420,7 +793,6 @@ def read_run(provider, ctx, experiment_id, run, names=None, variables=None,
     of PREDICTION_HISTOGRAM_STATS / ``metadata.GRAD_LOG10_HIST``; None: all).
     """
     ctx = _ctx(ctx)
-    warnings = []
     if names is None:
         health_tags = None
     else:
@@ -431,8 +803,7 @@ def read_run(provider, ctx, experiment_id, run, names=None, variables=None,
     if health_tags is None or health_tags:
         health = _read(provider.read_tensors, ctx, experiment_id, run,
                        metadata.PLUGIN_NAME, health_tags)
-    values, bad = _index_values(health)
-    warnings.extend("unreadable health summary %s" % b for b in bad)
+    values, warnings = _index_values(health)
     train_mode_index = _pop_train_mode_index(values)
     manifest, pred_index, grad_vars = _parse_index(values, warnings)
     if not include_manifest:
@@ -486,18 +857,15 @@ def read_run(provider, ctx, experiment_id, run, names=None, variables=None,
     scalars = histograms = {}
     if scalar_tags:
         scalars = _read(provider.read_scalars, ctx, experiment_id, run, "scalars",
-                        scalar_tags)
+                        scalar_tags, warnings)
     if hist_tags:
         histograms = _read(provider.read_tensors, ctx, experiment_id, run,
-                           "histograms", hist_tags)
+                           "histograms", hist_tags, warnings)
 
     predictions = {}
     for name, value in pred_index.items():
         scal, hists = pred_tags[name]
-        try:
-            num_classes = int(value.get("num_classes") or 1)
-        except (TypeError, ValueError):
-            num_classes = 1
+        num_classes = _num_classes(name, value, warnings)
         from_logits = value.get("from_logits")
         predictions[name] = PredictionRecords(
             name=name,
@@ -505,8 +873,9 @@ def read_run(provider, ctx, experiment_id, run, names=None, variables=None,
             num_classes=num_classes,
             from_logits=None if from_logits is None else bool(from_logits),
             has_labels=bool(value.get("has_labels")),
-            scalars=_collect(scalars, scal, _series),
-            histograms=_collect(histograms, hists, _histogram_series),
+            scalars=_collect(scalars, scal, _series, _is_number, warnings),
+            histograms=_collect(histograms, hists, _histogram_series, _is_histogram,
+                                warnings),
             index=dict(value),
         )
 
@@ -514,21 +883,24 @@ def read_run(provider, ctx, experiment_id, run, names=None, variables=None,
     for name, (paths, shapes) in grad_vars.items():
         var_scal, scal, hists = grad_tags[name]
         stats = {}
-        for (s, p), series in _collect(scalars, var_scal, _series).items():
+        for (s, p), series in _collect(scalars, var_scal, _series, _is_number,
+                                       warnings).items():
             stats.setdefault(s, {})[p] = series
         gradients[name] = GradientRecords(
             name=name,
             variables=paths,
             shapes=shapes,
             stats=stats,
-            log10_histograms=_collect(histograms, hists, _histogram_series),
-            scalars=_collect(scalars, scal, _series),
+            log10_histograms=_collect(histograms, hists, _histogram_series, _is_histogram,
+                                      warnings),
+            scalars=_collect(scalars, scal, _series, _is_number, warnings),
         )
 
     train_mode = {}
     for name, layers in train_mode_index.items():
         stats = {}
-        for (s, p), series in _collect(scalars, tm_tags.get(name, {}), _series).items():
+        for (s, p), series in _collect(scalars, tm_tags.get(name, {}), _series, _is_number,
+                                       warnings).items():
             stats.setdefault(s, {})[p] = series
         train_mode[name] = TrainModeRecords(name=name, layers=layers, stats=stats)
 

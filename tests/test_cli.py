@@ -51,8 +51,9 @@ def test_json_schema_and_exit_code_1(full_json, logdir):
     assert names == sorted(names)
     assert "seed000_relu_logits/train" in names and "seed000_relu_logits/validation" in names
     for r in doc["runs"]:
-        assert set(r) == {"run", "status", "findings"}
+        assert set(r) == {"run", "status", "findings", "warnings", "intact"}
         assert r["status"] in ("healthy", "unhealthy", "no_data")
+        assert r["warnings"] == [] and r["intact"] is True
         problems = [f for f in r["findings"] if f["severity"] != "info"]
         assert (r["status"] == "unhealthy") == bool(problems)
         for f in r["findings"]:

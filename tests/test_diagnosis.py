@@ -72,8 +72,11 @@ def test_every_kind_has_a_failing_scenario_and_a_healthy_twin():
 def test_scenario_gets_exactly_its_expected_findings(diagnosed, name):
     scenario = demo.SCENARIOS[name]
     runs = diagnosed(name)
-    assert set(runs) == {"train", "validation"}
-    for run, expected in (("train", scenario.train), ("validation", scenario.validation)):
+    splits = {"train": scenario.train, "validation": scenario.validation}
+    seeds = ["seed%d/" % s for s in scenario.seeds] or [""]  # every seed of a seed study
+    assert set(runs) == {seed + split for seed in seeds for split in splits}
+    for run in sorted(runs):
+        expected = splits[run.rpartition("/")[2]]
         records, findings, from_narrow_read = runs[run]
         # Info findings (e.g. converged) leave a run healthy.
         kinds = {f.kind for f in findings if f.severity != "info"}
@@ -326,9 +329,12 @@ def test_thresholds_from_and_validate_kinds():
 
 
 def test_mixed_fits_from_steps_that_start_over():
-    # Written order 0..9 then 0..9 again (a second, fresh fit): steps go back once.
-    fresh = reader._series([_Datum(s, 32.0) for s in list(range(10)) * 2])
-    assert fresh.restarts == 1 and list(fresh.steps[:4]) == [0, 0, 1, 1]
+    # Written order 0..9 then 0..9 again (a second, fresh fit): steps go back
+    # once; the second fit's points replace the first's, as TensorBoard's data
+    # server keeps them.
+    fresh = reader._series([_Datum(s, 32.0 + (i >= 10)) for i, s in enumerate(list(range(10)) * 2)])
+    assert fresh.restarts == 1 and list(fresh.steps) == list(range(10))
+    assert set(fresh.values) == {33.0}
     resumed = reader._series([_Datum(s, 32.0) for s in range(20)])
     assert resumed.restarts == 0
 
