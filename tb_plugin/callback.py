@@ -32,6 +32,7 @@ import struct
 import sys
 import time
 import warnings
+import weakref
 
 # summary_v2 raises a clear ImportError when TensorFlow is missing.
 from tb_plugin import summary_v2
@@ -40,6 +41,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tb_plugin import fit_guard
 from tb_plugin import metadata
 from tb_plugin import outputs as outputs_lib
 from tb_plugin import stats
@@ -185,6 +187,31 @@ def _train_record_impl(heads, gradients_name, layout):
     return write_record
 
 
+def _check_log_dir(log_dir):
+    """ValueError unless `log_dir` is a non-empty path (str or os.PathLike)."""
+    try:
+        path = os.fspath(log_dir)
+    except TypeError:
+        path = None
+    if not isinstance(path, str) or not path:
+        raise ValueError("log_dir must be a non-empty path (str or os.PathLike), got %s"
+                         % summary_v2._got(log_dir))
+
+
+def _check_names(predictions_name, gradients_name):
+    """ValueError unless the record family names are valid, distinct and not
+    the train-mode record's (tb_plugin.train_mode.FitRecording's default)."""
+    summary_v2._check_name(predictions_name, "predictions_name")
+    summary_v2._check_name(gradients_name, "gradients_name")
+    for arg, name in (("predictions_name", predictions_name), ("gradients_name", gradients_name)):
+        if name == "train_mode":
+            raise ValueError("%s 'train_mode' is the train-mode record's family name; "
+                             "choose another" % arg)
+    if predictions_name == gradients_name:
+        raise ValueError("predictions_name and gradients_name must differ, got %r for both"
+                         % (predictions_name,))
+
+
 class HealthCallback(keras.callbacks.Callback):
     """Records prediction and gradient health while a Keras model trains.
 
@@ -231,6 +258,17 @@ class HealthCallback(keras.callbacks.Callback):
     and runs the steps that hold the recording without Grappler's TFG
     pipeline and function optimizer (they only walk the recording's
     functions; the step's other graph optimizations stay on).
+
+    Whatever ends ``fit`` (its end, ``stop_training``, an exception, Ctrl-C),
+    the model is left as it was (see :mod:`tb_plugin.fit_guard`). What is
+    not recorded is said once, with what is lost: records that do not reach
+    the disk (checked at each epoch end; a failed write stops the recording,
+    not the training), a custom ``train_step`` that bypasses
+    ``compute_loss`` or the optimizer, gradient accumulation (recorded once
+    per optimizer step, without update_ratio), a second HealthCallback in
+    one fit or a callback reused on another model whose records would mix
+    with the first's (neither records). Mixed precision is recorded like
+    float32.
 
     Args:
       log_dir: the run directory (same as keras.callbacks.TensorBoard's).
@@ -304,20 +342,29 @@ class HealthCallback(keras.callbacks.Callback):
         stop_on = diagnosis.validate_kinds(stop_on, "stop_on")
         if task is not None and task not in summary_v2._TASKS:
             raise ValueError("task must be one of %s or None, got %r" % (summary_v2._TASKS, task))
+        _check_log_dir(log_dir)
+        flags = dict(record_predictions=record_predictions, record_gradients=record_gradients,
+                     record_update_ratio=record_update_ratio,
+                     record_train_mode=record_train_mode, report_findings=report_findings)
+        for arg, value in flags.items():
+            summary_v2._check_bool(value, arg)
+        if from_logits is not None:
+            summary_v2._check_bool(from_logits, "from_logits")
+        _check_names(predictions_name, gradients_name)
         self.log_dir = os.fspath(log_dir)
         self.log_every_n_steps = None if log_every_n_steps is None else int(log_every_n_steps)
         self._every = self.log_every_n_steps
         self._first_step = 0
-        self.record_predictions = record_predictions
-        self.record_gradients = record_gradients
-        self.record_update_ratio = record_update_ratio
-        self.record_train_mode = record_train_mode
+        self.record_predictions = bool(record_predictions)
+        self.record_gradients = bool(record_gradients)
+        self.record_update_ratio = bool(record_update_ratio)
+        self.record_train_mode = bool(record_train_mode)
         self._train_mode = None
         self.task = task
-        self.from_logits = from_logits
+        self.from_logits = None if from_logits is None else bool(from_logits)
         self.stop_on = stop_on
         self.thresholds = thresholds
-        self.report_findings = report_findings
+        self.report_findings = bool(report_findings)
         self.predictions_name = predictions_name
         self.gradients_name = gradients_name
         self._active = False
@@ -342,6 +389,13 @@ class HealthCallback(keras.callbacks.Callback):
         self._diagnosed_at = None
         self._diagnosis_seconds = self.FIRST_DIAGNOSIS_SECONDS
         self._undiagnosed = False
+        self._patches = None  # tb_plugin.fit_guard.FitPatches of the current fit
+        self._accum = 1  # the optimizer's gradient_accumulation_steps
+        self._last_fit = None  # (weakref to the model, log_dir, its end step)
+        self._on_disk = {}  # run -> _EventFileCheck
+        self._writes = collections.Counter()  # run -> records written eagerly
+        self._graph_writes = None  # train records written by the train steps
+        self._records_lost = set()  # runs whose loss was reported
 
     # -- helpers -----------------------------------------------------------
 
@@ -386,6 +440,7 @@ class HealthCallback(keras.callbacks.Callback):
             self._manifest.update(outputs_lib.coverage(self._heads, self._not_recorded))
             with summary_v2.writer_scope(self._train_writer), tf.summary.record_if(True):
                 summary_v2.manifest(self._manifest, step=int(self._optimizer.iterations.numpy()))
+            self._writes["train"] += 1
             self._coverage_written = len(self._not_recorded)
         except Exception as e:  # noqa: BLE001 - never break training
             self._warn("coverage", "could not update the manifest (%s: %s)"
@@ -420,6 +475,7 @@ class HealthCallback(keras.callbacks.Callback):
         total = self._planned_steps()
         if total is None:
             return None
+        total //= self._accum  # optimizer steps
         return max(1, min(self.MAX_AUTO_EVERY, total // self.AUTO_RECORDS))
 
     # With the automatic cadence the first steps of a fit are all recorded:
@@ -442,11 +498,22 @@ class HealthCallback(keras.callbacks.Callback):
         every = max(1, min(self.MAX_AUTO_EVERY, done // self.AUTO_RECORDS))
         return done % every == 0
 
+    def _batch_logged(self, batch):
+        """Whether train batch number `batch` (see _batches_done) runs a
+        logged optimizer step: with gradient accumulation, the last batch
+        of each update."""
+        n = self._accum
+        return (batch + 1) % n == 0 and self._is_logged(batch // n)
+
     def _should_log(self, step):
+        """The in-graph condition of a logged step (`step`: the optimizer's)."""
         every = tf.equal(step % (self._every or self.UNKNOWN_LENGTH_EVERY), 0)
-        if not self._dense_start():
-            return every
-        return tf.logical_or(every, step < self._first_step + self._dense_start())
+        if self._dense_start():
+            every = tf.logical_or(every, step < self._first_step + self._dense_start())
+        if self._accum > 1:
+            batch = tf.cast(self._optimizer._iterations, tf.int64)
+            every = tf.logical_and(every, tf.equal((batch + 1) % self._accum, 0))
+        return every
 
     # -- setup / teardown --------------------------------------------------
 
@@ -459,21 +526,49 @@ class HealthCallback(keras.callbacks.Callback):
         self._diagnosed_at = None if self.stop_on else time.perf_counter()
         self._diagnosis_seconds = self.FIRST_DIAGNOSIS_SECONDS
         self._undiagnosed = False
+        self._patches = None
         try:
+            refusal = self._refusal()
+            if refusal is not None:
+                self._warn(("refused", refusal), refusal)
+                return
             self._setup()
             self._active = True
         except Exception as e:  # noqa: BLE001 - never break training
             self._warn("setup", "disabled, could not set up (%s: %s)" % (type(e).__name__, e))
-            try:
-                self._restore(in_fit=True)
-            except Exception:  # noqa: BLE001
-                pass
+            if self._patches is not None:
+                self._patches.restore()
             return
         if self.report_findings or self.stop_on:
             try:
                 self._report_manifest_findings()
             except Exception as e:  # noqa: BLE001
                 self._warn("findings", "could not diagnose (%s: %s)" % (type(e).__name__, e))
+
+    def _refusal(self):
+        """Why this fit is not recorded, or None: another HealthCallback
+        records it already (the train function is the last one's: the
+        first would record nothing), or this callback recorded another
+        model into the same log_dir up to a step this model's fit starts
+        before, and both models' records would mix at the same steps. (The
+        same model resumed, or another one whose steps go on after the
+        first's, e.g. restored from a checkpoint, is recorded.)"""
+        if fit_guard.guarded_by(self.model) is not None:
+            return ("not recording this fit into log_dir %r: another HealthCallback of this "
+                    "fit records it (give a fit one HealthCallback)" % self.log_dir)
+        if self._last_fit is None:
+            return None
+        ref, log_dir, end_step = self._last_fit
+        optimizer = getattr(self.model, "optimizer", None)
+        if ref() is self.model or log_dir != self.log_dir or optimizer is None:
+            return None
+        start = int(optimizer.iterations.numpy())
+        if start >= end_step:
+            return None
+        return ("not recording this fit: this callback recorded another model into log_dir "
+                "%r up to step %d, and this model starts at step %d, so both models' records "
+                "would mix at the same steps; give each model its own log_dir (one "
+                "HealthCallback per model)" % (self.log_dir, end_step - 1, start))
 
     def _setup(self):
         model = self.model
@@ -482,9 +577,13 @@ class HealthCallback(keras.callbacks.Callback):
         optimizer = model.optimizer
         if optimizer is None:
             raise RuntimeError("the model is not compiled")
+        # What the callback changes on the model, undone whatever ends the
+        # fit (see tb_plugin.fit_guard); then the callback's _end_fit.
+        self._patches = fit_guard.FitPatches(model, on_restore=self._end_fit)
+        self._patches.guard_model()
+        self._patches.guard_callbacks(self)
         self._optimizer = getattr(optimizer, "inner_optimizer", None) or optimizer
-        self._patched = []
-        self._saved_jit = None
+        self._accum = max(1, int(getattr(self._optimizer, "gradient_accumulation_steps", 1) or 1))
         strategy = model.distribute_strategy
         self._replicas = strategy.num_replicas_in_sync if strategy is not None else 1
 
@@ -500,12 +599,17 @@ class HealthCallback(keras.callbacks.Callback):
 
         os.makedirs(self.log_dir, exist_ok=True)
         self._event_files = {}
+        self._on_disk = {}
+        self._writes = collections.Counter()
+        self._records_lost = set()
         self._loader = None
         self._train_writer = self._create_writer("train")
         # Created eagerly: a variable created while a step is traced makes
         # tf.function trace the step again. See _write_record.
         self._metadata_written = tf.Variable(
             False, trainable=False, name="health_metadata_written")
+        self._graph_writes = tf.Variable(
+            0, dtype=tf.int64, trainable=False, name="health_train_writes")
         self._metadata_key = None
         with summary_v2.writer_scope(self._train_writer), tf.summary.record_if(True):
             # from_logits= fills in what the loss does not say (a plain
@@ -515,6 +619,7 @@ class HealthCallback(keras.callbacks.Callback):
             if self.record_predictions:
                 self._manifest.update(outputs_lib.coverage(self._heads, self._not_recorded))
             summary_v2.manifest(self._manifest, step=0)
+        self._writes["train"] += 1
         self._train_writer.flush()
         if self._not_recorded:
             self._warn_not_covered()
@@ -527,9 +632,7 @@ class HealthCallback(keras.callbacks.Callback):
         self._every = self._cadence()
         self._first_step = int(self._optimizer.iterations.numpy())
         self._single_function = self._use_single_function()
-        if getattr(model, "jit_compile", False):
-            self._saved_jit = model.jit_compile
-            model.jit_compile = False
+        self._patches.disable_jit()
 
         # Build the optimizer now, as Keras would on the first apply() (same
         # name scope): otherwise its slot variables are created while the
@@ -538,26 +641,54 @@ class HealthCallback(keras.callbacks.Callback):
         self._prebuild_optimizer(model)
         self._pending_predictions = None
         self._recording = False
+        self._traced = {"compute_loss": False, "apply": False, "checked": False}
+        if self._accum > 1:
+            self._warn_accumulation()
 
         # Patch the instances (not the classes).
         self._gradients_patched = bool(self.record_gradients)
         if self._record_preds:
-            self._patch(model, "compute_loss", self._make_compute_loss(model.compute_loss))
+            self._patches.override(model, "compute_loss",
+                                   self._make_compute_loss(model.compute_loss))
         if self.record_gradients:
-            self._patch(self._optimizer, "apply", self._make_apply(self._optimizer.apply))
+            self._patches.override(self._optimizer, "apply",
+                                   self._make_apply(self._optimizer.apply))
         self._setup_train_mode(model)
-        self._next_step = int(self._optimizer.iterations.numpy())
+        self._next_step = self._batches_done()
         self._lean_options = _lean_step_options()
         model.make_test_function(force=True)
         if self._record_preds:
-            test_function = model.test_function
-
-            def lean_test_function(iterator):
-                with _calls_with(self._lean_options):
-                    return test_function(iterator)
-
-            model.test_function = lean_test_function
+            self._install_test_function(model)
         self._install_train_functions(model)
+
+    def _install_test_function(self, model):
+        """The test function runs lean (see _lean_step_options); once the
+        fit is over, the model's own."""
+        test_function, patches = model.test_function, self._patches
+
+        def lean_test_function(iterator):
+            if not patches.live():
+                patches.restore()
+                return model.make_test_function()(iterator)
+            with _calls_with(self._lean_options):
+                return test_function(iterator)
+
+        model.test_function = lean_test_function
+
+    def _warn_accumulation(self):
+        self._warn(
+            ("accumulation", self._accum),
+            "gradient_accumulation_steps=%d: each optimizer step is recorded once, from the "
+            "last batch of its %d (its predictions, and the mean gradients the optimizer "
+            "applies); update_ratio is not recorded (the optimizer updates inside a tf.cond)"
+            % (self._accum, self._accum))
+
+    def _batches_done(self):
+        """Train batches run so far: the optimizer's steps, or with gradient
+        accumulation its count of batches (`iterations` counts updates)."""
+        if self._accum > 1:
+            return int(self._optimizer._iterations.numpy())
+        return int(self._optimizer.iterations.numpy())
 
     @staticmethod
     def _prebuild_optimizer(model):
@@ -619,6 +750,11 @@ class HealthCallback(keras.callbacks.Callback):
         a distribution strategy) from the first batch's element_spec builds
         the compiled loss and metrics: variables created while a step is
         traced make tf.function trace it a second time.
+
+        Whatever leaves a call (but the end of an epoch's data) restores the
+        model (see tb_plugin.fit_guard); a failed write of the records stops
+        the recording, not the training (see _write_failed). Once the fit is
+        over the model's own train function runs.
         """
         model.make_train_function(force=True)
         plain = model.train_function
@@ -628,31 +764,92 @@ class HealthCallback(keras.callbacks.Callback):
         elif self._record_preds or self.record_gradients:
             model.make_train_function(force=True)
             recording = model.train_function
-        cb = self
+        cb, patches = self, self._patches
         first = [True]
         # One function that holds the recording: every call runs lean.
         plain_options = self._lean_options if recording is plain and self._recording else None
 
-        def train_function(iterator):
+        def run(iterator):
             if first[0]:
                 first[0] = False
                 if getattr(model, "_distribute_strategy", None) is None:
                     cb._symbolic_build(model, iterator)
             if recording is plain:
                 with _calls_with(plain_options), cb._train_mode_scope():
-                    return plain(iterator)
+                    logs = plain(iterator)
+                cb._check_step_traced()
+                return logs
             start = cb._next_step
             cb._next_step = start + cb._spe
-            if any(cb._is_logged(s) for s in range(start, start + cb._spe)):
-                cb._recording = True
-                try:
-                    with _calls_with(cb._lean_options), cb._train_mode_scope():
-                        return recording(iterator)
-                finally:
-                    cb._recording = False
-            return plain(iterator)
+            if not any(cb._batch_logged(s) for s in range(start, start + cb._spe)):
+                return plain(iterator)
+            cb._recording = True
+            try:
+                with _calls_with(cb._lean_options), cb._train_mode_scope():
+                    logs = recording(iterator)
+            finally:
+                cb._recording = False
+            cb._check_step_traced()
+            return logs
+
+        def step(iterator):
+            try:
+                return run(iterator)
+            except tf.errors.OpError as e:
+                if not cb._write_failed(e):
+                    raise
+                return model.get_metrics_result()
+
+        def train_function(iterator):
+            if not patches.live():
+                patches.restore()
+                return model.make_train_function()(iterator)
+            return patches.call_guarded(step, iterator)
 
         model.train_function = train_function
+
+    def _check_step_traced(self):
+        """After the first call that traced the recording: says once what a
+        custom ``train_step`` left out (it recorded what passes through
+        ``compute_loss`` and the optimizer's ``apply``)."""
+        traced = self._traced
+        if traced["checked"]:
+            return
+        traced["checked"] = True
+        model = type(self.model).__name__
+        if self._gradients_patched and not traced["apply"]:
+            self._warn("no_apply", (
+                "gradients not recorded: %s.train_step does not apply them with "
+                "self.optimizer.apply() or apply_gradients()%s" % (
+                    model, ", and the train predictions, written with them, are not "
+                    "recorded either" if traced["compute_loss"] else "")))
+        if self._record_preds and not traced["compute_loss"]:
+            self._warn("no_compute_loss", (
+                "train predictions not recorded: %s.train_step does not call "
+                "self.compute_loss(x, y, y_pred, sample_weight); call it to record them"
+                % model))
+
+    def _write_failed(self, error):
+        """Whether `error`, raised by a train step, is a write of this
+        callback's records failing (a full disk...): recording then stops
+        with a warning and the fit goes on."""
+        train = os.path.join(self.log_dir, "train", "")
+        where = [line.strip() for line in str(error).splitlines() if train in line]
+        if not where:
+            return False
+        self._records_lost.add("train")
+        self._warn(("write_failed", self._event_files.get("train")), (
+            "train records lost: writing them failed (%s: %s); %s; recording stopped, "
+            "training goes on" % (type(error).__name__, summary_v2._short(where[0], 300),
+                                  self._on_disk_until("train"))))
+        self._patches.restore()
+        return True
+
+    def _step_now(self):
+        try:
+            return int(self._optimizer.iterations.numpy())
+        except Exception:  # noqa: BLE001
+            return None
 
     def on_epoch_begin(self, epoch, logs=None):
         if not self._active:
@@ -660,7 +857,7 @@ class HealthCallback(keras.callbacks.Callback):
         try:
             # Re-synchronise the Python step count (a last, partial call of
             # several steps; an optimizer that skipped a step).
-            self._next_step = int(self._optimizer.iterations.numpy())
+            self._next_step = self._batches_done()
         except Exception:  # noqa: BLE001
             pass
 
@@ -683,38 +880,25 @@ class HealthCallback(keras.callbacks.Callback):
         except Exception:  # noqa: BLE001 - an optimisation only
             pass
 
-    def _patch(self, obj, attr, fn):
-        self._patched.append(_override(obj, attr, fn))
-
-    def _restore(self, in_fit=False):
-        self._recording = False
-        for saved in reversed(getattr(self, "_patched", [])):
-            try:
-                _restore_attr(saved)
-            except Exception:  # noqa: BLE001
-                pass
-        self._patched = []
-        model = self.model
-        if model is not None:
-            if getattr(self, "_saved_jit", None) is not None:
-                model.jit_compile = self._saved_jit
-                self._saved_jit = None
-            # The traced functions captured the wrappers: rebuild them now
-            # (setup failed inside fit) or on next use (after fit).
-            if in_fit:
-                model.make_train_function(force=True)
-                model.make_test_function(force=True)
-            else:
-                model.train_function = None
-                model.test_function = None
-
     def on_train_end(self, logs=None):
         if self._active:
             self._write_coverage()
-            self._flush()
             if self._undiagnosed and self.report_findings:
+                self._flush()
                 self._diagnose()
-        self._restore()
+        if self._patches is not None:
+            self._patches.restore()  # then _end_fit
+
+    def _end_fit(self):
+        """The callback's teardown, once the model is restored (see
+        tb_plugin.fit_guard): at the end of fit, or whatever else ended it
+        (an exception, Ctrl-C, a failed write). What was recorded is
+        flushed and checked on disk; the writers are closed."""
+        was_active, self._active, self._recording = self._active, False, False
+        if was_active:
+            self._flush()
+            self._check_records()
+            self._remember_fit()
         self._train_mode = None
         for w in (self._train_writer, self._val_writer):
             if w is not None:
@@ -724,15 +908,22 @@ class HealthCallback(keras.callbacks.Callback):
                     pass
         self._train_writer = self._val_writer = None
         self._metadata_written = None
+        self._graph_writes = None
         self._metadata_key = None
         for head in self._heads:
             head.acc = None
         self._loader = None  # the online diagnosis' event loader
-        self._active = False
+
+    def _remember_fit(self):
+        """What _refusal compares the next fit with."""
+        step = self._step_now()
+        if step is not None:
+            self._last_fit = (weakref.ref(self.model), self.log_dir, step)
 
     def _create_writer(self, run):
         """A file writer for run `run`; remembers the event file it created
-        (the online diagnosis reads just that file, see _findings_provider)."""
+        (the online diagnosis reads just that file, see _findings_provider;
+        _check_records counts its records)."""
         path = os.path.join(self.log_dir, run)
         pattern = os.path.join(glob.escape(path), "*tfevents*")
         before = set(glob.glob(pattern))
@@ -741,6 +932,8 @@ class HealthCallback(keras.callbacks.Callback):
         # One new file: ours. Otherwise (another writer created one at the
         # same moment) fall back to reading the directory.
         self._event_files[run] = new[0] if len(new) == 1 else path
+        if len(new) == 1:
+            self._on_disk[run] = _EventFileCheck(new[0])
         return writer
 
     @contextlib.contextmanager
@@ -751,9 +944,38 @@ class HealthCallback(keras.callbacks.Callback):
             yield
 
     def _flush(self):
-        for w in (self._train_writer, self._val_writer):
-            if w is not None:
+        for run, w in (("train", self._train_writer), ("validation", self._val_writer)):
+            if w is None:
+                continue
+            try:
                 w.flush()
+            except Exception as e:  # noqa: BLE001 - never break training
+                self._warn(("flush", run), "%s records may be lost: could not flush them "
+                           "(%s: %s)" % (run, type(e).__name__, summary_v2._short(str(e), 300)))
+
+    def _check_records(self):
+        """Warns once per run when records given to its writer are not in
+        its event file (a full disk, a file-size limit, a log_dir removed
+        or replaced: TensorFlow's writer may drop them without an error)."""
+        for run, check in self._on_disk.items():
+            if run in self._records_lost:
+                continue
+            written = self._writes[run]
+            if run == "train" and self._graph_writes is not None:
+                written += int(self._graph_writes.numpy())
+            problem = check.problem(written)
+            if problem is None:
+                continue
+            self._records_lost.add(run)
+            self._warn(("lost", check.path), "%s records lost: %s; %s (is the disk full, or the "
+                       "log_dir gone?)" % (run, problem, self._on_disk_until(run)))
+
+    def _on_disk_until(self, run):
+        """Where the records of `run` on disk end, for a warning."""
+        check = self._on_disk.get(run)
+        last = None if check is None else check.last_step()
+        where = "" if last is None else "the last one on disk is from step %d, " % last
+        return "%sthe fit is at step %s" % (where, self._step_now())
 
     # -- the wrappers ------------------------------------------------------
 
@@ -766,6 +988,10 @@ class HealthCallback(keras.callbacks.Callback):
                 loss = original(x, y, y_pred, sample_weight, training=training)
             else:
                 loss = original(x, y, y_pred, sample_weight)
+            if not cb._patches.live():
+                return loss  # left behind by a fit that is over
+            if training and cb._recording:
+                cb._traced["compute_loss"] = True
             try:
                 cb._record_predictions(y, y_pred, training)
             except Exception as e:  # noqa: BLE001 - never break training
@@ -791,8 +1017,7 @@ class HealthCallback(keras.callbacks.Callback):
             recording = train_mode.FitRecording(model)
             if not recording.recorder.layers:
                 return
-            self._train_mode_patched = recording.install()
-            self._patched.extend(self._train_mode_patched)
+            self._patches.adopt(recording.install())
             self._train_mode = recording
         except Exception as e:  # noqa: BLE001 - never break training
             self._warn("train_mode", "train mode not recorded (%s: %s)" % (type(e).__name__, e))
@@ -805,25 +1030,8 @@ class HealthCallback(keras.callbacks.Callback):
         if recording is None or not self._recording:
             yield
             return
-        try:
-            with recording.step_scope():
-                yield
-        except (tf.errors.OutOfRangeError, StopIteration):
-            raise  # the end of an epoch of unknown length
-        except BaseException:
-            self._restore_train_mode()  # whatever ends fit, the layers are as before
-            raise
-
-    def _restore_train_mode(self):
-        saved = getattr(self, "_train_mode_patched", None) or []
-        for item in reversed(saved):
-            try:
-                _restore_attr(item)
-            except Exception:  # noqa: BLE001
-                pass
-        self._patched = [p for p in getattr(self, "_patched", []) if p not in saved]
-        self._train_mode_patched = []
-        self._train_mode = None
+        with recording.step_scope():
+            yield
 
     def _write_train_mode(self, step, notes):
         """Writes the train-mode record of a logged step (`notes`: taken in
@@ -832,7 +1040,8 @@ class HealthCallback(keras.callbacks.Callback):
             return
         try:
             with self._train_records():
-                self._train_mode.write(step, notes, _shared_function)
+                written = self._train_mode.write(step, notes, _shared_function)
+            self._count_train_write(written)
         except Exception as e:  # noqa: BLE001 - never break training
             self._warn("train_mode", "train mode not recorded (%s: %s)" % (type(e).__name__, e))
 
@@ -952,7 +1161,7 @@ class HealthCallback(keras.callbacks.Callback):
         """Writes a stashed prediction record in a cond of its own (when the
         gradients' cond could not be built)."""
         pending, self._pending_predictions = self._pending_predictions, None
-        if pending is None or pending[0] is not tf.compat.v1.get_default_graph():
+        if pending is None or not _inside(pending[0]):
             return
         _, predictions, should, step = pending
         try:
@@ -964,10 +1173,11 @@ class HealthCallback(keras.callbacks.Callback):
             )
 
     def _take_pending_predictions(self):
-        """The stashed prediction record of this graph, if any: compute_loss
-        stashes it for apply to write with the gradients."""
+        """The stashed prediction record of this graph or one it is nested in
+        (a LossScaleOptimizer applies the gradients inside a tf.cond), if
+        any: compute_loss stashes it for apply to write with the gradients."""
         pending = self._pending_predictions
-        if pending is None or pending[0] is not tf.compat.v1.get_default_graph():
+        if pending is None or not _inside(pending[0]):
             return None
         self._pending_predictions = None
         return pending
@@ -1005,8 +1215,19 @@ class HealthCallback(keras.callbacks.Callback):
         with self._train_records():
             writer = summary_v2._summary_writer_resource()
             write = impl if writer is None else _shared_function(key, impl)
-            return summary_v2._gated(
+            result = summary_v2._gated(
                 lambda: write(step, writer, written, pred_args, grad_args))
+        self._count_train_write(result)
+        return result
+
+    def _count_train_write(self, written):
+        """Counts a train record once its write (`written`: the write's
+        result) has run: in a step's graph, each time the step writes it
+        (see _check_records). Not under a multi-replica strategy."""
+        if self._graph_writes is None or summary_v2._replica_context() is not None:
+            return
+        with tf.control_dependencies([written]):
+            self._graph_writes.assign_add(1)
 
     def _accumulate(self, head, y, y_pred):
         acc = head.acc
@@ -1033,14 +1254,17 @@ class HealthCallback(keras.callbacks.Callback):
         cb = self
 
         def apply(grads, trainable_variables=None):
-            if trainable_variables is None or not cb._recording:
+            if (trainable_variables is None or not cb._recording
+                    or not cb._patches.live()):
                 return original(grads, trainable_variables)
+            cb._traced["apply"] = True
             grads = list(grads)
             variables = list(trainable_variables)
             try:
                 step = cb._step()
                 should = cb._gate(step)
-                entries, grad_stats = cb._gradient_stats(grads, variables, should)
+                entries, grad_stats = cb._gradient_stats(
+                    cb._applied_gradients(grads, variables), variables, should)
             except Exception as e:  # noqa: BLE001
                 cb._warn("gradients", "gradients not recorded (%s: %s)" % (type(e).__name__, e))
                 result = original(grads, trainable_variables)
@@ -1050,7 +1274,7 @@ class HealthCallback(keras.callbacks.Callback):
             # optimizer's ops are their last readers, it can reuse their
             # buffers in place (a reader after it would cost fresh buffers).
             with tf.control_dependencies(list(grad_stats.values())):
-                if cb.record_update_ratio and cb._replicas == 1:
+                if cb.record_update_ratio and cb._replicas == 1 and cb._accum == 1:
                     with _captured_updates(cb._optimizer, variables) as updates:
                         result = original(grads, trainable_variables)
                     if all(u is None for u in updates):
@@ -1086,6 +1310,19 @@ class HealthCallback(keras.callbacks.Callback):
             return result
 
         return apply
+
+    def _applied_gradients(self, grads, variables):
+        """The gradients the optimizer applies: `grads`, or with gradient
+        accumulation (on the last batch of an update, the one recorded) the
+        mean of the accumulated gradients and this batch's, read before the
+        optimizer resets its accumulators."""
+        n = self._accum
+        if n == 1:
+            return grads
+        optimizer = self._optimizer
+        accumulated = optimizer._accumulated_gradients
+        return [g if g is None else (g + accumulated[optimizer._get_variable_index(v)]) / n
+                for g, v in zip(grads, variables)]
 
     def _gradient_stats(self, grads, variables, should):
         """(entries, statistics) of the gradients of a train step (see
@@ -1177,9 +1414,10 @@ class HealthCallback(keras.callbacks.Callback):
                         head.name, sums, task, k, step,
                         bool(head.from_logits), hist_range, index_extra=head.extra,
                     )
+                self._writes["validation"] += 1
             except Exception as e:  # noqa: BLE001
-                self._warn("validation",
-                           "validation not recorded (%s: %s)" % (type(e).__name__, e))
+                self._warn("validation", "validation not recorded (%s: %s)" % (
+                    type(e).__name__, summary_v2._short(str(e), 300)))
 
     # -- epochs and findings -----------------------------------------------
 
@@ -1187,10 +1425,8 @@ class HealthCallback(keras.callbacks.Callback):
         if not self._active:
             return
         self._write_coverage()
-        try:
-            self._flush()
-        except Exception as e:  # noqa: BLE001
-            self._warn("flush", "could not flush (%s: %s)" % (type(e).__name__, e))
+        self._flush()
+        self._check_records()
         if self.report_findings or self.stop_on:
             now = time.perf_counter()
             if (self._diagnosed_at is not None and now - self._diagnosed_at
@@ -1244,10 +1480,14 @@ class HealthCallback(keras.callbacks.Callback):
 
         provider, experiment_id = self._findings_provider()
         ctx = context.RequestContext()
+        runs = reader.health_runs(provider, ctx, experiment_id)
+        records = {run: diagnosis.read_for_diagnosis(provider, ctx, experiment_id, run)
+                   for run in runs}
         new = []
-        for run in reader.health_runs(provider, ctx, experiment_id):
-            records = diagnosis.read_for_diagnosis(provider, ctx, experiment_id, run)
-            new += self._report_new(run, diagnosis.diagnose(records, self.thresholds))
+        for run in runs:
+            validation = records.get(diagnosis.validation_sibling(run, runs))
+            new += self._report_new(run, diagnosis.diagnose(
+                records[run], self.thresholds, validation=validation))
         return new
 
     def _report_new(self, run, findings):
@@ -1283,6 +1523,17 @@ class HealthCallback(keras.callbacks.Callback):
         if any(f.kind in self.stop_on for f in findings):
             self.model.stop_training = True  # also when printed by an earlier fit
         return new
+
+
+def _inside(graph):
+    """Whether the default graph is `graph` or a graph nested in it (a
+    tf.cond branch, a while body)."""
+    current = tf.compat.v1.get_default_graph()
+    while current is not None:
+        if current is graph:
+            return True
+        current = getattr(current, "outer_graph", None)
+    return False
 
 
 def _finding_key(finding):
@@ -1341,28 +1592,74 @@ def _captured_updates(optimizer, variables):
         return originals["assign_sub"](variable, value)
 
     patched = {"assign": assign, "assign_add": assign_add, "assign_sub": assign_sub}
-    saved = [_override(optimizer, name, fn) for name, fn in patched.items()]
+    saved = [fit_guard.override(optimizer, name, fn) for name, fn in patched.items()]
     try:
         yield updates
     finally:
         for item in reversed(saved):
-            _restore_attr(item)
+            fit_guard.restore_attr(item)
 
 
-def _override(obj, attr, value):
-    """Sets `attr` on the instance `obj` (not its class); returns what
-    _restore_attr needs to undo it."""
-    saved = (obj, attr, attr in obj.__dict__, obj.__dict__.get(attr))
-    object.__setattr__(obj, attr, value)
-    return saved
+class _EventFileCheck:
+    """Whether the records given to a writer reached its event file: counts
+    the file's complete records, reading their length headers only, from
+    where the previous count stopped."""
 
+    _HEADER = struct.Struct("<Q")
 
-def _restore_attr(saved):
-    obj, attr, had, old = saved
-    if had:
-        object.__setattr__(obj, attr, old)
-    else:
-        object.__delattr__(obj, attr)
+    def __init__(self, path):
+        self.path = path
+        self._offset = 0
+        self._last = None  # offset of the last complete record
+        self._found = 0
+        self._scan()
+        self._base = self._found  # the file's own first record
+
+    def problem(self, written):
+        """What is wrong given `written` records since the file was created
+        (and flushed), or None."""
+        try:
+            cut = self._scan()
+        except OSError as e:
+            return "%s cannot be read any more (%s)" % (self.path, e.strerror or e)
+        found = self._found - self._base
+        if cut:
+            return ("%s ends with a cut record (%d of the %d records written are in it)"
+                    % (self.path, found, written))
+        if found < written:
+            return "%d of the %d records written are not in %s" % (
+                written - found, written, self.path)
+        return None
+
+    def _scan(self):
+        """Counts the complete records appended; whether a cut one follows."""
+        with open(self.path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            while self._offset + 12 <= size:
+                f.seek(self._offset)
+                (length,) = self._HEADER.unpack(f.read(8))
+                end = self._offset + 12 + length + 4
+                if end > size:
+                    break
+                self._last, self._offset, self._found = self._offset, end, self._found + 1
+        return self._offset < size
+
+    def last_step(self):
+        """The step of the file's last complete record (None: none, or the
+        file cannot be read)."""
+        from tensorboard.compat.proto import event_pb2
+
+        try:
+            self._scan()
+            if self._last is None:
+                return None
+            with open(self.path, "rb") as f:
+                f.seek(self._last)
+                (length,) = self._HEADER.unpack(f.read(8))
+                f.seek(self._last + 12)
+                return event_pb2.Event.FromString(f.read(length)).step
+        except Exception:  # noqa: BLE001 - only for a message
+            return None
 
 
 class _HealthEventStore:

@@ -738,10 +738,25 @@ def test_online_diagnosis_skips_epoch_ends_within_its_time_share(tmp_path, capsy
     (dict(thresholds={"collapse_entropy": "high"}), ["collapse_entropy", "'high'"]),
     (dict(thresholds={"persist_records": -1}), ["persist_records", "-1"]),
     (dict(thresholds=0.5), ["thresholds", "0.5"]),
+    (dict(log_dir=""), ["log_dir", "''"]),
+    (dict(log_dir=None), ["log_dir", "None"]),
+    (dict(log_dir=5), ["log_dir", "5 (int)"]),
+    (dict(record_predictions="yes"), ["record_predictions", "'yes'"]),
+    (dict(record_gradients=1), ["record_gradients", "1 (int)"]),
+    (dict(record_update_ratio=None), ["record_update_ratio", "None"]),
+    (dict(record_train_mode="no"), ["record_train_mode", "'no'"]),
+    (dict(report_findings="no"), ["report_findings", "'no'"]),
+    (dict(from_logits="yes"), ["from_logits", "'yes'"]),
+    (dict(predictions_name=""), ["predictions_name", "''"]),
+    (dict(predictions_name="manifest"), ["predictions_name", "'manifest'", "reserved"]),
+    (dict(predictions_name="train_mode"), ["predictions_name", "'train_mode'"]),
+    (dict(gradients_name=None), ["gradients_name", "None"]),
+    (dict(gradients_name="predictions"), ["predictions_name", "gradients_name", "differ"]),
 ])
 def test_bad_arguments_are_refused_when_constructed(tmp_path, kwargs, words):
+    kwargs.setdefault("log_dir", str(tmp_path))
     with pytest.raises(ValueError) as e:
-        HealthCallback(str(tmp_path), **kwargs)
+        HealthCallback(**kwargs)
     for word in words:
         assert word in str(e.value), (word, str(e.value))
 
@@ -756,6 +771,10 @@ def test_good_arguments_are_kept(tmp_path):
     th = diagnosis.Thresholds(dead_fraction=0.5)
     assert HealthCallback(str(tmp_path), thresholds=th, log_every_n_steps=None).thresholds is th
     assert HealthCallback(str(tmp_path)).thresholds is None
+    cb = HealthCallback(tmp_path, record_gradients=np.bool_(False), from_logits=True,
+                        predictions_name="preds", gradients_name="grads")
+    assert cb.log_dir == str(tmp_path) and cb.record_gradients is False
+    assert (cb.from_logits, cb.predictions_name, cb.gradients_name) == (True, "preds", "grads")
 
 
 def test_thresholds_reach_the_online_diagnosis(tmp_path, capsys):
