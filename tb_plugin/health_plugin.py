@@ -21,18 +21,29 @@ Routes, under ``data/plugin/health/`` (see CONTRACT in the docs):
   with, a Dropout's expected and observed zero fraction (with its standard
   error), BatchNormalization's moving-statistics movement, over the steps;
 * ``manifest?run=R``: the model description recorded at step 0;
+* ``scalar_tags``: the scalar tags of the runs (any plugin's, ``health/`` last)
+  and the runs that have scalars, for the Compare view;
+* ``compare?tag=T[&group=REGEX][&run=REGEX][&final=last|best|mean-last-K]
+  [&band=ci|sd|se|minmax][&better=higher|lower][&runs=1]``: groups of runs
+  (configurations x seeds) compared on scalar T, the document of
+  :func:`tb_plugin.compare.compare` (schema ``tb-health-compare/1``); without
+  ``group``, runs are grouped by HParams or recorded configuration; 501 when
+  scipy is not installed;
 * ``index.js`` and other static files of the package's ``static`` folder.
 
 All answers are JSON (``application/json``, ``nosniff``); non-finite numbers are
 sent as the strings ``"NaN"``, ``"Infinity"`` and ``"-Infinity"``. Missing or
-malformed parameters give 400, unknown runs, names and variables 404, each with
-``{"error": message}``.
+malformed parameters give 400 (``width``: ASCII digits only), unknown runs,
+names and variables 404, methods other than GET and HEAD 405 (with
+``Allow``), each with ``{"error": message}``; a message shows at most
+MAX_ECHO characters of a parameter.
 
 This module imports no TensorFlow.
 """
 
 import collections
 import concurrent.futures
+import functools
 import json
 import logging
 import mimetypes
@@ -49,6 +60,7 @@ from tensorboard.data import provider
 from tensorboard.plugins import base_plugin
 from tensorboard import plugin_util
 
+from tb_plugin import compare
 from tb_plugin import diagnosis
 from tb_plugin import metadata
 from tb_plugin import reader
@@ -61,10 +73,19 @@ _STATIC_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
 
 DEFAULT_WIDTH = 500
 MAX_WIDTH = 100000
+# Every route is read-only: other methods are answered 405.
+ALLOWED_METHODS = ("GET", "HEAD")
+# Characters of a request's parameter shown back in an error message.
+MAX_ECHO = 100
+# Characters of the compare route's tag and regular expressions (its error
+# messages show them whole).
+MAX_PATTERN = 1000
 # Read+diagnosis results kept per (experiment, run); least recently used go.
 CACHE_SIZE = 512
 # Runs read (and diagnosed) at once when the overview finds several stale.
 READ_THREADS = 4
+# Health diagnoses of compared runs kept (one per set of runs and data versions).
+COMPARE_CACHE_SIZE = 8
 
 # Per-variable gradient statistics sent by the gradients route, in order.
 GRADIENT_MATRIX_STATS = (
@@ -118,8 +139,35 @@ def _dumps(obj):
         )
 
 
-def _respond_json(request, obj, code=200):
-    return http_util.Respond(request, _dumps(obj), _JSON, code=code)
+def _respond_json(request, obj, code=200, headers=None):
+    return http_util.Respond(request, _dumps(obj), _JSON, code=code, headers=headers)
+
+
+def _shown(value):
+    """A request's value as an error message shows it: its repr, at most
+    MAX_ECHO characters of it (a message never echoes a whole input)."""
+    text = repr(value[:MAX_ECHO])
+    if len(value) > MAX_ECHO:
+        text += "... (%d characters)" % len(value)
+    return text
+
+
+def _route(handler):
+    """A plugin route (a WSGI app taking a werkzeug Request): read-only, so
+    methods other than ALLOWED_METHODS are answered 405 with ``Allow``."""
+
+    @wrappers.Request.application
+    @functools.wraps(handler)
+    def route(self, request):
+        if request.method not in ALLOWED_METHODS:
+            return _respond_json(
+                request,
+                {"error": "method %s not allowed: the Health routes are read-only"
+                          % _shown(request.method)},
+                code=405, headers=[("Allow", ", ".join(ALLOWED_METHODS))])
+        return handler(self, request)
+
+    return route
 
 
 # --------------------------------------------------------------------------
@@ -204,12 +252,16 @@ def _bucket_values(series, columns, use_max):
 
 
 class _Entry:
-    """One run's records and diagnosis, valid for one data version."""
+    """One run's records and diagnosis, valid for one data version of the
+    run and, for a train run, `sibling`: (its validation run, that run's
+    version), whose records the diagnosis also reads."""
 
-    __slots__ = ("version", "records", "findings", "status", "error", "summary")
+    __slots__ = ("version", "sibling", "records", "findings", "status", "error",
+                 "summary")
 
-    def __init__(self, version, records, findings, status, error, summary):
+    def __init__(self, version, records, findings, status, error, summary, sibling=None):
         self.version = version
+        self.sibling = sibling
         self.records = records
         self.findings = findings
         self.status = status
@@ -231,6 +283,8 @@ class HealthPlugin(base_plugin.TBPlugin):
         self._cache_lock = threading.Lock()
         self._run_locks = {}  # (eid, run) -> Lock: one reader per run at a time
         self._stats = collections.Counter()  # cache hits/misses, for tests
+        # The compare route's health part: (eid, versions) -> diagnose_runs' answer.
+        self._compare_health = collections.OrderedDict()
 
     # -- TBPlugin ----------------------------------------------------------
 
@@ -242,6 +296,8 @@ class HealthPlugin(base_plugin.TBPlugin):
             "/gradient_histogram": self._gradient_histogram_route,
             "/train_mode": self._train_mode_route,
             "/manifest": self._manifest_route,
+            "/scalar_tags": self._scalar_tags_route,
+            "/compare": self._compare_route,
             "/index.js": self._index_js_route,
             "/static/*": self._static_route,
             "/*": self._static_route,
@@ -297,23 +353,24 @@ class HealthPlugin(base_plugin.TBPlugin):
                 lock = self._run_locks[key] = threading.Lock()
             return lock
 
-    def _entry(self, ctx, eid, run, version):
-        """The cached read+diagnosis of `run`, (re)computed if stale."""
+    def _entry(self, ctx, eid, run, version, sibling=None):
+        """The cached read+diagnosis of `run`, (re)computed if stale.
+        `sibling`: see _sibling."""
         key = (eid, run)
         with self._cache_lock:
             entry = self._cache.get(key)
-            if entry is not None and entry.version == version:
+            if _current(entry, version, sibling):
                 self._cache.move_to_end(key)
                 self._stats["hit"] += 1
                 return entry
         with self._run_lock(key):
             with self._cache_lock:
                 entry = self._cache.get(key)
-                if entry is not None and entry.version == version:
+                if _current(entry, version, sibling):
                     self._stats["hit"] += 1
                     return entry
             self._stats["miss"] += 1
-            entry = self._compute(ctx, eid, run, version)
+            entry = self._compute(ctx, eid, run, version, sibling)
             if entry.version is not None:
                 with self._cache_lock:
                     self._cache[key] = entry
@@ -331,15 +388,15 @@ class HealthPlugin(base_plugin.TBPlugin):
         """
         def one(run):
             try:
-                return self._entry(ctx, eid, run, versions[run])
+                return self._entry(ctx, eid, run, versions[run], _sibling(run, versions))
             except Exception as e:  # reported per run by the caller
                 return e
 
         with self._cache_lock:
             stale = [
                 run for run in versions
-                if (eid, run) not in self._cache
-                or self._cache[(eid, run)].version != versions[run]
+                if not _current(self._cache.get((eid, run)), versions[run],
+                                _sibling(run, versions))
             ]
         out = {}
         if len(stale) > 1 and READ_THREADS > 1:
@@ -353,7 +410,7 @@ class HealthPlugin(base_plugin.TBPlugin):
                 out[run] = one(run)
         return out
 
-    def _compute(self, ctx, eid, run, version):
+    def _compute(self, ctx, eid, run, version, sibling=None):
         try:
             records = reader.read_run(self._data_provider, ctx, eid, run)
         except Exception as e:  # a broken run must not break the others
@@ -364,7 +421,11 @@ class HealthPlugin(base_plugin.TBPlugin):
             )
         summary = _run_summary(records, run)
         try:
-            found = diagnosis.diagnose(records)
+            validation = None
+            if sibling is not None:
+                # Its own cache entry: read once for both runs.
+                validation = self._entry(ctx, eid, *sibling).records
+            found = diagnosis.diagnose(records, validation=validation)
             status = diagnosis.run_status(records, found)
         except Exception as e:
             logger.warning("Health: diagnosing run %r failed", run, exc_info=True)
@@ -377,7 +438,7 @@ class HealthPlugin(base_plugin.TBPlugin):
             # The loader is part way through this run's newest record: answer
             # with what there is, but read again next time.
             version = None
-        return _Entry(version, records, findings, status, None, summary)
+        return _Entry(version, records, findings, status, None, summary, sibling)
 
     def _records(self, request, run, name=None, variable=None):
         """The RunRecords a detail route needs, or a 404 _HttpError.
@@ -391,7 +452,7 @@ class HealthPlugin(base_plugin.TBPlugin):
         eid = plugin_util.experiment_id(request.environ)
         versions = self._list_health(ctx, eid, runs=[run])
         if run not in versions:
-            raise _HttpError(404, "no health data for run %r" % run)
+            raise _HttpError(404, "no health data for run %s" % _shown(run))
         version = versions[run]
         with self._cache_lock:
             entry = self._cache.get((eid, run))
@@ -421,8 +482,8 @@ class HealthPlugin(base_plugin.TBPlugin):
             )
         except Exception as e:
             logger.warning("Health: reading run %r failed", run, exc_info=True)
-            raise _HttpError(404, "run %r has no readable health data (could not "
-                             "read run: %s)" % (run, e))
+            raise _HttpError(404, "run %s has no readable health data (could not "
+                             "read run: %s)" % (_shown(run), _shown(str(e))))
         if _complete(records, version):
             with self._cache_lock:
                 self._partial[key] = (version, records)
@@ -433,7 +494,7 @@ class HealthPlugin(base_plugin.TBPlugin):
 
     # -- routes ----------------------------------------------------------------
 
-    @wrappers.Request.application
+    @_route
     def _runs_route(self, request):
         return self._guard(request, self._runs_impl)
 
@@ -466,7 +527,7 @@ class HealthPlugin(base_plugin.TBPlugin):
             runs.append(item)
         return {"runs": runs}
 
-    @wrappers.Request.application
+    @_route
     def _predictions_route(self, request):
         return self._guard(request, self._predictions_impl)
 
@@ -480,7 +541,8 @@ class HealthPlugin(base_plugin.TBPlugin):
         records = self._records(request, run, name, variable)
         rec = getattr(records, kind).get(name)
         if rec is None:
-            raise _HttpError(404, "no %s named %r in run %r" % (kind, name, run))
+            raise _HttpError(
+                404, "no %s named %s in run %s" % (kind, _shown(name), _shown(run)))
         return run, name, variable, width, rec
 
     def _predictions_impl(self, request):
@@ -502,7 +564,7 @@ class HealthPlugin(base_plugin.TBPlugin):
             },
         }
 
-    @wrappers.Request.application
+    @_route
     def _gradients_route(self, request):
         return self._guard(request, self._gradients_impl)
 
@@ -540,7 +602,7 @@ class HealthPlugin(base_plugin.TBPlugin):
             "thresholds": _gradient_thresholds(),
         }
 
-    @wrappers.Request.application
+    @_route
     def _gradient_histogram_route(self, request):
         return self._guard(request, self._gradient_histogram_impl)
 
@@ -552,17 +614,17 @@ class HealthPlugin(base_plugin.TBPlugin):
         if hist is None:
             if variable in rec.variables:
                 raise _HttpError(
-                    404, "no log10|g| histogram for variable %r" % variable
+                    404, "no log10|g| histogram for variable %s" % _shown(variable)
                 )
             raise _HttpError(
-                404, "no variable %r in gradients %r of run %r"
-                % (variable, name, run)
+                404, "no variable %s in gradients %s of run %s"
+                % (_shown(variable), _shown(name), _shown(run))
             )
         out = {"run": run, "name": name, "variable": variable}
         out.update(_histogram_json(hist, width))
         return out
 
-    @wrappers.Request.application
+    @_route
     def _train_mode_route(self, request):
         return self._guard(request, self._train_mode_impl)
 
@@ -571,7 +633,7 @@ class HealthPlugin(base_plugin.TBPlugin):
         return {"run": run, "name": name,
                 "layers": [_train_mode_layer_json(rec, entry, width) for entry in rec.layers]}
 
-    @wrappers.Request.application
+    @_route
     def _manifest_route(self, request):
         return self._guard(request, self._manifest_impl)
 
@@ -579,6 +641,51 @@ class HealthPlugin(base_plugin.TBPlugin):
         run = _required(request, "run")
         records = self._records(request, run)
         return {"run": run, "manifest": diagnosis.json_safe(records.manifest)}
+
+    @_route
+    def _scalar_tags_route(self, request):
+        return self._guard(request, self._scalar_tags_impl)
+
+    def _scalar_tags_impl(self, request):
+        tags, runs = compare.scalar_tags(self._data_provider,
+                                         plugin_util.context(request.environ),
+                                         plugin_util.experiment_id(request.environ))
+        return {"tags": tags, "runs": runs}
+
+    @_route
+    def _compare_route(self, request):
+        return self._guard(request, self._compare_impl)
+
+    def _compare_impl(self, request):
+        kwargs = _compare_args(request)
+        try:
+            return compare.compare(self._data_provider, plugin_util.context(request.environ),
+                                   plugin_util.experiment_id(request.environ),
+                                   diagnose=self._compare_diagnose, **kwargs)
+        except compare.CompareError as e:  # a bad regex, a seed counted twice
+            raise _HttpError(400, str(e))
+        except ImportError as e:  # scipy is not installed
+            raise _HttpError(501, str(e))
+
+    def _compare_diagnose(self, data_provider, ctx, eid, owners):
+        """compare.diagnose_runs, cached per experiment and the data versions
+        of the training runs' health runs: most of a comparison's time, the
+        same whatever the tag, grouping, final value or band asked for."""
+        versions = tuple(sorted((run, v) for run, v in self._list_health(ctx, eid).items()
+                                if compare.training_run(run) in owners))
+        key = (eid, versions)
+        with self._cache_lock:
+            if key in self._compare_health:
+                self._compare_health.move_to_end(key)
+                self._stats["compare_hit"] += 1
+                return self._compare_health[key]
+        self._stats["compare_miss"] += 1
+        result = compare.diagnose_runs(data_provider, ctx, eid, owners)
+        with self._cache_lock:
+            self._compare_health[key] = result
+            while len(self._compare_health) > COMPARE_CACHE_SIZE:
+                self._compare_health.popitem(last=False)
+        return result
 
     def _guard(self, request, impl):
         try:
@@ -596,14 +703,14 @@ class HealthPlugin(base_plugin.TBPlugin):
 
     # -- static files --------------------------------------------------------
 
-    @wrappers.Request.application
+    @_route
     def _index_js_route(self, request):
-        path = os.path.join(_STATIC_DIR, "index.js")
+        path = _index_js_path()
         if not os.path.isfile(path):
             return http_util.Respond(request, _FALLBACK_INDEX_JS, "text/javascript")
         return self._serve_file(request, path)
 
-    @wrappers.Request.application
+    @_route
     def _static_route(self, request):
         path = request.environ.get("PATH_INFO", request.path)
         pos = path.find(_PLUGIN_ROUTE_PREFIX)
@@ -613,7 +720,7 @@ class HealthPlugin(base_plugin.TBPlugin):
         resolved = _safe_static_path(rel)
         if resolved is None:
             return _respond_json(request, {"error": "not found"}, code=404)
-        if os.path.basename(resolved) == "index.js" and not os.path.isfile(resolved):
+        if resolved == _index_js_path() and not os.path.isfile(resolved):
             return http_util.Respond(request, _FALLBACK_INDEX_JS, "text/javascript")
         if not os.path.isfile(resolved):
             return _respond_json(request, {"error": "not found"}, code=404)
@@ -624,6 +731,11 @@ class HealthPlugin(base_plugin.TBPlugin):
         with open(path, "rb") as f:
             content = f.read()
         return http_util.Respond(request, content, mimetype)
+
+
+def _index_js_path():
+    """The frontend's ES module (absent until the frontend is built)."""
+    return os.path.join(os.path.realpath(_STATIC_DIR), "index.js")
 
 
 def _static_mimetype(path):
@@ -684,19 +796,51 @@ def _required(request, name):
     return value
 
 
+def _compare_args(request):
+    """The keyword arguments of compare.compare named by a compare request:
+    ``tag``, ``group`` and ``run`` (regular expressions; empty: none), ``final``
+    (last, best or mean-last-K), ``band`` (ci, sd, se, minmax), ``better``
+    (higher, lower; default: from the tag's name), ``runs=1`` (each run's
+    series too); 400 _HttpError when malformed."""
+    kwargs = {"tag": _required(request, "tag")}
+    for name, key in (("tag", "tag"), ("group", "group_regex"), ("run", "run_filter")):
+        value = request.args.get(name) or None
+        if value is not None and len(value) > MAX_PATTERN:
+            raise _HttpError(400, "%s must be at most %d characters, got %s"
+                             % (name, MAX_PATTERN, _shown(value)))
+        kwargs[key] = value
+    raw = request.args.get("final", "last")
+    try:
+        kwargs["final"], kwargs["k"] = compare.parse_final(raw)
+    except ValueError as e:
+        raise _HttpError(400, "%s, got %s" % (e, _shown(raw)))
+    choices = {"band": compare.BAND_KINDS, "better": ("higher", "lower"), "runs": ("0", "1")}
+    for name, allowed in choices.items():
+        value = request.args.get(name)
+        if value is not None and value not in allowed:
+            raise _HttpError(400, "%s must be one of %s, got %s"
+                             % (name, ", ".join(allowed), _shown(value)))
+    kwargs["band"] = request.args.get("band", "ci")
+    better = request.args.get("better")
+    kwargs["higher_is_better"] = None if better is None else better == "higher"
+    kwargs["include_runs"] = request.args.get("runs") == "1"
+    return kwargs
+
+
 def _width(request):
+    """The `width` parameter: ASCII digits only (no sign, space, underscore
+    or other scripts' digits), 1 to MAX_WIDTH."""
     raw = request.args.get("width")
     if raw is None:
         return DEFAULT_WIDTH
-    try:
-        width = int(raw.strip())
-    except ValueError:
-        raise _HttpError(400, "width must be a positive integer, got %r" % raw)
-    if width < 1 or width > MAX_WIDTH:
+    if not (raw.isascii() and raw.isdigit()):
+        raise _HttpError(400, "width must be a positive integer, got %s" % _shown(raw))
+    digits = raw.lstrip("0")
+    if len(digits) > len(str(MAX_WIDTH)) or not 1 <= int(digits or "0") <= MAX_WIDTH:
         raise _HttpError(
-            400, "width must be between 1 and %d, got %r" % (MAX_WIDTH, raw)
+            400, "width must be between 1 and %d, got %s" % (MAX_WIDTH, _shown(raw))
         )
-    return width
+    return int(digits)
 
 
 # --------------------------------------------------------------------------
@@ -798,6 +942,18 @@ def _max_step_of(obj):
             m = int(steps.max())
             best = m if best is None else max(best, m)
     return best
+
+
+def _sibling(run, versions):
+    """(validation run, its version) for a train run that has one (its
+    diagnosis reads it, see diagnosis.validation_sibling), else None."""
+    sibling = diagnosis.validation_sibling(run, versions)
+    return None if sibling is None else (sibling, versions[sibling])
+
+
+def _current(entry, version, sibling):
+    """Whether cached `entry` is the diagnosis for these data versions."""
+    return entry is not None and entry.version == version and entry.sibling == sibling
 
 
 def _complete(records, version):

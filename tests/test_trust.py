@@ -141,15 +141,60 @@ def test_accuracy_at_the_majority_baseline(tmp_path, learned):
     x = rng.normal(size=(3000, 16)).astype("float32")
     if learned:
         x[:, 0] += 3.0 * y
-    _fit(_mlp(2), x, y, tmp_path, epochs=3, batch_size=64)
+    _fit(_mlp(2), x, y, tmp_path, epochs=3, batch_size=64, validation_split=0.2)
     kinds, status = _check(tmp_path)
     if learned:
-        assert status == {"train": "healthy"}, kinds
+        assert status == {"train": "healthy", "validation": "healthy"}, kinds
     else:
+        # The validation predictions are at the base rate too: they
+        # overrule nothing.
         f = kinds["train"]["no_better_than_baseline"]
         assert f["severity"] == "warning"
         assert 0.85 <= f["evidence"]["majority_label_share"] <= 0.95
         assert f["evidence"]["majority_class"] == 0
+
+
+def test_validation_overrules_train_predictions_under_heavy_dropout(tmp_path):
+    # Dropout 0.95 twice: the train steps' predictions are at chance, while
+    # the model, in inference mode, learns well above it.
+    keras.utils.set_random_seed(7)
+    x, y = demo.blobs(n=2400, classes=4, seed=0, spread=1.0)
+    model = keras.Sequential([
+        keras.Input((16,)),
+        keras.layers.Dense(64, activation="relu"), keras.layers.Dropout(0.95),
+        keras.layers.Dense(64, activation="relu"), keras.layers.Dropout(0.95),
+        keras.layers.Dense(4),
+    ])
+    model.compile(optimizer=keras.optimizers.Adam(1e-3),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    _fit(model, x[:2000], y[:2000], tmp_path, epochs=2, batch_size=32,
+         validation_data=(x[2000:], y[2000:]))
+    result = diagnosis.check_logdir(str(tmp_path))
+    status = {r["run"]: r["status"] for r in result["runs"]}
+    assert status == {"train": "healthy", "validation": "healthy"}, result
+    (train,) = [r for r in result["runs"] if r["run"] == "train"]
+    (overruled,) = [f for f in train["findings"]
+                    if f["kind"] in ("prediction_collapse", "no_better_than_baseline")]
+    assert overruled["severity"] == "info"
+    evidence = overruled["evidence"]
+    assert evidence["validation_accuracy"] >= evidence["validation_majority_label_share"] + 0.05
+    assert "validation predictions" in overruled["message"]
+    # Judged alone, the train run's predictions are a problem.
+    from tb_plugin import reader
+
+    provider, eid = reader.open_logdir(str(tmp_path))
+    alone = diagnosis.diagnose(diagnosis.read_for_diagnosis(provider, None, eid, "train"))
+    assert overruled["kind"] in {f.kind for f in alone if f.severity != "info"}
+    # The Health tab says the same as the CLI.
+    from test_plugin_routes import TB, runs_by_name
+
+    tab = TB(str(tmp_path), "python")
+    try:
+        served = runs_by_name(tab)
+    finally:
+        tab.close()
+    assert {run: r["status"] for run, r in served.items()} == status
+    assert served["train"]["findings"] == train["findings"]
 
 
 @pytest.mark.parametrize("lr", [5.0, 0.05])
