@@ -24,6 +24,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import sys
 import textwrap
 
@@ -182,7 +183,7 @@ def _count(n, word):
 
 def _format_human(result, out):
     runs = result["runs"]
-    width = 100
+    width = shutil.get_terminal_size((100, 24)).columns  # COLUMNS, the terminal, else 100
     counts = {"error": 0, "warning": 0}
     status_counts = {}
     for r in runs:
@@ -201,15 +202,20 @@ def _format_human(result, out):
             counts[f["severity"]] = counts.get(f["severity"], 0) + 1
             rows.append((f["severity"], f["kind"], f["layer"] or "-", _steps(f)))
         widths = [max(len(row[i]) for row in rows) for i in range(4)]
-        header = "  " + "  ".join(c.ljust(w) for c, w in zip(rows[0], widths)) + "  MESSAGE"
-        out.write(header + "\n")
         indent = " " * (2 + sum(widths) + 2 * 4)
+        if width - len(indent) < 40:  # too narrow beside the columns: below them
+            indent = " " * 4
+        header = "  ".join(c.ljust(w) for c, w in zip(rows[0], widths))
+        out.write(("  " + header + ("  MESSAGE" if len(indent) > 4 else "")).rstrip() + "\n")
+        msg_width = max(20, width - len(indent))
         for f, row in zip(findings, rows[1:]):
             lead = "  " + "  ".join(c.ljust(w) for c, w in zip(row, widths)) + "  "
-            msg_width = max(40, width - len(lead))
             lines = textwrap.wrap(f["message"], msg_width) or [""]
-            out.write(lead + lines[0] + "\n")
-            for line in lines[1:]:
+            if len(indent) == len(lead):
+                out.write(lead + lines.pop(0) + "\n")
+            else:
+                out.write(lead.rstrip() + "\n")
+            for line in lines:
                 out.write(indent + line + "\n")
             sugg = textwrap.wrap("Suggestion: " + f["suggestion"], msg_width)
             for line in sugg:
@@ -343,9 +349,32 @@ def _quiet_tensorboard_logging():
     ours.propagate = False
 
 
+class _Stdout:
+    """Standard output that goes quiet when its reader goes away
+    (``tb-health check LOGDIR | head``): no BrokenPipeError traceback, and
+    the exit status still tells what the command found."""
+
+    def __init__(self, stream):
+        self._stream = stream
+        self._gone = False
+
+    def write(self, text):
+        if self._gone:
+            return
+        try:
+            self._stream.write(text)
+            self._stream.flush()
+        except BrokenPipeError:
+            self._gone = True
+            # Python flushes stdout at exit: point it at /dev/null first.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self._stream.fileno())
+            os.close(devnull)
+
+
 def main(argv=None):
     """Entry point of ``tb-health``; returns the exit status."""
-    out, err = sys.stdout, sys.stderr
+    out, err = _Stdout(sys.stdout), sys.stderr
     parser = _build_parser()
     try:
         args = parser.parse_args(argv)

@@ -87,12 +87,33 @@ def test_human_table_for_seed000(logdir):
     assert "Run seed000_relu_logits/train: UNHEALTHY" in text
     assert "Run seed000_relu_logits/validation: UNHEALTHY" in text
     assert "seed000_fixed" not in text
-    for word in ("SEVERITY", "KIND", "LAYER", "STEPS", "MESSAGE", "output_activation_mismatch",
+    for word in ("SEVERITY", "KIND", "LAYER", "STEPS", "output_activation_mismatch",
                  "tied_predictions", "prediction_collapse", "seed000/logits/kernel",
                  "Suggestion:"):
         assert word in text, word
     row = next(line for line in text.splitlines() if "output_activation_mismatch" in line)
     assert row.split()[0] == "error" and "seed000/logits/kernel" in row
+
+
+def test_closed_pipe_keeps_the_exit_status_without_a_traceback(logdir):
+    # tb-health check LOGDIR | head -1: the reader goes away after one line.
+    proc = subprocess.Popen([SCRIPT, "check", str(logdir), "--run", "^seed000_relu_logits/"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    first = proc.stdout.readline()
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=300) == 1, err
+    assert first.startswith(b"Run seed000_relu_logits/")
+    assert "Traceback" not in err and "BrokenPipe" not in err, err
+
+
+@pytest.mark.parametrize("columns", [100, 200])
+def test_messages_follow_the_terminal_width(logdir, columns):
+    out = subprocess.run([SCRIPT, "check", str(logdir), "--run", "^seed000_relu_logits/"],
+                         capture_output=True, text=True, timeout=300,
+                         env=dict(os.environ, COLUMNS=str(columns)))
+    widest = max(len(line) for line in out.stdout.splitlines())
+    assert columns - 25 <= widest <= columns, (columns, widest)
 
 
 def test_human_table_for_seed002(logdir):
