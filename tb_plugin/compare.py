@@ -110,6 +110,7 @@ logger = logging.getLogger(__name__)
 
 SCHEMA = "tb-health-compare/1"
 FINAL_METHODS = ("last", "best", "mean_last")
+BAND_KINDS = compare_stats.BAND_KINDS
 
 
 def lower_is_better_tag(tag):
@@ -171,11 +172,13 @@ def _read_tag(provider, ctx, eid, tag, run_filter):
     return out
 
 
-def _scalar_tags(provider, ctx, eid):
-    """Sorted scalar tags of the log directory, those of tb_plugin last."""
+def scalar_tags(provider, ctx, eid):
+    """(tags, runs): the scalar tags of the log directory, sorted with those
+    of tb_plugin (``health/``) last, and the runs that have scalars, sorted."""
     listing = provider.list_scalars(ctx, experiment_id=eid, plugin_name="scalars")
     tags = {t for tags in listing.values() for t in tags}
-    return sorted(tags, key=lambda t: (t.startswith("health/"), t))
+    return (sorted(tags, key=lambda t: (t.startswith("health/"), t)),
+            sorted(r for r, tags in listing.items() if tags))
 
 
 def _hparams(provider, ctx, eid):
@@ -206,9 +209,10 @@ def _hparams(provider, ctx, eid):
     return out
 
 
-def _diagnose(provider, ctx, eid, owners):
-    """({training run: {"records": bool, "kinds": {kind: finding dict}}},
-    {training run: manifest}) for the health runs of `owners`."""
+def diagnose_runs(provider, ctx, eid, owners):
+    """:func:`health_of` the health runs of the training runs `owners` (a
+    set), each read (what the rules use) and diagnosed beside its
+    validation sibling."""
     from tb_plugin import diagnosis, reader
 
     health_runs = [r for r in reader.health_runs(provider, ctx, eid)
@@ -219,22 +223,39 @@ def _diagnose(provider, ctx, eid, owners):
             records[run] = diagnosis.read_for_diagnosis(provider, ctx, eid, run)
         except Exception as e:  # noqa: BLE001 - one odd run must not hide the others
             logger.warning("run %s could not be read for its health: %s", run, e)
-    health, manifests = {}, {}
+    diagnosed = {}
     for run, rec in records.items():
-        owner = training_run(run)
-        entry = health.setdefault(owner, {"records": False, "kinds": {}})
         try:
             findings = diagnosis.diagnose(
                 rec, validation=records.get(diagnosis.validation_sibling(run, records)))
         except Exception as e:  # noqa: BLE001
             logger.warning("run %s could not be diagnosed: %s", run, e)
+            diagnosed[run] = (False, [], None)
             continue
-        entry["records"] |= diagnosis.run_status(rec, findings) != diagnosis.STATUS_NO_DATA
+        diagnosed[run] = (diagnosis.run_status(rec, findings) != diagnosis.STATUS_NO_DATA,
+                          [f.to_json() for f in findings], rec.manifest)
+    return health_of(diagnosed)
+
+
+def health_of(diagnosed):
+    """({training run: {"records": bool, "kinds": {kind: finding dict}}},
+    {training run: manifest}) from {health run: (has records, [finding
+    dicts], manifest or None)}: per training run, whether one of its runs
+    has records, its first error or warning of each kind, its first
+    manifest."""
+    from tb_plugin import diagnosis
+
+    health, manifests = {}, {}
+    for run in sorted(diagnosed):
+        has_records, findings, manifest = diagnosed[run]
+        owner = training_run(run)
+        entry = health.setdefault(owner, {"records": False, "kinds": {}})
+        entry["records"] |= has_records
         for f in findings:
-            if f.severity != diagnosis.SEVERITY_INFO:
-                entry["kinds"].setdefault(f.kind, f.to_json())
-        if isinstance(rec.manifest, dict):
-            manifests.setdefault(owner, rec.manifest)
+            if f["severity"] != diagnosis.SEVERITY_INFO:
+                entry["kinds"].setdefault(f["kind"], f)
+        if isinstance(manifest, dict):
+            manifests.setdefault(owner, manifest)
     return health, manifests
 
 
@@ -253,6 +274,15 @@ def align(series):
         inside = (steps >= s[0]) & (steps <= s[-1])
         rows.append(np.where(inside, v[np.clip(at, 0, None)], np.nan))
     return steps, np.array(rows)
+
+
+def parse_final(text):
+    """(method, k) of a final-value option as the CLI and the plugin spell it:
+    ``last``, ``best`` or ``mean-last-K`` (K >= 1); raises ValueError."""
+    m = re.fullmatch(r"last|best|mean-last-([1-9][0-9]{0,5})", text)
+    if m is None:
+        raise ValueError("final must be last, best or mean-last-K (K >= 1)")
+    return ("mean_last", int(m.group(1))) if m.group(1) else (text, 1)
 
 
 def final_value(values, method="last", k=1, higher_is_better=False):
@@ -319,21 +349,22 @@ def _health_differs(groups, a, b):
 
 def compare(provider, ctx, experiment_id, tag, group_regex=None, run_filter=None,
             final="last", k=1, band="ci", higher_is_better=None, include_runs=False,
-            seed=0):
+            seed=0, diagnose=diagnose_runs):
     """The comparison of the groups of runs of a data provider (see the
     module docstring for the arguments' meaning and the schema).
 
     `ctx`: a RequestContext (None: a fresh one); `k`: the records averaged by
     ``final="mean_last"``; `include_runs`: add each run's series; `seed`:
-    of the bootstrap. Raises CompareError (bad regex, a seed counted twice),
-    ValueError (bad `final`/`band`/`k`), ImportError without scipy.
+    of the bootstrap; `diagnose`: :func:`diagnose_runs` or a function like
+    it (the plugin's answers from its cached diagnoses). Raises CompareError (bad regex, a
+    seed counted twice), ValueError (bad `final`/`band`/`k`), ImportError
+    without scipy.
     """
     compare_stats.scipy_stats()
     if final not in FINAL_METHODS:
         raise ValueError("final must be one of %s, got %r" % (", ".join(FINAL_METHODS), final))
-    if band not in compare_stats.BAND_KINDS:
-        raise ValueError("band must be one of %s, got %r"
-                         % (", ".join(compare_stats.BAND_KINDS), band))
+    if band not in BAND_KINDS:
+        raise ValueError("band must be one of %s, got %r" % (", ".join(BAND_KINDS), band))
     if final == "mean_last" and k < 1:
         raise ValueError("k must be at least 1, got %r" % k)
     if run_filter is not None:
@@ -354,14 +385,14 @@ def compare(provider, ctx, experiment_id, tag, group_regex=None, run_filter=None
     if group_regex is not None:
         by, assignment = "regex", compare_groups.group_by_regex(data, group_regex)
         compare_groups.check_seeds(assignment, by)
-    health, manifests = _diagnose(provider, ctx, experiment_id,
-                                  {training_run(r) for r in data})
+    health, manifests = diagnose(provider, ctx, experiment_id,
+                                 {training_run(r) for r in data})
     if group_regex is None:
         assignment, labels, by, notes = compare_groups.group_by_config(
             data, _hparams(provider, ctx, experiment_id), manifests)
         compare_groups.check_seeds(assignment, by)
     if not data:
-        tags = _scalar_tags(provider, ctx, experiment_id)
+        tags, _ = scalar_tags(provider, ctx, experiment_id)
         notes.append("no run%s has scalar tag %r; scalar tags: %s" % (
             " matching --run %r" % run_filter if run_filter else "", tag,
             ", ".join(tags[:15]) + (", ..." if len(tags) > 15 else "") if tags else "none"))

@@ -10,7 +10,10 @@ model on synthetic data with a fixed seed and records it with
 
 Every scenario takes seconds on two CPU cores. ``SCENARIOS`` maps each name
 to its function and the finding kinds it is expected to produce in its
-train and validation runs (empty for the healthy ones).
+train and validation runs (empty for the healthy ones). The configurations
+of seed 001's seed study (``seed001_compare/<configuration>``, for
+``tb-health compare`` and the Compare view) are trained once per seed, as
+``scenario(log_dir/seed<N>, seed=N)``.
 
 Needs TensorFlow (it trains models); the rest of the package does not.
 """
@@ -21,7 +24,7 @@ import os
 import shutil
 import sys
 import time
-from typing import Callable, Dict, FrozenSet
+from typing import Callable, Dict, FrozenSet, Tuple
 
 import numpy as np
 
@@ -71,8 +74,13 @@ def _callback(log_dir, **kwargs):
 
 
 def _fit(model, x, y, log_dir, epochs, batch_size, validation_split=0.2,
-         callback_kwargs=None, **fit_kwargs):
+         callback_kwargs=None, keras_scalars=False, **fit_kwargs):
+    """model.fit recorded by HealthCallback; with `keras_scalars`, also by
+    keras.callbacks.TensorBoard (epoch_loss etc. in the same runs)."""
     callbacks = [_callback(log_dir, **(callback_kwargs or {}))]
+    if keras_scalars:
+        _, keras = _tf()
+        callbacks.append(keras.callbacks.TensorBoard(log_dir, write_graph=False))
     return model.fit(
         x, y,
         epochs=epochs,
@@ -471,57 +479,78 @@ def class_weight_fixed(log_dir):
 # Seed 001: dropout silently off while the model trains
 
 
-def _seed001_model(with_training):
-    """Seed 001's regression MLP (4 x Dense(64, relu) + Dropout(0.05)) as a
-    subclassed model; without `training` in its call, fit calls it without
-    the flag and every Dropout runs in inference mode."""
+def _seed001_model(kind):
+    """Seed 001's regression MLP (4 x Dense(64, relu) + Dropout(0.05)): as a
+    keras.Sequential (`kind` "sequential") or as a subclassed model whose
+    call passes `training` on ("training_arg") or takes none
+    ("no_training_arg": fit calls it without the flag and every Dropout runs
+    in inference mode)."""
     tf, keras = _tf()
+
+    def dense(i):
+        return keras.layers.Dense(64, activation="relu", name="dense%d" % i)
+
+    def dropout(i):
+        return keras.layers.Dropout(0.05, name="dropout%d" % i)
 
     class Base(keras.Model):
         def __init__(self):
             super().__init__(name="seed001")
-            self.dense = [keras.layers.Dense(64, activation="relu", name="dense%d" % i)
-                          for i in range(4)]
-            self.drop = [keras.layers.Dropout(0.05, name="dropout%d" % i) for i in range(4)]
+            self.dense = [dense(i) for i in range(4)]
+            self.drop = [dropout(i) for i in range(4)]
             self.out = keras.layers.Dense(1, name="out")
 
-    if with_training:
-        class Seed001MLP(Base):
-            def call(self, inputs, training=None):
-                x = inputs
-                for dense, drop in zip(self.dense, self.drop):
-                    x = drop(dense(x), training=training)
-                return self.out(x)
+    if kind == "sequential":
+        model = keras.Sequential(
+            [keras.Input((8,))] + [layer for i in range(4) for layer in (dense(i), dropout(i))]
+            + [keras.layers.Dense(1, name="out")], name="seed001")
     else:
-        class Seed001MLP(Base):
-            def call(self, inputs):  # no `training`: fit calls it without the flag
-                x = inputs
-                for dense, drop in zip(self.dense, self.drop):
-                    x = drop(dense(x))
-                return self.out(x)
-
-    model = Seed001MLP()
+        if kind == "training_arg":
+            class Seed001MLP(Base):
+                def call(self, inputs, training=None):
+                    x = inputs
+                    for d, drop in zip(self.dense, self.drop):
+                        x = drop(d(x), training=training)
+                    return self.out(x)
+        else:
+            class Seed001MLP(Base):
+                def call(self, inputs):  # no `training`: fit calls it without the flag
+                    x = inputs
+                    for d, drop in zip(self.dense, self.drop):
+                        x = drop(d(x))
+                    return self.out(x)
+        model = Seed001MLP()
     model.compile(optimizer=keras.optimizers.RMSprop(5e-4), loss="mse")
     return model
 
 
-def seed001_no_training_arg(log_dir):
+def _seed001_fit(kind, log_dir, seed):
+    """Seed 001's model `kind` trained with random seed `seed` on the same
+    data; keras.callbacks.TensorBoard records its loss beside the health."""
+    _, keras = _tf()
+    keras.utils.set_random_seed(seed)
+    x, y = smooth_regression(seed=1)
+    return _fit(_seed001_model(kind), x, y, log_dir, epochs=4, batch_size=32,
+                keras_scalars=True)
+
+
+def seed001_no_training_arg(log_dir, seed=1):
     """Seed 001: a subclassed regression MLP with Dropout(0.05) after every
     hidden layer whose call(self, inputs) takes no `training`: fit calls it
     without the flag, so every Dropout runs in inference mode (the model
     trains, "better", without its dropout)."""
-    _, keras = _tf()
-    keras.utils.set_random_seed(1)
-    x, y = smooth_regression(seed=1)
-    return _fit(_seed001_model(False), x, y, log_dir, epochs=4, batch_size=32)
+    return _seed001_fit("no_training_arg", log_dir, seed)
 
 
-def seed001_training_arg(log_dir):
+def seed001_training_arg(log_dir, seed=1):
     """Seed 001, fixed: call(self, inputs, training=None) passes the flag on."""
-    _, keras = _tf()
-    keras.utils.set_random_seed(1)
-    x, y = smooth_regression(seed=1)
-    return _fit(_seed001_model(True), x, y, log_dir, epochs=4, batch_size=32)
+    return _seed001_fit("training_arg", log_dir, seed)
+
+
+def seed001_sequential(log_dir, seed=1):
+    """Seed 001's network as a keras.Sequential model: the same layers, the
+    same computation as the fixed subclassed model."""
+    return _seed001_fit("sequential", log_dir, seed)
 
 
 def _custom_loop(log_dir, training, epochs=6, batch_size=32, every=4):
@@ -605,6 +634,9 @@ class Scenario:
     train: FrozenSet[str]  # finding kinds expected in <scenario>/train
     validation: FrozenSet[str]  # ... and in <scenario>/validation
     twin: str = ""  # the healthy/fixed twin of a failing scenario
+    # Trained once per seed, fn(<name>/seed<N>, seed=N), when not empty: a
+    # configuration of a seed study (expected kinds: in every seed's runs).
+    seeds: Tuple[int, ...] = ()
 
     @property
     def healthy(self):
@@ -615,8 +647,14 @@ class Scenario:
         return " ".join((self.fn.__doc__ or "").split())
 
 
-def _s(name, fn, train=(), validation=(), twin=""):
-    return Scenario(name, fn, frozenset(train), frozenset(validation), twin)
+def _s(name, fn, train=(), validation=(), twin="", seeds=()):
+    return Scenario(name, fn, frozenset(train), frozenset(validation), twin, tuple(seeds))
+
+
+# Seed 001's second half: configurations x seeds for tb-health compare and the
+# Compare view (runs <configuration>/seed<N>/{train,validation}).
+COMPARE_SEEDS = range(10)
+COMPARE = "seed001_compare/"
 
 
 SCENARIOS: Dict[str, Scenario] = {s.name: s for s in [
@@ -665,19 +703,30 @@ SCENARIOS: Dict[str, Scenario] = {s.name: s for s in [
     _s("seed001_loop_no_training", seed001_loop_no_training, train={TRAIN_MODE_INACTIVE},
        twin="seed001_loop_training"),
     _s("seed001_loop_training", seed001_loop_training),
+    # The same network twice (a difference within seed noise) and the broken
+    # subclassed model (inactive dropout: a difference in health first).
+    _s(COMPARE + "sequential", seed001_sequential, seeds=COMPARE_SEEDS),
+    _s(COMPARE + "subclassed", seed001_training_arg, seeds=COMPARE_SEEDS),
+    _s(COMPARE + "subclassed_no_training", seed001_no_training_arg,
+       train={TRAINING_ARG_MISSING, TRAIN_MODE_INACTIVE}, twin=COMPARE + "subclassed",
+       seeds=COMPARE_SEEDS),
 ]}
 
 
 def run_scenario(name, outdir):
-    """Trains scenario `name` into ``outdir/<name>`` (emptied first); returns
-    that directory."""
+    """Trains scenario `name` into ``outdir/<name>`` (emptied first; one
+    ``seed<N>`` directory per seed of a seeded one); returns that directory."""
     scenario = SCENARIOS[name]
     log_dir = os.path.join(outdir, name)
     shutil.rmtree(log_dir, ignore_errors=True)
     os.makedirs(log_dir, exist_ok=True)
     _, keras = _tf()
-    keras.backend.clear_session()
-    scenario.fn(log_dir)
+    if not scenario.seeds:
+        keras.backend.clear_session()
+        scenario.fn(log_dir)
+    for seed in scenario.seeds:
+        keras.backend.clear_session()
+        scenario.fn(os.path.join(log_dir, "seed%d" % seed), seed=seed)
     return log_dir
 
 

@@ -84,8 +84,6 @@ MAX_PATTERN = 1000
 CACHE_SIZE = 512
 # Runs read (and diagnosed) at once when the overview finds several stale.
 READ_THREADS = 4
-# Health diagnoses of compared runs kept (one per set of runs and data versions).
-COMPARE_CACHE_SIZE = 8
 
 # Per-variable gradient statistics sent by the gradients route, in order.
 GRADIENT_MATRIX_STATS = (
@@ -283,8 +281,6 @@ class HealthPlugin(base_plugin.TBPlugin):
         self._cache_lock = threading.Lock()
         self._run_locks = {}  # (eid, run) -> Lock: one reader per run at a time
         self._stats = collections.Counter()  # cache hits/misses, for tests
-        # The compare route's health part: (eid, versions) -> diagnose_runs' answer.
-        self._compare_health = collections.OrderedDict()
 
     # -- TBPlugin ----------------------------------------------------------
 
@@ -668,24 +664,16 @@ class HealthPlugin(base_plugin.TBPlugin):
             raise _HttpError(501, str(e))
 
     def _compare_diagnose(self, data_provider, ctx, eid, owners):
-        """compare.diagnose_runs, cached per experiment and the data versions
-        of the training runs' health runs: most of a comparison's time, the
-        same whatever the tag, grouping, final value or band asked for."""
-        versions = tuple(sorted((run, v) for run, v in self._list_health(ctx, eid).items()
-                                if compare.training_run(run) in owners))
-        key = (eid, versions)
-        with self._cache_lock:
-            if key in self._compare_health:
-                self._compare_health.move_to_end(key)
-                self._stats["compare_hit"] += 1
-                return self._compare_health[key]
-        self._stats["compare_miss"] += 1
-        result = compare.diagnose_runs(data_provider, ctx, eid, owners)
-        with self._cache_lock:
-            self._compare_health[key] = result
-            while len(self._compare_health) > COMPARE_CACHE_SIZE:
-                self._compare_health.popitem(last=False)
-        return result
+        """compare.diagnose_runs from the overview's diagnoses of the health
+        runs of the training runs `owners` (cached per run and data version;
+        stale ones read and diagnosed now): most of a comparison's time."""
+        versions = {run: v for run, v in self._list_health(ctx, eid).items()
+                    if compare.training_run(run) in owners}
+        return compare.health_of({
+            run: (e.status != diagnosis.STATUS_NO_DATA, e.findings,
+                  e.records.manifest if e.records is not None else None)
+            for run, e in self._entries(ctx, eid, versions).items()
+            if not isinstance(e, Exception)})
 
     def _guard(self, request, impl):
         try:

@@ -14,10 +14,12 @@ downloaded. Without it the test fails.
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 import threading
 import time
+import urllib.parse
 import urllib.request
 
 import pytest
@@ -444,8 +446,6 @@ def test_train_mode_view_shows_dropout_not_dropping(browser, tmp_path, load_fast
     with the fix selected beside it, the layer table shows the broken run's
     Dropout layers with training=False and fewer zeros than training would
     give, and the fix's with training=True and observed ~ expected."""
-    import shutil
-
     for name in ("seed001_no_training_arg", "seed001_training_arg"):
         shutil.copytree(os.path.join(DEMO_LOGS, name), str(tmp_path / name))
     tb = TensorBoardProcess(str(tmp_path), ["--load_fast", load_fast])
@@ -500,6 +500,104 @@ def test_train_mode_view_shows_dropout_not_dropping(browser, tmp_path, load_fast
             if load_fast == "false":  # one screenshot: the same view on both
                 table.scroll_into_view_if_needed()
                 page.screenshot("train-mode.png")
+            assert page.dialogs == [], page.dialogs
+            assert page.errors == [], "\n".join(page.errors)
+        finally:
+            page.close()
+    finally:
+        tb.stop()
+
+
+# ---------------------------------------------------------------------------
+# Compare: seed 001's configurations x 10 seeds (tb_plugin.demo), the same
+# network built two ways and the subclassed model whose dropout is off.
+
+DOCS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs")
+COMPARE_GROUPS = ["sequential", "subclassed", "subclassed_no_training"]
+COMPARE_QUERY = ("data/plugin/health/compare?tag=epoch_loss&group="
+                 + urllib.parse.quote(r"^(.*)/seed\d+/validation$"))
+
+
+@pytest.fixture(scope="module")
+def compare_logdir(demo_logs):
+    """The seed 001 compare scenarios, runs named <configuration>/seed<N>/<split>."""
+    from tb_plugin import demo
+
+    dirs = [demo_logs(demo.COMPARE + g) for g in COMPARE_GROUPS]
+    return str(dirs[0].parent)
+
+
+def _wait_compared(tb):
+    """The compare route's answer once every run is loaded (the Rust data
+    server may still be loading): 10 runs per group, health compared."""
+    deadline = time.time() + 180
+    body = None
+    while time.time() < deadline:
+        try:
+            body = tb.get_json(COMPARE_QUERY)
+            if ([g["final"]["n"] for g in body["groups"]] == [10] * 3
+                    and all(g["with_records"] == 10 for g in body["health"]["groups"].values())):
+                return body
+        except Exception:  # noqa: BLE001 - still starting
+            pass
+        time.sleep(1.0)
+    raise AssertionError("compare route not ready; last answer %r" % (body,))
+
+
+@pytest.mark.parametrize("load_fast", ["false", "true"])
+def test_compare_view_shows_health_first_bands_and_verdicts(browser, compare_logdir, load_fast):
+    tb = TensorBoardProcess(compare_logdir, ["--load_fast", load_fast])
+    try:
+        expected = _wait_compared(tb)
+        assert [g["name"] for g in expected["groups"]] == COMPARE_GROUPS
+        page = Page(browser, tb.url)
+        try:
+            page.testid("overview").wait_for()
+            page.testid("tab-compare").click()
+            pairs = page.testid("compare-pairs")
+            pairs.wait_for()
+            assert page.testid("compare-group").input_value() == r"^(.*)/seed\d+/validation$"
+            assert page.testid("compare-tag").input_value() == "epoch_loss"
+
+            # Health first: the broken group's inactive dropout, above the statistics.
+            health = page.testid("compare-health")
+            assert health.get_attribute("data-differs") == "true"
+            warnings = page.testid("compare-health-warning").all_inner_texts()
+            assert any(w.startswith("group subclassed_no_training: 10 of 10 runs have "
+                                    "train_mode_inactive") for w in warnings), warnings
+            chart = page.testid("chart-compare-band")
+            top = {name: page.testid(name).bounding_box()["y"]
+                   for name in ("compare-health", "chart-compare-band", "compare-groups",
+                                "compare-pairs")}
+            assert top["compare-health"] < top["chart-compare-band"] < top["compare-groups"]
+            # A band and a mean per group at each of the 4 epochs.
+            assert page.wait_points("chart-compare-band") == 3 * 3 * 4
+
+            rows = page.testid("compare-groups").locator("tr[data-group]")
+            shown = rows.evaluate_all("rs => rs.map(r => [...r.cells].map(c => c.textContent))")
+            assert [r[0] for r in shown] == COMPARE_GROUPS and [r[1] for r in shown] == ["10"] * 3
+            verdicts = {(v.get_attribute("data-a"), v.get_attribute("data-b")):
+                        (v.get_attribute("data-outcome"), v.text_content())
+                        for v in page.testid("compare-verdict").all()}
+            same = verdicts[("sequential", "subclassed")]
+            assert same[0] == "no_detectable_difference", same
+            assert re.search(r"with n = 10 per group this comparison can only detect differences "
+                             r"larger than 1\.3 SD; about \d+ seeds per group", same[1]), same
+            assert "health differs" not in same[1]
+            for a in COMPARE_GROUPS[:2]:
+                outcome, text = verdicts[(a, "subclassed_no_training")]
+                assert outcome == "b_better" and "subclassed_no_training is better" in text
+                assert "health differs" in text
+            if load_fast == "false":  # one screenshot: the same view on both
+                page.page.set_viewport_size({"width": 1280, "height": 1400})
+                time.sleep(0.5)  # the chart follows the new size
+                shutil.copy(page.screenshot("compare.png"), os.path.join(DOCS, "compare.png"))
+
+            # Every run on demand: 30 runs of 4 epochs more.
+            page.testid("compare-show-runs").check()
+            page.frame.locator('[data-testid="chart-compare-band"][data-points="%d"]'
+                               % (3 * 3 * 4 + 30 * 4)).wait_for()
+            assert chart.count() == 1
             assert page.dialogs == [], page.dialogs
             assert page.errors == [], "\n".join(page.errors)
         finally:

@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import urllib.parse
 from pathlib import Path
 
 import numpy as np
@@ -410,3 +411,107 @@ def test_cli_exit_status(cli_logdirs, capsys, args, code, words):
 def test_cli_missing_logdir_and_tag(tmp_path, capsys):
     assert cli.main(["compare", str(tmp_path / "nope"), "--tag", "x"]) == cli.EXIT_USAGE
     assert cli.main(["compare", str(tmp_path)]) == cli.EXIT_USAGE
+
+
+# ---------------------------------------------------------------------------
+# The plugin's routes: the same document as the CLI, over both loaders
+
+
+@pytest.fixture(scope="module", params=["python", "rust"])
+def health_tb(request, health_logdir):
+    from test_plugin_routes import TB
+
+    tb = TB(str(health_logdir), request.param)
+    if request.param == "rust":
+        tb.wait_for_runs(["%s/seed%d/%s" % (g, s, split) for g in ("bug", "fix")
+                          for s in range(3) for split in ("train", "validation")])
+    yield tb
+    tb.close()
+
+
+def _route(tb, path, code=200):
+    from test_plugin_routes import get_json
+
+    return get_json(tb, "/data/plugin/health/" + path, code)
+
+
+def test_compare_route_serves_the_cli_document(health_tb, health_logdir):
+    regex = r"(.*)/seed\d+/validation$"
+    query = "compare?tag=epoch_accuracy&group=%s&final=mean-last-2&band=sd" % (
+        urllib.parse.quote(regex))
+    served = _route(health_tb, query)
+    expected = compare.compare_logdir(health_logdir, "epoch_accuracy", group_regex=regex,
+                                      final="mean_last", k=2, band="sd")
+    assert served == json.loads(json.dumps(dict(expected, logdir=None)))
+    assert served["health"]["differs"] and served["final"]["k"] == 2
+    # The health part comes from the plugin's cached diagnoses; the rest
+    # follows the parameters.
+    misses = health_tb.plugin._stats["miss"]
+    again = _route(health_tb, query.replace("band=sd", "band=minmax") + "&runs=1")
+    assert health_tb.plugin._stats["miss"] == misses and misses > 0
+    assert again["health"] == served["health"] and again["band"]["kind"] == "minmax"
+    assert [len(r["steps"]) for g in again["groups"] for r in g["runs"]] == [3] * 6
+    assert "steps" not in served["groups"][0]["runs"][0]
+
+
+def test_scalar_tags_route(health_tb):
+    body = _route(health_tb, "scalar_tags")
+    assert body["tags"][0] == "epoch_accuracy"
+    assert all(t.startswith("health/") for t in body["tags"][1:])
+    assert "bug/seed0/validation" in body["runs"] and "fix/seed2/train" in body["runs"]
+
+
+@pytest.mark.parametrize("query,words", [
+    ("compare", "missing parameter 'tag'"),
+    ("compare?tag=epoch_accuracy&final=worst", "final must be last, best or mean-last-K"),
+    ("compare?tag=epoch_accuracy&final=mean-last-0", "final must be"),
+    ("compare?tag=epoch_accuracy&band=iqr", "band must be one of ci, sd, se, minmax"),
+    ("compare?tag=epoch_accuracy&runs=yes", "runs must be one of 0, 1"),
+    ("compare?tag=epoch_accuracy&better=up", "better must be one of higher, lower"),
+    ("compare?tag=epoch_accuracy&group=(.*", "bad --group regular expression"),
+    ("compare?tag=epoch_accuracy&group=(.*)/seed", "are the same seed"),
+    ("compare?tag=epoch_accuracy&group=" + "x" * 5000, "at most 1000 characters"),
+])
+def test_compare_route_bad_parameters_400(health_tb, query, words):
+    body = _route(health_tb, query, code=400)
+    assert words in body["error"]
+    assert len(body["error"]) < 400  # bounded: never a whole parameter
+
+
+_NO_SCIPY_SCRIPT = r"""
+import json, sys
+
+class _Block:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("scipy", "tensorflow"):
+            raise ImportError("%s is blocked in this test" % name)
+
+sys.meta_path.insert(0, _Block())
+from tensorboard import default, program
+from tensorboard.backend import application
+from werkzeug.test import Client
+
+tb = program.TensorBoard(plugins=default.get_plugins())
+tb.configure(argv=[None, "--logdir", sys.argv[1], "--load_fast", "false",
+                   "--reload_interval", "0", "--reload_task", "blocking"])
+provider, multiplexer = tb._make_data_provider()
+app = application.TensorBoardWSGIApp(tb.flags, tb.plugin_loaders, provider,
+                                     tb.assets_zip_provider, multiplexer)
+c = Client(app)
+r = c.get("/data/plugin/health/compare?tag=epoch_loss")
+tags = c.get("/data/plugin/health/scalar_tags")
+print(json.dumps({"code": r.status_code, "body": json.loads(r.get_data()),
+                  "tags": json.loads(tags.get_data())["tags"]}))
+"""
+
+
+def test_compare_route_without_scipy_says_how_to_install_it(cli_logdirs):
+    out = subprocess.run([sys.executable, "-c", _NO_SCIPY_SCRIPT, str(cli_logdirs["same"])],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["code"] == 501
+    assert result["body"]["error"] == (
+        'comparing runs needs scipy, which is not installed: '
+        'pip install "tb-plugin-health[compare]"')
+    assert result["tags"] == ["epoch_loss"]

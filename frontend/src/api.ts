@@ -4,11 +4,13 @@
 // under /experiment/<id>/ alike. Never build absolute URLs here.
 
 import type {
+  CompareResponse,
   GradientHistogramResponse,
   GradientsResponse,
   ManifestResponse,
   PredictionsResponse,
   RunsResponse,
+  ScalarTagsResponse,
   TrainModeResponse,
 } from "./types";
 
@@ -113,4 +115,7 @@ export const api = {
   manifest: (run: string) => getJson<ManifestResponse>(routeUrl("manifest", { run })),
   trainMode: (run: string, name: string, width: number) =>
     getJson<TrainModeResponse>(routeUrl("train_mode", { run, name, width })),
+  scalarTags: () => getJson<ScalarTagsResponse>(routeUrl("scalar_tags")),
+  /** `params`: the compare route's query (see compareQuery in compare.ts). */
+  compare: (params: Record<string, string | undefined>) => getJson<CompareResponse>(routeUrl("compare", params)),
 };

@@ -1,4 +1,4 @@
-// The Health plugin UI: run selector, tabs, and the three views.
+// The Health plugin UI: run selector, tabs, and the views.
 
 import { api, ApiError, clearCache } from "./api";
 import { disposeAll } from "./charts";
@@ -9,6 +9,7 @@ import { defaultSelection, newState, runColor, type State, type Tab } from "./st
 import { injectStyle } from "./style";
 import type { Finding, RunInfo, RunsResponse } from "./types";
 import { renderCollapse } from "./views/collapse";
+import { renderCompare } from "./views/compare";
 import { renderGradients } from "./views/gradients";
 import { renderOverview } from "./views/overview";
 import { renderTrainMode } from "./views/train_mode";
@@ -56,6 +57,7 @@ export function createApp(root: HTMLElement, options: AppOptions = {}): App {
     collapse: el("button", { class: "hp-tab", testid: "tab-collapse" }, "Prediction collapse"),
     gradients: el("button", { class: "hp-tab", testid: "tab-gradients" }, "Gradients"),
     train_mode: el("button", { class: "hp-tab", testid: "tab-train-mode" }, "Train mode"),
+    compare: el("button", { class: "hp-tab", testid: "tab-compare" }, "Compare"),
   };
   const reload = el("button", { class: "btn", title: "Reload data from the server" }, "Reload");
   const autoReloadMs = options.autoReloadMs ?? AUTO_RELOAD_MS;
@@ -74,6 +76,7 @@ export function createApp(root: HTMLElement, options: AppOptions = {}): App {
     tabs.collapse,
     tabs.gradients,
     tabs.train_mode,
+    tabs.compare,
     el("span", { class: "spacer" }),
     autoReloadMs > 0 ? autoLabel : null,
     reload,
@@ -255,6 +258,7 @@ export function createApp(root: HTMLElement, options: AppOptions = {}): App {
       return Promise.resolve();
     }
     if (state.tab === "train_mode") return renderTrainMode(app, content, isCurrent);
+    if (state.tab === "compare") return renderCompare(app, content, isCurrent);
     return state.tab === "collapse" ? renderCollapse(app, content, isCurrent) : renderGradients(app, content, isCurrent);
   }
 

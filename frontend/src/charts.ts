@@ -155,6 +155,12 @@ export interface LineSpec {
   area?: boolean;
   step?: boolean;
   width?: number;
+  /**
+   * No line: only the area under it, at this opacity (0: nothing drawn). A
+   * band is a `fill: 0` series at its lower edge and a filled one of its
+   * width stacked on it (see bandSpecs in compare.ts).
+   */
+  fill?: number;
   /** tooltip formatting of the original value */
   fmt?: (v: number | null) => string;
 }
@@ -229,17 +235,19 @@ export function lineOption(spec: LineChartSpec): Option {
     return {
       type: "line",
       name: s.name,
-      data: s.data.points,
-      encode: { x: 0, y: 1 },
-      showSymbol: s.data.points.length <= 40,
+      // On two value axes ECharts stacks the first numeric column: a stacked
+      // series' points go [y, step, raw] (see stepOf).
+      data: s.stack ? s.data.points.map(([x, y, raw]) => [y, x, raw]) : s.data.points,
+      encode: s.stack ? { x: 1, y: 0 } : { x: 0, y: 1 },
+      showSymbol: s.fill === undefined && s.data.points.length <= 40,
       symbolSize: 4,
       connectNulls: false,
       step: s.step ? "end" : undefined,
       stack: s.stack,
       sampling: s.stack ? undefined : "lttb",
       color: s.color,
-      lineStyle: { width: s.width ?? 1.6, type: s.dashed ? "dashed" : "solid" },
-      areaStyle: s.area ? { opacity: 0.55 } : undefined,
+      lineStyle: { width: s.width ?? 1.6, type: s.dashed ? "dashed" : "solid", opacity: s.fill === undefined ? 1 : 0 },
+      areaStyle: s.fill ? { opacity: s.fill } : s.area ? { opacity: 0.55 } : undefined,
       emphasis: { focus: "series" },
       animation: false,
       markLine: markLines.length
@@ -369,17 +377,22 @@ interface TooltipParam {
   data?: unknown;
 }
 
+/** The step of a line chart's tooltip item (a stacked series' points are [y, step, raw]). */
+function stepOf(p: TooltipParam, specs: LineSpec[]): number | null {
+  const v = p.value;
+  return Array.isArray(v) ? (v[specs[p.seriesIndex]?.stack ? 1 : 0] as number) : null;
+}
+
 /** Axis tooltip of a line chart: step, then each series' exact original value. */
 export function lineTooltip(params: TooltipParam[], specs: LineSpec[], percent = false): string {
   if (!Array.isArray(params)) return "";
   params = params.filter((p) => p.seriesIndex < specs.length);
   if (params.length === 0) return "";
-  const first = params[0].value as unknown[];
-  const step = Array.isArray(first) ? (first[0] as number) : null;
+  const step = stepOf(params[0], specs);
   const rows = params.map((p) => {
     const v = p.value as unknown[];
     if (!Array.isArray(v)) return "";
-    const st = v[0] as number;
+    const st = stepOf(p, specs);
     const raw = v[2] as number | null;
     const spec = specs[p.seriesIndex];
     const fmt = spec?.fmt ?? ((x: number | null) => formatExact(x) + (percent && x !== null && Number.isFinite(x) ? ` (${(x * 100).toFixed(2)}%)` : ""));

@@ -3,7 +3,22 @@
 import type { Finding, RunInfo } from "./types";
 import { RUN_COLORS } from "./style";
 
-export type Tab = "overview" | "collapse" | "gradients" | "train_mode";
+export type Tab = "overview" | "collapse" | "gradients" | "train_mode" | "compare";
+
+/** What the Compare view compares (see compareQuery in compare.ts). */
+export interface CompareSettings {
+  tag: string;
+  /** regex over run names whose first capture group names the group; "" = by recorded configuration */
+  group: string;
+  /** regex the compared runs match; "" = every run */
+  run: string;
+  final: "last" | "best" | "mean_last";
+  /** records averaged by final = mean_last */
+  k: number;
+  band: "ci" | "sd" | "se" | "minmax";
+  /** draw every run beside its group's band */
+  showRuns: boolean;
+}
 
 export interface Focus {
   run: string;
@@ -26,6 +41,8 @@ export interface State {
   /** `width` query parameter for series routes */
   width: number;
   filter: string;
+  /** the Compare view's choices (null: not opened yet; guessed from the runs) */
+  compare: CompareSettings | null;
 }
 
 export function newState(): State {
@@ -38,6 +55,7 @@ export function newState(): State {
     gradVariable: null,
     width: 500,
     filter: "",
+    compare: null,
   };
 }
 

@@ -186,6 +186,21 @@ details[open] > summary.model-line .caret { transform: rotate(90deg); }
 .model-problem { color: #b71c1c; font-size: 12px; margin: 0 0 4px 14px; }
 .model-versions { font-size: 11px; margin: 0 0 6px 14px; }
 .legend-note { font-size: 12px; color: #757575; margin: -8px 0 12px; }
+.cmp-controls { display: flex; flex-wrap: wrap; align-items: flex-end; gap: 10px 16px; padding: 10px 14px; }
+.cmp-field { display: flex; flex-direction: column; gap: 3px; font-size: 12px; }
+.cmp-row { display: flex; align-items: center; gap: 4px; }
+.cmp-field input[type=number][hidden] { display: none; }
+.cmp-field.cmp-check { flex-direction: row; align-items: center; gap: 5px; padding-bottom: 4px; }
+.cmp-field input[type=text] { width: 300px; padding: 3px 6px; border: 1px solid #ccc; border-radius: 3px; }
+.cmp-field input[type=number] { width: 52px; }
+.cmp-field select { max-width: 280px; padding: 2px 4px; }
+.cmp-controls .mono, .cmp-health .mono { font-family: "Roboto Mono", Menlo, Consolas, monospace; font-size: 12px; }
+.cmp-health { border-left: 4px solid ${RED}; }
+.cmp-health ul { margin: 8px 0; padding-left: 32px; line-height: 1.5; }
+.cmp-health-details { font-size: 12px; }
+.summary-table tr.cmp-verdict td { white-space: normal; line-height: 1.4; padding-bottom: 10px; border-bottom: 1px solid #e0e0e0; }
+.summary-table tr.cmp-a_better td, .summary-table tr.cmp-b_better td { color: #1b5e20; }
+.cmp-flag { margin-left: 8px; }
 `;
 
 export function injectStyle(doc: Document = document): void {

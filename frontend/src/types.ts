@@ -151,3 +151,76 @@ export interface Histogram {
   /** per-step edges (aligned with steps) when the bins move from record to record */
   stepEdges?: number[][];
 }
+
+/** The scalar_tags route: scalar tags (health/ last) and the runs having scalars. */
+export interface ScalarTagsResponse {
+  tags: string[];
+  runs: string[];
+}
+
+/** The compare route: tb_plugin.compare's document (schema tb-health-compare/1; see compare.py). */
+export interface CompareRun {
+  run: string;
+  seed: string | null;
+  final: RawNumber;
+  excluded: string | null;
+  /** with runs=1 */
+  steps?: RawNumber[];
+  values?: RawNumber[];
+}
+
+export interface CompareGroupFinal {
+  n: number;
+  mean: RawNumber;
+  sd: RawNumber;
+  ci_low: RawNumber;
+  ci_high: RawNumber;
+  median: RawNumber;
+  iqm: RawNumber;
+  min: RawNumber;
+  max: RawNumber;
+}
+
+export interface CompareGroup {
+  name: string;
+  label: string;
+  runs: CompareRun[];
+  series: { steps: RawNumber[]; n: RawNumber[]; mean: RawNumber[]; low: RawNumber[]; high: RawNumber[] };
+  final: CompareGroupFinal;
+}
+
+export interface ComparePair {
+  a: string;
+  b: string;
+  difference: RawNumber;
+  ci_low: RawNumber;
+  ci_high: RawNumber;
+  p_value: RawNumber;
+  hedges_g: RawNumber;
+  p_a_beats_b: RawNumber;
+  p_a_beats_b_ci_low: RawNumber;
+  p_a_beats_b_ci_high: RawNumber;
+  min_detectable_sd: RawNumber;
+  seeds_needed: number | null;
+  paired: null | { n: number; difference: RawNumber; ci_low: RawNumber; ci_high: RawNumber; p_value: RawNumber };
+  health_differs: boolean;
+  verdict: { outcome: "a_better" | "b_better" | "no_detectable_difference" | "too_few_runs" | string; text: string };
+}
+
+export interface CompareHealthGroup {
+  runs: number;
+  with_records: number;
+  kinds: Record<string, { runs: number; severity: string; message: string }>;
+}
+
+export interface CompareResponse {
+  schema: string;
+  tag: string;
+  grouping: { by: "regex" | "hparams" | "manifest" | string; regex: string | null; run_filter: string | null };
+  final: { method: "last" | "best" | "mean_last" | string; k: number | null; higher_is_better: boolean; direction: string };
+  band: { kind: string; level: number };
+  health: { compared: boolean; differs: boolean; warnings: string[]; groups: Record<string, CompareHealthGroup> };
+  groups: CompareGroup[];
+  pairs: ComparePair[];
+  notes: string[];
+}
