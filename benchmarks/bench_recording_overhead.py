@@ -69,6 +69,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from unittest import mock
 
 import numpy as np
 
@@ -77,7 +78,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+import tb_plugin.callback  # noqa: E402
 from tb_plugin.callback import HealthCallback  # noqa: E402
+from tb_plugin.train_step_hooks import TrainStepHooks  # noqa: E402
 
 FINDINGS = set()  # findings printed by the callback (random labels: expected)
 TARGET_DEFAULT = 1.03
@@ -209,14 +212,20 @@ def interleaved_step_cost(make_model, data, batch, epochs, logdir):
     return statistics.median(logged), statistics.median(unlogged)
 
 
-class _AlternatingCallback(HealthCallback):
-    """HealthCallback whose train steps alternate between Keras's plain
-    train function and the one with the recording behind its conds (what
-    short runs on CPU use, see HealthCallback._use_single_function), with
-    the time of every call; log step 0 only to time the unlogged steps."""
+class _AlternatingHooks(TrainStepHooks):
+    """The recording installed with train steps that alternate between
+    Keras's plain train function and the one with the recording behind its
+    conds (what short runs on CPU use, see
+    TrainStepHooks.use_single_function), with the time of every call."""
 
-    def _install_train_functions(self, model):
-        self.times = {"plain": [], "conds": []}
+    times = None  # {"plain": [seconds], "conds": [seconds]} of the last fit
+
+    def use_single_function(self):
+        return True
+
+    def install_train_functions(self, model):
+        times = _AlternatingHooks.times = {"plain": [], "conds": []}
+        recorder = self._recorder
         functions = {}
         for kind, recording in (("plain", False), ("conds", True)):
             model.make_train_function(force=True)
@@ -226,10 +235,10 @@ class _AlternatingCallback(HealthCallback):
         def train_function(iterator):
             calls[0] += 1
             kind = "conds" if calls[0] % 2 else "plain"
-            function, self._recording = functions[kind]
+            function, recorder.recording = functions[kind]
             start = time.perf_counter()
             out = function(iterator)
-            self.times[kind].append(time.perf_counter() - start)
+            times[kind].append(time.perf_counter() - start)
             return out
 
         model.train_function = train_function
@@ -242,13 +251,15 @@ def cond_step_cost(make_model, data, batch, epochs, logdir):
     keras.backend.clear_session()
     keras.utils.set_random_seed(0)
     model = make_model()
-    callback = _AlternatingCallback(logdir, log_every_n_steps=10**9, report_findings=False)
-    callback._use_single_function = lambda: True
-    model.fit(x, y, batch_size=batch, epochs=epochs, shuffle=False, verbose=0,
-              callbacks=[callback])
+    # Log step 0 only, to time the unlogged steps.
+    callback = HealthCallback(logdir, log_every_n_steps=10**9, report_findings=False)
+    with mock.patch.object(tb_plugin.callback, "TrainStepHooks", _AlternatingHooks):
+        model.fit(x, y, batch_size=batch, epochs=epochs, shuffle=False, verbose=0,
+                  callbacks=[callback])
+    times = _AlternatingHooks.times
     skip = len(x) // batch // 2  # the first epoch's calls of each kind
-    return (statistics.median(callback.times["conds"][skip:]),
-            statistics.median(callback.times["plain"][skip:]))
+    return (statistics.median(times["conds"][skip:]),
+            statistics.median(times["plain"][skip:]))
 
 
 def dir_bytes(path):

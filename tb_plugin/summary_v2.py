@@ -38,6 +38,7 @@ except ImportError as e:  # pragma: no cover - exercised without TF only
 
 from tb_plugin import metadata
 from tb_plugin import stats
+from tb_plugin import tf_internals
 
 logger = logging.getLogger("tb_plugin")
 
@@ -296,15 +297,7 @@ def _summary_writer_resource():
     back to tf.summary.write) when there is no default writer or it is not a
     plain resource writer (DTensor, no-op writer, another TF version).
     """
-    try:
-        from tensorflow.python.ops import summary_ops_v2
-    except ImportError:  # pragma: no cover - other TF layouts
-        return None
-    state = getattr(summary_ops_v2, "_summary_state", None)
-    writer = getattr(state, "writer", None)
-    if writer is None or getattr(writer, "_mesh", None) is not None:
-        return None
-    return getattr(writer, "_resource", None)
+    return tf_internals.default_writer_resource()
 
 
 @contextlib.contextmanager
@@ -313,12 +306,10 @@ def writer_scope(writer):
     but without flushing it on exit (as_default's exit adds a flush op to a
     traced function: one file write per logged step). The callback flushes
     at epoch ends instead."""
+    state = tf_internals.summary_state()
     try:
-        from tensorflow.python.ops import summary_ops_v2
-
-        state = summary_ops_v2._summary_state
         old = state.writer
-    except (ImportError, AttributeError):  # pragma: no cover - other TF layouts
+    except AttributeError:  # pragma: no cover - other TF layouts (state: None)
         with writer.as_default():
             yield writer
         return
@@ -966,13 +957,7 @@ def lazy_cond(pred, true_fn, false_fn, name="health_cond"):
     before = len(graph.get_operations())
     out = tf.cond(pred, true_fn, false_fn, name=name)
     try:
-        from tensorflow.core.framework import attr_value_pb2
-
-        for op in graph.get_operations()[before:]:
-            if op.type in ("If", "StatelessIf"):
-                op._set_attr(  # pylint: disable=protected-access
-                    "_lower_using_switch_merge", attr_value_pb2.AttrValue(b=False)
-                )
+        tf_internals.keep_functional_ifs(graph.get_operations()[before:])
     except Exception:  # noqa: BLE001 - an optimisation only
         pass
     return out
@@ -1002,14 +987,12 @@ def _static_should_record():
     id), else None. (should_record_summaries() itself returns a LogicalAnd of
     the two conditions, which tf.get_static_value cannot see through, so a
     cond would be built even under record_if(True).)"""
+    state = tf_internals.summary_state()
     try:
-        from tensorflow.python.ops import summary_ops_v2
-
-        state = summary_ops_v2._summary_state
         writer = state.writer
         recording = state.is_recording
         distributed = state.is_recording_distribution_strategy
-    except (ImportError, AttributeError):  # pragma: no cover - other TF layouts
+    except AttributeError:  # pragma: no cover - other TF layouts (state: None)
         return None
     if writer is None:
         return False

@@ -61,6 +61,7 @@ import tensorflow as tf
 
 from tb_plugin import metadata
 from tb_plugin import summary_v2
+from tb_plugin import tf_internals
 
 KIND_DROPOUT = "dropout"  # Dropout, SpatialDropout1D/2D/3D: zeroes a share `rate`
 KIND_NOISE = "noise"  # GaussianDropout, GaussianNoise, AlphaDropout: change every element
@@ -90,7 +91,7 @@ def _noise_classes():
 
 def _children(layer):
     try:
-        children = layer._flatten_layers(include_self=False, recursive=False)
+        children = tf_internals.child_layers(layer)
     except Exception:  # noqa: BLE001 - not a Keras 3 layer
         return []
     return [c for c in children if not isinstance(c, keras.layers.InputLayer)]
@@ -584,13 +585,14 @@ class FitRecording:
     def __init__(self, model, name="train_mode"):
         self.recorder = Recorder(model)
         self.name = name
-        # Created eagerly (see HealthCallback._write_record): the record's
-        # values carry their summary metadata until it has been written once.
+        # Created eagerly (see StepRecorder._write_record in step_recording): the
+        # record's values carry their summary metadata until it has been written
+        # once.
         self.written = tf.Variable(False, trainable=False, name="health_train_mode_written")
         self._metadata_key = None
 
     def install(self):
-        """Wraps the layers' call; returns entries for callback._restore_attr."""
+        """Wraps the layers' call; returns entries for fit_guard.restore_attr."""
         return [(layer, "call", had, old) for layer, had, old in self.recorder.install()]
 
     @contextlib.contextmanager

@@ -274,7 +274,7 @@ def test_report_findings_and_stop_on(tmp_path, capsys):
     err = capsys.readouterr().err
     lines = [l for l in err.splitlines() if l.startswith("tb_plugin:")]
     assert lines, err[-2000:]
-    kinds = {(k, l) for k, l in cb._reported}
+    kinds = {(k, l) for k, l in cb._diagnosis.reported}
     assert len(lines) == len(kinds)  # once per kind + layer
     first_kind = sorted(kinds)[0][0]
     model = small_model(k=7, out_activation="relu")
@@ -352,7 +352,7 @@ def test_single_and_two_function_modes_record_the_same(tmp_path, single, monkeyp
     cb = HealthCallback(str(tmp_path), log_every_n_steps=4, report_findings=False)
     model.fit(x, y, batch_size=32, epochs=2, shuffle=False, verbose=0, callbacks=[cb],
               validation_data=(x[:64], y[:64]))
-    assert cb._single_function is single
+    assert cb._train_step.single_function is single
     ev = read_events(str(tmp_path / "train"))
     assert sorted(ev["health/predictions/entropy"]) == [0, 4, 8, 12, 16]
     assert sorted(ev["health/gradients/m/out/kernel/update_ratio"]) == [0, 4, 8, 12, 16]
@@ -451,7 +451,9 @@ def test_steps_with_the_recording_skip_grapplers_library_passes(tmp_path, single
     from tensorflow.core.protobuf import rewriter_config_pb2
     from tensorflow.python.eager import context
 
-    monkeypatch.setattr(HealthCallback, "_use_single_function", lambda self: single)
+    from tb_plugin.train_step_hooks import TrainStepHooks
+
+    monkeypatch.setattr(TrainStepHooks, "use_single_function", lambda self: single)
     before = context.context().function_call_options.config_proto_serialized
     x, y = data(n=128)
     keras.utils.set_random_seed(0)
@@ -570,8 +572,8 @@ def test_online_loader_reads_what_a_full_load_reads(tmp_path):
     model.fit(x, y, batch_size=32, epochs=3, verbose=0, validation_data=(x[:64], y[:64]),
               callbacks=[keras.callbacks.TensorBoard(str(tmp_path)), cb])
     # the loader is dropped at the end of fit; rebuild it as during fit
-    cb._loader = None
-    provider, eid = cb._findings_provider()
+    cb._diagnosis.store = None
+    provider, eid = cb._diagnosis.provider()
     full, feid = reader.open_logdir(str(tmp_path))
     for run in ("train", "validation"):
         a = diagnosis.read_for_diagnosis(provider, None, eid, run)
@@ -600,7 +602,7 @@ def test_online_loader_reads_what_a_full_load_reads(tmp_path):
             assert ga.log10_histograms == gb.log10_histograms == {}
         # What the diagnosis does not read is not even kept.
         kept = {tag.rsplit("/", 1)[-1] for tag, entry in
-                cb._loader._runs[run]["tags"].items() if entry is not None}
+                cb._diagnosis.store._runs[run]["tags"].items() if entry is not None}
         assert not kept & {metadata.PRED_TOP1_HIST, metadata.PRED_CLASS_PROB_HIST,
                            metadata.GRAD_LOG10_HIST}
         assert [f.to_json() for f in diagnosis.diagnose(a)] == \
@@ -704,13 +706,13 @@ def test_online_diagnosis_skips_epoch_ends_within_its_time_share(tmp_path, capsy
     cb = HealthCallback(str(tmp_path), log_every_n_steps=1)
     cb.ONLINE_DIAGNOSIS_SHARE = 1e-9  # every epoch end is too soon
     seen = []
-    report = cb._report_findings
+    report = cb._diagnosis.report
 
     def counting_report():
         seen.append(int(model.optimizer.iterations.numpy()))
         return report()
 
-    cb._report_findings = counting_report
+    cb._diagnosis.report = counting_report
     model.fit(x, y, batch_size=32, epochs=4, verbose=0, callbacks=[cb])
     assert seen == [16]  # the first epoch end too (too soon after the start): the end of fit
     assert "tb_plugin:" in capsys.readouterr().err
@@ -785,7 +787,7 @@ def test_thresholds_reach_the_online_diagnosis(tmp_path, capsys):
         model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
         cb = HealthCallback(str(tmp_path / name), log_every_n_steps=1, thresholds=thresholds)
         model.fit(x, y, batch_size=32, epochs=2, verbose=0, callbacks=[cb])
-        reported.append({kind for kind, _ in cb._reported})
+        reported.append({kind for kind, _ in cb._diagnosis.reported})
     assert "prediction_collapse" not in reported[0]
     # Every classifier is "collapsed" when the entropy threshold is 0.
     assert "prediction_collapse" in reported[1], capsys.readouterr().err[-2000:]

@@ -1,0 +1,185 @@
+"""Where HealthCallback's records go, and whether they got there.
+
+One summary writer per run of the log directory (``train``, created at the
+start of fit; ``validation``, at the first validation record), flushed at
+epoch ends; the event file each writer created (the online diagnosis reads
+just those); and a check, at epoch ends and at the end of fit, that every
+record given to a writer reached its event file (TensorFlow's writer may
+drop records without an error: a full disk, a file-size limit, a log_dir
+removed or replaced).
+"""
+
+import collections
+import contextlib
+import glob
+import os
+import struct
+
+import tensorflow as tf
+
+from tb_plugin import event_files
+from tb_plugin import summary_v2
+
+
+class RecordWriters:
+    """The writers of one fit into `log_dir` (created if needed); `warn(key,
+    message)` says what is lost, once per key."""
+
+    def __init__(self, log_dir, warn):
+        self.log_dir = log_dir
+        self._warn = warn
+        os.makedirs(log_dir, exist_ok=True)
+        self.event_files = {}  # run -> its event file, or the run directory
+        self._on_disk = {}  # run -> EventFileCheck
+        self.writes = collections.Counter()  # run -> records written eagerly
+        self.lost = set()  # runs whose loss was reported
+        self.validation = None
+        self.train = self._create("train")
+        # Train records written by the train steps (created eagerly: a
+        # variable created while a step is traced makes tf.function trace
+        # the step again).
+        self.graph_writes = tf.Variable(
+            0, dtype=tf.int64, trainable=False, name="health_train_writes")
+
+    def _create(self, run):
+        """A file writer for run `run`; remembers the event file it created
+        (the online diagnosis reads just that file; check counts its
+        records)."""
+        path = os.path.join(self.log_dir, run)
+        pattern = os.path.join(glob.escape(path), "*tfevents*")
+        before = set(glob.glob(pattern))
+        writer = tf.summary.create_file_writer(path)
+        new = sorted(set(glob.glob(pattern)) - before)
+        # One new file: ours. Otherwise (another writer created one at the
+        # same moment) fall back to reading the directory.
+        self.event_files[run] = new[0] if len(new) == 1 else path
+        if len(new) == 1:
+            self._on_disk[run] = EventFileCheck(new[0])
+        return writer
+
+    def validation_writer(self):
+        if self.validation is None:
+            self.validation = self._create("validation")
+        return self.validation
+
+    @contextlib.contextmanager
+    def train_scope(self):
+        """Where the train step's records are written: the train writer,
+        always recording."""
+        with summary_v2.writer_scope(self.train), tf.summary.record_if(True):
+            yield
+
+    def count_train_write(self, written):
+        """Counts a train record once its write (`written`: the write's
+        result) has run: in a step's graph, each time the step writes it
+        (see check). Not under a multi-replica strategy."""
+        if self.graph_writes is None or summary_v2._replica_context() is not None:
+            return
+        with tf.control_dependencies([written]):
+            self.graph_writes.assign_add(1)
+
+    def flush(self):
+        for run, w in (("train", self.train), ("validation", self.validation)):
+            if w is None:
+                continue
+            try:
+                w.flush()
+            except Exception as e:  # noqa: BLE001 - never break training
+                self._warn(("flush", run), "%s records may be lost: could not flush them "
+                           "(%s: %s)" % (run, type(e).__name__, summary_v2._short(str(e), 300)))
+
+    def check(self, step_now):
+        """Warns once per run when records given to its writer are not in
+        its event file (`step_now()`: the fit's step, for the message)."""
+        for run, check in self._on_disk.items():
+            if run in self.lost:
+                continue
+            written = self.writes[run]
+            if run == "train" and self.graph_writes is not None:
+                written += int(self.graph_writes.numpy())
+            problem = check.problem(written)
+            if problem is None:
+                continue
+            self.lost.add(run)
+            self._warn(("lost", check.path), "%s records lost: %s; %s (is the disk full, or the "
+                       "log_dir gone?)" % (run, problem, self.on_disk_until(run, step_now())))
+
+    def on_disk_until(self, run, step):
+        """Where the records of `run` on disk end, for a warning."""
+        check = self._on_disk.get(run)
+        last = None if check is None else check.last_step()
+        where = "" if last is None else "the last one on disk is from step %d, " % last
+        return "%sthe fit is at step %s" % (where, step)
+
+    def close(self):
+        for w in (self.train, self.validation):
+            if w is not None:
+                try:
+                    w.close()
+                except Exception:  # noqa: BLE001
+                    pass
+        self.train = self.validation = None
+        self.graph_writes = None
+
+
+class EventFileCheck:
+    """Whether the records given to a writer reached its event file: counts
+    the file's complete records, reading their length headers only, from
+    where the previous count stopped."""
+
+    _LENGTH = struct.Struct("<Q")
+
+    def __init__(self, path):
+        self.path = path
+        self._offset = 0
+        self._last = None  # offset of the last complete record
+        self._found = 0
+        self._scan()
+        self._base = self._found  # the file's own first record
+
+    def problem(self, written):
+        """What is wrong given `written` records since the file was created
+        (and flushed), or None."""
+        try:
+            cut = self._scan()
+        except OSError as e:
+            return "%s cannot be read any more (%s)" % (self.path, e.strerror or e)
+        found = self._found - self._base
+        if cut:
+            return ("%s ends with a cut record (%d of the %d records written are in it)"
+                    % (self.path, found, written))
+        if found < written:
+            return "%d of the %d records written are not in %s" % (
+                written - found, written, self.path)
+        return None
+
+    def _scan(self):
+        """Counts the complete records appended; whether a cut one follows."""
+        header, footer = event_files.RECORD_HEADER, event_files.RECORD_FOOTER
+        with open(self.path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            while self._offset + header <= size:
+                f.seek(self._offset)
+                (length,) = self._LENGTH.unpack(f.read(8))
+                end = self._offset + header + length + footer
+                if end > size:
+                    break
+                self._last, self._offset, self._found = self._offset, end, self._found + 1
+        return self._offset < size
+
+    def last_step(self):
+        """The step of the file's last complete record (None: none, or the
+        file cannot be read)."""
+        from tensorboard.compat.proto import event_pb2
+
+        try:
+            self._scan()
+            if self._last is None:
+                return None
+            with open(self.path, "rb") as f:
+                f.seek(self._last)
+                (length,) = self._LENGTH.unpack(f.read(8))
+                f.seek(self._last + event_files.RECORD_HEADER)
+                return event_pb2.Event.FromString(f.read(length)).step
+        except Exception:  # noqa: BLE001 - only for a message
+            return None
