@@ -36,8 +36,10 @@ SEVERITY_WARNING = "warning"
 SEVERITY_INFO = "info"
 
 KIND_NONFINITE = "nonfinite"
+KIND_INVALID_LABELS = "invalid_labels"
 KIND_PREDICTION_COLLAPSE = "prediction_collapse"
 KIND_CLASS_COLLAPSE = "class_collapse"
+KIND_CLASS_BIAS = "class_bias"
 KIND_BASELINE = "no_better_than_baseline"
 KIND_TIED_PREDICTIONS = "tied_predictions"
 KIND_VANISHING = "vanishing_gradients"
@@ -58,10 +60,12 @@ KIND_NOT_COVERED = "not_covered"
 
 KINDS = (
     KIND_NONFINITE,
+    KIND_INVALID_LABELS,
     KIND_OUTPUT_ACTIVATION,
     KIND_PREDICTION_COLLAPSE,
     KIND_TIED_PREDICTIONS,
     KIND_CLASS_COLLAPSE,
+    KIND_CLASS_BIAS,
     KIND_BASELINE,
     KIND_LEARNING_RATE,
     KIND_EXPLODING,
@@ -148,6 +152,20 @@ class Thresholds:
     # ...while the labels give that class at most this share (our choice:
     # a 95%-vs-70% gap is far beyond a classifier leaning to the majority).
     class_collapse_label_share: float = 0.7
+
+    # --- class_bias (one class over-predicted, short of class_collapse) ---
+    # A class predicted at least this many times as often as it occurs: then
+    # at most 1/ratio of its predictions can be right (precision <= l/p),
+    # whatever the model's accuracy; a classifier whose errors spread over
+    # the classes stays near each label share...
+    class_bias_ratio: float = 2.0
+    # ...and by at least this share of all examples above its label share:
+    # that many inputs are necessarily wrongly given to that one class (the
+    # excess alone costs 25 points of accuracy), and it is 4 standard errors
+    # of a share even in a window of 64 examples (sd <= 0.5/sqrt(64)).
+    # Together they leave out small classes (2% -> 5%) and the binary
+    # balanced case (50% -> 100% is class_collapse). Our choice.
+    class_bias_excess: float = 0.25
 
     # --- no_better_than_baseline ---
     # Argmax accuracy within this of the most frequent label's share counts
@@ -667,6 +685,46 @@ def _nonfinite_predictions(pred, span, th):
     ]
 
 
+def _invalid_labels(pred, span, th):
+    """Labels that cannot be scored (counted by the recording inside
+    tf.function; eagerly they raise): a loss fed such labels is silently
+    wrong (binary cross-entropy takes a 2 as it is)."""
+    s = pred.scalars.get(metadata.PRED_INVALID_LABELS)
+    if s is None or len(s) == 0:
+        return []
+    bad = np.isfinite(s.values) & (s.values > 0)
+    if not bad.any():
+        return []
+    idx = np.flatnonzero(bad)
+    first = int(s.steps[idx[0]])
+    evidence = {
+        "invalid_labels": int(s.values[bad].sum()),
+        "records_with_invalid_labels": int(bad.sum()),
+        "records": int(len(s)),
+    }
+    count = pred.scalars.get(metadata.PRED_COUNT)
+    if count is not None and len(count):
+        evidence["labels_in_those_records"] = int(np.nansum(_values_at(count, s.steps[bad])))
+    return [
+        Finding(
+            kind=KIND_INVALID_LABELS,
+            severity=SEVERITY_ERROR,
+            layer=None,
+            first_step=first,
+            last_step=int(s.steps[idx[-1]]),
+            evidence=evidence,
+            message="%d labels given with the %s cannot be scored (class ids outside "
+            "[0, %d) or not whole numbers, binary or one-hot values outside [0, 1], "
+            "NaN), from step %d on: the loss and the accuracy are computed on wrong "
+            "targets." % (evidence["invalid_labels"], _what(pred),
+                          max(int(pred.num_classes), 2), first),
+            suggestion="Check the label encoding: class ids must be 0..K-1 (remap e.g. "
+            "1..K or -1/1), binary labels 0/1, one-hot rows of 0/1; drop or fill "
+            "missing labels.",
+        )
+    ]
+
+
 _COLLAPSE_SUGGESTION = (
     "Check the weight initialisation (a tiny init such as N(0, 1e-3) starves the "
     "signal; use Glorot/He), look for vanishing gradients, and check that the inputs "
@@ -926,6 +984,68 @@ def _class_collapse(pool, span, th):
             suggestion="Check class_weight / sample weights and the label encoding, "
             "look for dead units or saturated activations, and try a lower learning "
             "rate.",
+        )
+    ]
+
+
+def _biased_to(pc, lc, th):
+    """Per row of class counts (predicted, labels): the over-predicted class
+    (the one with the largest excess of predicted over label share) and
+    whether it meets class_bias_ratio and class_bias_excess."""
+    ptot = pc.sum(axis=1, keepdims=True)
+    ltot = lc.sum(axis=1, keepdims=True)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ps = pc / ptot
+        ls = lc / ltot
+    top = np.argmax(np.nan_to_num(ps - ls, nan=-1.0), axis=1)
+    i = np.arange(len(top))
+    p, l = ps[i, top], ls[i, top]
+    ok = ((ptot[:, 0] > 0) & (ltot[:, 0] > 0)
+          & (p >= th.class_bias_ratio * l) & (p >= l + th.class_bias_excess))
+    return top, ok
+
+
+def _class_bias(pool, span, th):
+    """One class predicted far more often than it occurs, sustained, short
+    of class_collapse: e.g. a class_weight that favours it (partial after
+    the first steps), a label encoding that maps two classes to one."""
+    shares = _class_shares(pool)
+    if shares is None:
+        return []
+    pc, lc = shares
+    steps = pool.steps
+    top, biased = _biased_to(pc, lc, th)
+    hit = _sustained(steps, biased & _not_uniform(pool, th), span, th, weights=pool.weights)
+    if hit is None:
+        return []
+    a, b = hit
+    cls = int(np.bincount(top[a:b + 1][biased[a:b + 1]]).argmax())
+    p = pc[a:b + 1, cls].sum() / max(pc[a:b + 1].sum(), 1)
+    l = lc[a:b + 1, cls].sum() / max(lc[a:b + 1].sum(), 1)
+    # Pooled over the streak, the class must still meet both thresholds.
+    if not (p >= th.class_bias_ratio * l and p >= l + th.class_bias_excess):
+        return []
+    evidence = {
+        "predicted_class": cls,
+        "prediction_share": _r(p),
+        "label_share": _r(l),
+        "ratio_threshold": th.class_bias_ratio,
+        "excess_threshold": th.class_bias_excess,
+        "num_classes": int(pc.shape[1]),
+        "examples": int(pool.weights[a:b + 1].sum()),
+    }
+    _put_median(evidence, "accuracy", pool.pred.scalars.get(metadata.PRED_ACCURACY),
+                steps[a], steps[b])
+    return [
+        _window_finding(
+            KIND_CLASS_BIAS, steps, a, b, evidence, severity=SEVERITY_WARNING,
+            message="%s of the %s are class %d, which is only %s of the labels: "
+            "the model over-predicts that class (at least %s of the inputs are "
+            "given to it wrongly)."
+            % (_pct(p), _what(pool.pred), cls, _pct(l), _pct(p - l)),
+            suggestion="Check class_weight / sample weights (a weight far above the "
+            "others pushes predictions to its class) and the label encoding (two "
+            "classes mapped to one).",
         )
     ]
 
@@ -1826,6 +1946,36 @@ def _learned_by_validation(finding, validation, th):
     }
 
 
+def _unbiased_by_validation(finding, validation, th):
+    """The evidence that validation predictions contradict a train-predictions
+    class_bias `finding`: None, or the validation windows over the finding's
+    steps (or else the first one after), pooled, where its class is not
+    over-predicted by class_bias_ratio and class_bias_excess. Validation
+    biased as well means the bias is real."""
+    pool = _Pooled(validation, th)
+    shares = _class_shares(pool)
+    if not len(pool) or shares is None or finding.last_step is None:
+        return None
+    pc, lc = shares
+    cls = finding.evidence.get("predicted_class")
+    if cls is None or cls >= pc.shape[1]:
+        return None
+    sel = np.nonzero((pool.steps >= finding.first_step) & (pool.steps <= finding.last_step))[0]
+    if not len(sel):
+        later = np.nonzero(pool.steps >= finding.last_step)[0]
+        sel = later[:1] if len(later) else np.array([len(pool) - 1])
+    p = pc[sel, cls].sum() / max(pc[sel].sum(), 1)
+    l = lc[sel, cls].sum() / max(lc[sel].sum(), 1)
+    if pc[sel].sum() == 0 or (p >= th.class_bias_ratio * l and p >= l + th.class_bias_excess):
+        return None
+    return {
+        "validation_steps": [int(pool.steps[sel[0]]), int(pool.steps[sel[-1]])],
+        "validation_prediction_share": _r(p),
+        "validation_label_share": _r(l),
+        "validation_examples": int(pool.weights[sel].sum()),
+    }
+
+
 # Kinds judged on train-step predictions that validation predictions can
 # overrule: dropout and noisy batches make the predictions of a train step
 # less sure and less right than the model is (heavy dropout keeps them
@@ -1842,6 +1992,21 @@ def _overrule_by_validation(findings, validation, th):
         return findings
     out = []
     for f in findings:
+        if f.kind == KIND_CLASS_BIAS:
+            seen = _unbiased_by_validation(f, validation, th)
+            if seen is not None:
+                f = dataclasses.replace(
+                    f, severity=SEVERITY_INFO, evidence=dict(f.evidence, **seen),
+                    message="%s Yet the validation predictions over those steps give "
+                    "class %d %s of the time against a label share of %s: the train "
+                    "steps' predictions (dropout, noisy batches) overstate the bias."
+                    % (f.message, f.evidence["predicted_class"],
+                       _pct(seen["validation_prediction_share"]),
+                       _pct(seen["validation_label_share"])),
+                    suggestion="Nothing to fix if the validation score is what you "
+                    "expect. " + f.suggestion)
+            out.append(f)
+            continue
         seen = (_learned_by_validation(f, validation, th)
                 if f.kind in _OVERRULED_BY_VALIDATION else None)
         if seen is not None:
@@ -1879,13 +2044,17 @@ def _run_rule(run, rule, *args):
 def _pooled_prediction_findings(pred, validation, span, th, out_layer):
     """The rules on a prediction family's pooled windows: collapse, ties and
     class collapse, else no better than the baseline (the more specific kinds
-    explain a chance-level accuracy); `validation` (the family's records in
+    explain a chance-level accuracy), and class bias where class collapse did
+    not fire; `validation` (the family's records in
     the validation sibling, or None) overrules some of them."""
     pool = _Pooled(pred, th)
     found = (_prediction_collapse(pool, span, th, out_layer)
              + _tied_predictions(pool, span, th) + _class_collapse(pool, span, th))
+    collapsed = any(f.kind == KIND_CLASS_COLLAPSE for f in found)
     if not found:
         found = _no_better_than_baseline(pool, span, th)
+    if not collapsed:  # a partial bias, short of class_collapse
+        found += _class_bias(pool, span, th)
     return _overrule_by_validation(found, validation, th)
 
 
@@ -1907,6 +2076,7 @@ def diagnose(run, thresholds=None, validation=None):
     for name in sorted(run.predictions):
         pred = run.predictions[name]
         findings += _run_rule(run, _nonfinite_predictions, pred, span, th)
+        findings += _run_rule(run, _invalid_labels, pred, span, th)
         findings += _run_rule(
             run, _pooled_prediction_findings, pred,
             validation.predictions.get(name) if validation is not None else None,

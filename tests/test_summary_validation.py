@@ -255,3 +255,12 @@ def test_invalid_labels_are_counted_inside_tf_function(tmp_path, writer):
     # The two valid rows of step 1 are both right.
     assert float(ev[metadata.stat_tag("p", metadata.PRED_ACCURACY)][0][1]) == 1.0
     assert float(ev[metadata.stat_tag("b", metadata.PRED_INVALID_LABELS)][0][1]) == 2.0
+    # The diagnosis says so, once per family, from the step it began.
+    from tb_plugin import diagnosis
+
+    (run,) = diagnosis.check_logdir(str(tmp_path))["runs"]
+    found = {f["evidence"]["invalid_labels"]: f for f in run["findings"]
+             if f["kind"] == "invalid_labels"}
+    assert set(found) == {2} and len([f for f in run["findings"]
+                                      if f["kind"] == "invalid_labels"]) == 2, run
+    assert all(f["severity"] == "error" and f["first_step"] == 1 for f in found.values())
