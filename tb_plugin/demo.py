@@ -524,33 +524,34 @@ def _seed001_model(kind):
     return model
 
 
-def _seed001_fit(kind, log_dir, seed):
+def _seed001_fit(kind, log_dir, seed, log_every_n_steps):
     """Seed 001's model `kind` trained with random seed `seed` on the same
     data; keras.callbacks.TensorBoard records its loss beside the health."""
     _, keras = _tf()
     keras.utils.set_random_seed(seed)
     x, y = smooth_regression(seed=1)
     return _fit(_seed001_model(kind), x, y, log_dir, epochs=4, batch_size=32,
-                keras_scalars=True)
+                keras_scalars=True,
+                callback_kwargs=dict(log_every_n_steps=log_every_n_steps))
 
 
-def seed001_no_training_arg(log_dir, seed=1):
+def seed001_no_training_arg(log_dir, seed=1, log_every_n_steps=None):
     """Seed 001: a subclassed regression MLP with Dropout(0.05) after every
     hidden layer whose call(self, inputs) takes no `training`: fit calls it
     without the flag, so every Dropout runs in inference mode (the model
     trains, "better", without its dropout)."""
-    return _seed001_fit("no_training_arg", log_dir, seed)
+    return _seed001_fit("no_training_arg", log_dir, seed, log_every_n_steps)
 
 
-def seed001_training_arg(log_dir, seed=1):
+def seed001_training_arg(log_dir, seed=1, log_every_n_steps=None):
     """Seed 001, fixed: call(self, inputs, training=None) passes the flag on."""
-    return _seed001_fit("training_arg", log_dir, seed)
+    return _seed001_fit("training_arg", log_dir, seed, log_every_n_steps)
 
 
-def seed001_sequential(log_dir, seed=1):
+def seed001_sequential(log_dir, seed=1, log_every_n_steps=None):
     """Seed 001's network as a keras.Sequential model: the same layers, the
     same computation as the fixed subclassed model."""
-    return _seed001_fit("sequential", log_dir, seed)
+    return _seed001_fit("sequential", log_dir, seed, log_every_n_steps)
 
 
 def _custom_loop(log_dir, training, epochs=6, batch_size=32, every=4):
@@ -654,6 +655,9 @@ def _s(name, fn, train=(), validation=(), twin="", seeds=()):
 # Seed 001's second half: configurations x seeds for tb-health compare and the
 # Compare view (runs <configuration>/seed<N>/{train,validation}).
 COMPARE_SEEDS = range(10)
+# Their health records every 10 steps (16 per fit): enough for the health
+# findings the comparison puts first, at a quarter of the default's size.
+COMPARE_LOG_EVERY = 10
 COMPARE = "seed001_compare/"
 
 
@@ -726,7 +730,8 @@ def run_scenario(name, outdir):
         scenario.fn(log_dir)
     for seed in scenario.seeds:
         keras.backend.clear_session()
-        scenario.fn(os.path.join(log_dir, "seed%d" % seed), seed=seed)
+        scenario.fn(os.path.join(log_dir, "seed%d" % seed), seed=seed,
+                    log_every_n_steps=COMPARE_LOG_EVERY)
     return log_dir
 
 
