@@ -263,3 +263,29 @@ def test_realistic_models_that_learn_are_healthy(tmp_path, architecture):
     assert history.history["accuracy"][-1] >= 0.9  # it did learn
     kinds, status = _check(tmp_path)
     assert set(status.values()) == {"healthy"}, kinds
+
+
+@pytest.mark.parametrize("typo", [True, False])
+def test_class_weight_typo_biases_predictions(tmp_path, typo):
+    # class_weight {0: 50} (5.0 or 0.5 mistyped) on four balanced, overlapping
+    # classes, ~300 steps: the collapse to class 0 is total only in the first
+    # steps, then partial (class 0 predicted 2-3x as often as it occurs). The
+    # same fit without the typo predicts each class near its label share.
+    keras.utils.set_random_seed(3)
+    x, y = demo.blobs(n=1600, classes=4, spread=4.0, seed=3)
+    weights = {0: 50.0, 1: 1.0, 2: 1.0, 3: 1.0} if typo else None
+    _fit(_mlp(4, lr=3e-3), x[:1200], y[:1200], tmp_path, epochs=8, batch_size=32,
+         validation_data=(x[1200:], y[1200:]), class_weight=weights)
+    kinds, status = _check(tmp_path)
+    if not typo:
+        assert set(status.values()) == {"healthy"}, kinds
+        return
+    found = [f for run in kinds.values() for k, f in run.items()
+             if k in ("class_bias", "class_collapse")]
+    assert found, kinds
+    assert all(f["evidence"]["predicted_class"] == 0 for f in found), found
+    # Clearly past the thresholds (2x and +25 points), not at their edge.
+    ev = max((f["evidence"] for f in found),
+             key=lambda e: e["prediction_share"] - e["label_share"])
+    assert ev["prediction_share"] >= max(2.2 * ev["label_share"],
+                                         ev["label_share"] + 0.3), ev

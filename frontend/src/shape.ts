@@ -414,6 +414,7 @@ const COLLAPSE_KINDS = new Set([
   "prediction_collapse",
   "tied_predictions",
   "class_collapse",
+  "class_bias",
   // about the output layer vs the loss: its symptoms (zero logits, uniform
   // outputs, ties) are on the collapse dashboard, not in the gradients
   "output_activation_mismatch",

@@ -30,6 +30,7 @@ describe("dashboardFor on the findings tb-health check reports for demo_logs", (
   const L = ["linear_regression/dense1/kernel", "linear_regression/dense1/bias", "linear_regression/out/kernel"];
   const cases: [string, string | null, string[], string[], "collapse" | "gradients"][] = [
     ["class_collapse", null, ["accuracy", "label_share", "num_classes", "predicted_class", "prediction_share"], [], "collapse"],
+    ["class_bias", null, ["accuracy", "label_share", "num_classes", "predicted_class", "prediction_share"], [], "collapse"],
     ["prediction_collapse", null, ["normalized_entropy", "tie_fraction", "zero_logit_fraction", "output_layer"], S, "collapse"],
     ["prediction_collapse", null, ["output_layer", "output_std", "std_ratio", "target_std"], [], "collapse"],
     ["dead_units", "mlp/dense1/bias", ["blocked_by", "dead_units", "units", "zero_gradient_fraction"], [], "gradients"],
@@ -59,6 +60,7 @@ describe("dashboardFor on the findings tb-health check reports for demo_logs", (
     expect(chartForKind("prediction_collapse", "collapse")).toBe("chart-entropy");
     expect(chartForKind("tied_predictions", "collapse")).toBe("chart-ties");
     expect(chartForKind("class_collapse", "collapse")).toBe("chart-class-shares");
+    expect(chartForKind("class_bias", "collapse")).toBe("chart-class-shares");
     expect(chartForKind("dead_units", "gradients")).toBe("chart-zero-grad");
     expect(chartForKind("nonfinite", "gradients")).toBe("chart-grad-heatmap");
   });

@@ -365,6 +365,7 @@ function flaggedCells(findings: Finding[], regression: boolean): Set<string> {
         ["output", "zero_logit_fraction"].forEach((c) => out.add(c));
         break;
       case "class_collapse":
+      case "class_bias":
         out.add("top_class");
         break;
       case "nonfinite":
