@@ -4,7 +4,7 @@
 source "$(dirname "$0")/setup.sh"
 build_frontend
 (cd frontend && npm test --silent)
-.venv/bin/python -m pip install -q -e ".[test]"
+install_project test
 command -v chromium >/dev/null || {
   echo "The browser test needs Debian's chromium: apt-get install -y chromium" >&2; exit 2; }
 # pytest exits 5 when it collected no test; that is a failure here too.
