@@ -133,7 +133,7 @@ class OnlineDiagnosis:
                    finding.message),
                 file=sys.stderr,
             )
-            if finding.kind in cb.stop_on:
+            if stops_training(finding, cb.stop_on):
                 cb.model.stop_training = True
         return new
 
@@ -150,6 +150,17 @@ class OnlineDiagnosis:
         if any(f.kind in cb.stop_on for f in findings):
             cb.model.stop_training = True  # also when printed by an earlier fit
         return new
+
+
+def stops_training(finding, stop_on):
+    """Whether `finding` stops training under `stop_on`: its kind is among
+    them, and it is a problem (warning or error) or of a kind that is info
+    by nature (converged). A train finding that its validation run
+    overruled (made info, see tb_plugin.diagnosis) does not stop training."""
+    from tb_plugin import diagnosis
+
+    return finding.kind in stop_on and (finding.severity != diagnosis.SEVERITY_INFO
+                                        or finding.kind == diagnosis.KIND_CONVERGED)
 
 
 def finding_key(finding):

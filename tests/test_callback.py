@@ -264,6 +264,29 @@ def test_restores_model_and_jit_compile(tmp_path):
     assert not os.path.exists(tmp_path / "validation")
 
 
+def test_stop_on_skips_findings_that_validation_overruled(tmp_path, capsys):
+    # A train run's prediction_collapse made info by its validation run (see
+    # tb_plugin.diagnosis) is printed but does not stop training; the same
+    # kind as an error does, and converged (info by nature) does as asked.
+    import dataclasses
+
+    from tb_plugin import diagnosis
+
+    cb = HealthCallback(str(tmp_path), stop_on=("prediction_collapse", "converged"))
+    cb.set_model(small_model())
+    cb.model.stop_training = False  # as fit sets it
+    overruled = diagnosis.Finding("prediction_collapse", "info", None, 1, 9, {}, "m", "s")
+    cb._diagnosis.report_new("train", [overruled])
+    assert not cb.model.stop_training
+    cb._diagnosis.report_new("train", [dataclasses.replace(overruled, kind="converged")])
+    assert cb.model.stop_training
+    cb.model.stop_training = False
+    cb._diagnosis.report_new("validation", [dataclasses.replace(
+        overruled, severity="error", layer="m/out/kernel")])
+    assert cb.model.stop_training
+    assert capsys.readouterr().err.count("tb_plugin: ") == 3
+
+
 def test_report_findings_and_stop_on(tmp_path, capsys):
     """Seed 000: ReLU on the logits. Findings print once; stop_on stops fit."""
     x, y = data(n=256, d=20, k=7)
