@@ -650,19 +650,28 @@ def _window_finding(kind, steps, a, b, evidence, message, suggestion, layer=None
 # Rules: predictions
 
 
-def _nonfinite_predictions(pred, span, th):
-    s = pred.scalars.get(metadata.PRED_NONFINITE)
+def _flagged_records(pred, stat, flag):
+    """(series of `stat`, indices of the records `flag(values)` marks, first
+    and last step marked), or None when no record is marked."""
+    s = pred.scalars.get(stat)
     if s is None or len(s) == 0:
+        return None
+    idx = np.flatnonzero(flag(s.values))
+    if not len(idx):
+        return None
+    return s, idx, int(s.steps[idx[0]]), int(s.steps[idx[-1]])
+
+
+def _nonfinite_predictions(pred, span, th):
+    flagged = _flagged_records(pred, metadata.PRED_NONFINITE,
+                               lambda v: ~np.isfinite(v) | (v > 0))
+    if flagged is None:
         return []
-    bad = ~np.isfinite(s.values) | (s.values > 0)
-    if not bad.any():
-        return []
-    idx = np.flatnonzero(bad)
-    first = int(s.steps[idx[0]])
+    s, idx, first, last = flagged
     count = pred.scalars.get(metadata.PRED_COUNT)
     evidence = {
         "first_step": first,
-        "records_with_nonfinite": int(bad.sum()),
+        "records_with_nonfinite": len(idx),
         "records": int(len(s)),
         "nonfinite_outputs_first": _r(float(s.values[idx[0]])),
     }
@@ -674,7 +683,7 @@ def _nonfinite_predictions(pred, span, th):
             severity=SEVERITY_ERROR,
             layer=None,
             first_step=first,
-            last_step=int(s.steps[idx[-1]]),
+            last_step=last,
             evidence=evidence,
             message="The model's %s contain NaN or Inf from step %d on."
             % (_what(pred), first),
@@ -689,29 +698,26 @@ def _invalid_labels(pred, span, th):
     """Labels that cannot be scored (counted by the recording inside
     tf.function; eagerly they raise): a loss fed such labels is silently
     wrong (binary cross-entropy takes a 2 as it is)."""
-    s = pred.scalars.get(metadata.PRED_INVALID_LABELS)
-    if s is None or len(s) == 0:
+    flagged = _flagged_records(pred, metadata.PRED_INVALID_LABELS,
+                               lambda v: np.isfinite(v) & (v > 0))
+    if flagged is None:
         return []
-    bad = np.isfinite(s.values) & (s.values > 0)
-    if not bad.any():
-        return []
-    idx = np.flatnonzero(bad)
-    first = int(s.steps[idx[0]])
+    s, idx, first, last = flagged
     evidence = {
-        "invalid_labels": int(s.values[bad].sum()),
-        "records_with_invalid_labels": int(bad.sum()),
+        "invalid_labels": int(s.values[idx].sum()),
+        "records_with_invalid_labels": len(idx),
         "records": int(len(s)),
     }
     count = pred.scalars.get(metadata.PRED_COUNT)
     if count is not None and len(count):
-        evidence["labels_in_those_records"] = int(np.nansum(_values_at(count, s.steps[bad])))
+        evidence["labels_in_those_records"] = int(np.nansum(_values_at(count, s.steps[idx])))
     return [
         Finding(
             kind=KIND_INVALID_LABELS,
             severity=SEVERITY_ERROR,
             layer=None,
             first_step=first,
-            last_step=int(s.steps[idx[-1]]),
+            last_step=last,
             evidence=evidence,
             message="%d labels given with the %s cannot be scored (class ids outside "
             "[0, %d) or not whole numbers, binary or one-hot values outside [0, 1], "

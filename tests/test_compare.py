@@ -481,35 +481,19 @@ def test_compare_route_bad_parameters_400(health_tb, query, words):
     assert len(body["error"]) < 400  # bounded: never a whole parameter
 
 
-_NO_SCIPY_SCRIPT = r"""
-import json, sys
+def _no_scipy_script():
+    from test_plugin_routes import blocked_app_script
 
-class _Block:
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in ("scipy", "tensorflow"):
-            raise ImportError("%s is blocked in this test" % name)
-
-sys.meta_path.insert(0, _Block())
-from tensorboard import default, program
-from tensorboard.backend import application
-from werkzeug.test import Client
-
-tb = program.TensorBoard(plugins=default.get_plugins())
-tb.configure(argv=[None, "--logdir", sys.argv[1], "--load_fast", "false",
-                   "--reload_interval", "0", "--reload_task", "blocking"])
-provider, multiplexer = tb._make_data_provider()
-app = application.TensorBoardWSGIApp(tb.flags, tb.plugin_loaders, provider,
-                                     tb.assets_zip_provider, multiplexer)
-c = Client(app)
+    return blocked_app_script(["scipy", "tensorflow"], r"""
 r = c.get("/data/plugin/health/compare?tag=epoch_loss")
 tags = c.get("/data/plugin/health/scalar_tags")
 print(json.dumps({"code": r.status_code, "body": json.loads(r.get_data()),
                   "tags": json.loads(tags.get_data())["tags"]}))
-"""
+""")
 
 
 def test_compare_route_without_scipy_says_how_to_install_it(cli_logdirs):
-    out = subprocess.run([sys.executable, "-c", _NO_SCIPY_SCRIPT, str(cli_logdirs["same"])],
+    out = subprocess.run([sys.executable, "-c", _no_scipy_script(), str(cli_logdirs["same"])],
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
     result = json.loads(out.stdout.strip().splitlines()[-1])

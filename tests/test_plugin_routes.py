@@ -869,15 +869,15 @@ def test_float_encoding_units():
     assert health_plugin._dumps({"x": float("nan")}) == '{"x":"NaN"}'
 
 
-_NO_TF_SCRIPT = r"""
+_BLOCKED_APP = r"""
 import json, sys
 
-class _BlockTensorFlow:
+class _Block:
     def find_spec(self, name, path=None, target=None):
-        if name == "tensorflow" or name.startswith("tensorflow."):
-            raise ImportError("TensorFlow is blocked in this test")
+        if name.split(".")[0] in BLOCKED:
+            raise ImportError("%s is blocked in this test" % name)
 
-sys.meta_path.insert(0, _BlockTensorFlow())
+sys.meta_path.insert(0, _Block())
 from tensorboard import default, program
 from tensorboard.backend import application
 from werkzeug.test import Client
@@ -889,12 +889,24 @@ provider, multiplexer = tb._make_data_provider()
 app = application.TensorBoardWSGIApp(tb.flags, tb.plugin_loaders, provider,
                                      tb.assets_zip_provider, multiplexer)
 c = Client(app)
+"""
+
+
+def blocked_app_script(blocked, requests):
+    """A script (run as ``python -c SCRIPT LOGDIR``) that serves LOGDIR
+    through TensorBoard's Python loader with the top-level packages
+    `blocked` unimportable, then runs `requests`: code that uses the
+    werkzeug Client ``c`` and prints its result as JSON."""
+    return "BLOCKED = %r\n" % (tuple(blocked),) + _BLOCKED_APP + requests
+
+
+_NO_TF_SCRIPT = blocked_app_script(["tensorflow"], r"""
 runs = json.loads(c.get("/data/plugin/health/runs").get_data())
 listing = json.loads(c.get("/data/plugins_listing").get_data())
 assert "tensorflow" not in sys.modules, "TensorFlow was imported"
 print(json.dumps({"runs": {r["run"]: r["status"] for r in runs["runs"]},
                   "enabled": listing["health"]["enabled"]}))
-"""
+""")
 
 
 def test_plugin_works_without_tensorflow(health_logdir):
