@@ -200,14 +200,16 @@ def check(capsys, logdir, *args):
 
 
 def unprivileged():
-    """The command prefix that runs a command as a user whom `chmod 000`
-    stops: none when this process is not root, setpriv to nobody when it is."""
+    """The command prefix that runs a command that `chmod 000` stops: none
+    when this process is not root; when it is, setpriv keeps root but drops
+    the capabilities that bypass file permissions (another user could not
+    reach a checkout in a private directory, e.g. one made by mktemp -d)."""
     if os.geteuid() != 0:
         return []
     setpriv = shutil.which("setpriv")
     if setpriv is None:
         pytest.skip("running as root without setpriv: chmod 000 cannot stop this process")
-    return [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups"]
+    return [setpriv, "--inh-caps=-all", "--bounding-set=-dac_override,-dac_read_search"]
 
 
 def check_as_user(logdir, *args):
