@@ -371,6 +371,9 @@ class Finding:
     evidence: dict
     message: str
     suggestion: str
+    # The kind of the run's finding that explains this symptom (see
+    # tb_plugin.root_causes), or None.
+    caused_by: Optional[str] = None
 
     def to_json(self):
         """A JSON-able dict; non-finite numbers become "NaN"/"Infinity"/"-Infinity"."""
@@ -383,6 +386,7 @@ class Finding:
             "evidence": json_safe(self.evidence),
             "message": self.message,
             "suggestion": self.suggestion,
+            "caused_by": self.caused_by,
         }
 
 
@@ -2104,7 +2108,9 @@ def diagnose(run, thresholds=None, validation=None):
     findings.sort(key=lambda f: (rank.get(f.severity, 3),
                                  order.get(f.kind, 99),
                                  f.first_step if f.first_step is not None else -1))
-    return findings
+    from tb_plugin import root_causes
+
+    return root_causes.link(findings)
 
 
 def run_status(run, findings):
