@@ -41,6 +41,7 @@ KIND_PREDICTION_COLLAPSE = "prediction_collapse"
 KIND_CLASS_COLLAPSE = "class_collapse"
 KIND_CLASS_BIAS = "class_bias"
 KIND_BASELINE = "no_better_than_baseline"
+KIND_NOT_GENERALISING = "not_generalising"
 KIND_TIED_PREDICTIONS = "tied_predictions"
 KIND_VANISHING = "vanishing_gradients"
 KIND_EXPLODING = "exploding_gradients"
@@ -67,6 +68,7 @@ KINDS = (
     KIND_CLASS_COLLAPSE,
     KIND_CLASS_BIAS,
     KIND_BASELINE,
+    KIND_NOT_GENERALISING,
     KIND_LEARNING_RATE,
     KIND_EXPLODING,
     KIND_VANISHING,
@@ -174,6 +176,16 @@ class Thresholds:
     # ...or within this many standard errors of that share, for the
     # examples of the window (sampling noise of small windows).
     baseline_noise_sd: float = 2.0
+
+    # --- not_generalising (train beats the base rate, validation does not) ---
+    # Validation examples after the run's midpoint needed to judge: at 256
+    # the standard error of an accuracy is <= 3 points, so "at the base
+    # rate" is measured, not guessed (2 records of batch 128 or 240 suffice,
+    # where the persistence rule wants 3 records or 1,000 examples). Ours.
+    generalisation_examples: int = 256
+    # Train accuracy above the validation accuracy by at least this over the
+    # same steps: the model knows its training examples (our choice).
+    generalisation_gap: float = 0.1
 
     # --- vanishing_gradients ---
     # Gradient norm of an earlier kernel / that of the last kernel.
@@ -2034,6 +2046,76 @@ def _overrule_by_validation(findings, validation, th):
     return out
 
 
+def _accuracy_vs_base(pool, sel):
+    """(accuracy, base rate, standard error of that base rate, examples) of
+    `pool`'s windows `sel` pooled, weighted by examples; the base rate is the
+    most frequent label's share over all of the family's records (the
+    larger sample: the top share of a few hundred labels overstates it)."""
+    _, lc = _class_shares(pool)
+    acc = pool.scalar(metadata.PRED_ACCURACY)[sel]
+    w = pool.weights[sel]
+    ok = np.isfinite(acc)
+    n = float(w[ok].sum())
+    seen = lc.sum(axis=0)
+    base = float(seen.max() / max(seen.sum(), 1))
+    return (float((acc[ok] * w[ok]).sum() / max(n, 1)), base,
+            math.sqrt(base * (1 - base) / max(n, 1)), n)
+
+
+def _not_generalising(pool, validation, span, th):
+    """Train predictions right clearly more often than the base rate while
+    the validation predictions of the second half of the run are not: the
+    model memorises its training examples and what it learns does not carry
+    over (labels shuffled against the inputs, validation data prepared
+    differently). Needs fewer validation records than the persistence rule:
+    generalisation_examples examples whose accuracy sits at the base rate."""
+    if validation is None or _class_shares(pool) is None:
+        return []
+    vpool = _Pooled(validation, th)
+    if (not len(vpool) or _class_shares(vpool) is None
+            or vpool.scalar(metadata.PRED_ACCURACY) is None
+            or pool.scalar(metadata.PRED_ACCURACY) is None):
+        return []
+    half = span.warmup_step(0.5)
+    vsel = np.nonzero(vpool.steps >= half)[0]
+    tsel = np.nonzero(pool.steps >= half)[0]
+    if not len(vsel) or not len(tsel):
+        return []
+    v_acc, v_base, v_sd, v_n = _accuracy_vs_base(vpool, vsel)
+    t_acc, t_base, t_sd, _ = _accuracy_vs_base(pool, tsel)
+    last = vsel[-1:]  # and still at the base rate at the end
+    l_acc, l_base, l_sd, _ = _accuracy_vs_base(vpool, last)
+    if (v_n < th.generalisation_examples
+            or v_acc > v_base + max(th.baseline_margin, th.baseline_noise_sd * v_sd)
+            or l_acc > l_base + max(th.baseline_margin, th.baseline_noise_sd * l_sd)
+            or t_acc <= t_base + max(th.baseline_margin, th.baseline_noise_sd * t_sd)
+            or t_acc < v_acc + th.generalisation_gap):
+        return []
+    evidence = {
+        "train_accuracy": _r(t_acc),
+        "train_majority_label_share": _r(t_base),
+        "validation_accuracy": _r(v_acc),
+        "validation_majority_label_share": _r(v_base),
+        "validation_examples": int(v_n),
+        "validation_steps": [int(vpool.steps[vsel[0]]), int(vpool.steps[vsel[-1]])],
+    }
+    return [
+        Finding(
+            kind=KIND_NOT_GENERALISING, severity=SEVERITY_WARNING, layer=None,
+            first_step=int(pool.steps[tsel[0]]), last_step=int(pool.steps[tsel[-1]]),
+            evidence=evidence,
+            message="The training %s are right %s of the time (base rate %s), the "
+            "validation ones %s, no better than always answering the most frequent "
+            "class (%s): the model memorises its training examples and learns "
+            "nothing that carries over to new inputs."
+            % (_what(pool.pred), _pct(t_acc), _pct(t_base), _pct(v_acc), _pct(v_base)),
+            suggestion="Check that the labels line up with their inputs (x and y "
+            "shuffled or sorted separately?) and that the validation data is "
+            "loaded and preprocessed exactly like the training data.",
+        )
+    ]
+
+
 def _run_rule(run, rule, *args):
     """``rule(*args)``: the findings of one rule on `run`. A rule that fails
     gives none and a warning on the run (``run.warnings``, logged), so that
@@ -2065,6 +2147,8 @@ def _pooled_prediction_findings(pred, validation, span, th, out_layer):
         found = _no_better_than_baseline(pool, span, th)
     if not collapsed:  # a partial bias, short of class_collapse
         found += _class_bias(pool, span, th)
+    if not any(f.kind == KIND_BASELINE for f in found):
+        found += _not_generalising(pool, validation, span, th)
     return _overrule_by_validation(found, validation, th)
 
 

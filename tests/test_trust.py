@@ -289,3 +289,27 @@ def test_class_weight_typo_biases_predictions(tmp_path, typo):
              key=lambda e: e["prediction_share"] - e["label_share"])
     assert ev["prediction_share"] >= max(2.2 * ev["label_share"],
                                          ev["label_share"] + 0.3), ev
+
+
+@pytest.mark.parametrize("shuffled", [True, False])
+def test_labels_shuffled_against_inputs_are_not_generalising(tmp_path, shuffled):
+    # A wide net memorises 256 examples whose labels were permuted against
+    # the inputs (batch 8): its train accuracy climbs above the base rate,
+    # while the few validation records (160 examples each) stay at it. The
+    # same fit with aligned labels generalises.
+    keras.utils.set_random_seed(8)
+    x, y = demo.blobs(n=416, classes=4, seed=8)
+    if shuffled:
+        y = np.random.default_rng(8).permutation(y)
+    _fit(_mlp(4, hidden=256, depth=2, lr=1e-2), x[:256], y[:256], tmp_path, epochs=6,
+         batch_size=8, validation_data=(x[256:], y[256:]))
+    kinds, status = _check(tmp_path)
+    if not shuffled:
+        assert set(status.values()) == {"healthy"}, kinds
+        return
+    f = kinds["train"]["not_generalising"]
+    assert f["severity"] == "warning"
+    ev = f["evidence"]
+    assert ev["validation_accuracy"] <= ev["validation_majority_label_share"] + 0.1
+    assert ev["train_accuracy"] >= ev["validation_accuracy"] + 0.1
+    assert ev["validation_examples"] >= 256
