@@ -13,7 +13,7 @@ Pure Python; imports no TensorFlow.
 
 import dataclasses
 
-from tb_plugin import diagnosis as d
+from tb_plugin import findings as d
 
 # What a model shows when something else is wrong.
 SYMPTOM_KINDS = (d.KIND_PREDICTION_COLLAPSE, d.KIND_TIED_PREDICTIONS, d.KIND_CLASS_COLLAPSE,

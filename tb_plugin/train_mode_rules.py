@@ -33,14 +33,11 @@ import math
 import numpy as np
 
 from tb_plugin import metadata
+from tb_plugin.findings import (
+    Finding, KIND_DROPOUT_RATE_ZERO, KIND_FROZEN_BATCHNORM, KIND_TRAINING_ARG_MISSING, KIND_TRAIN_MODE_INACTIVE, KIND_TRAIN_MODE_OVERRIDDEN, SEVERITY_ERROR, SEVERITY_INFO, SEVERITY_WARNING)
+from tb_plugin.rule_support import fmt, round_sig, sustained
 
 DROPOUT, NOISE, BATCHNORM, OTHER = "dropout", "noise", "batchnorm", "other"
-
-
-def _d():
-    from tb_plugin import diagnosis
-
-    return diagnosis
 
 
 def _info(run):
@@ -96,7 +93,6 @@ def _records_show_training(run, model_path):
 
 def manifest_findings(run, span, th):
     """training_arg_missing, dropout_rate_zero, frozen_batchnorm."""
-    d = _d()
     info = _info(run)
     if not info:
         return []
@@ -117,8 +113,8 @@ def manifest_findings(run, span, th):
         if BATCHNORM in kinds:
             effects.append("BatchNormalization normalises with its moving statistics and "
                            "never updates them")
-        out.append(d.Finding(
-            kind=d.KIND_TRAINING_ARG_MISSING, severity=d.SEVERITY_ERROR, layer=entry["path"],
+        out.append(Finding(
+            kind=KIND_TRAINING_ARG_MISSING, severity=SEVERITY_ERROR, layer=entry["path"],
             first_step=first, last_step=last,
             evidence={"model": entry["path"], "class": cls, "layers": shown},
             message="%s.call does not accept `training`, so fit calls the model without it "
@@ -131,8 +127,8 @@ def manifest_findings(run, span, th):
     zero = [e for e in layers if e.get("kind") in (DROPOUT, NOISE) and not e.get("internal")
             and isinstance(e.get("rate"), (int, float)) and e["rate"] == 0]
     if zero:
-        out.append(d.Finding(
-            kind=d.KIND_DROPOUT_RATE_ZERO, severity=d.SEVERITY_WARNING, layer=zero[0]["path"],
+        out.append(Finding(
+            kind=KIND_DROPOUT_RATE_ZERO, severity=SEVERITY_WARNING, layer=zero[0]["path"],
             first_step=first, last_step=last,
             evidence={"layers": {e["path"]: {"class": e.get("class"), "rate": e["rate"]}
                                  for e in zero}},
@@ -143,8 +139,8 @@ def manifest_findings(run, span, th):
         ))
     frozen = [e for e in layers if e.get("kind") == BATCHNORM and e.get("trainable") is False]
     if frozen:
-        out.append(d.Finding(
-            kind=d.KIND_FROZEN_BATCHNORM, severity=d.SEVERITY_INFO, layer=frozen[0]["path"],
+        out.append(Finding(
+            kind=KIND_FROZEN_BATCHNORM, severity=SEVERITY_INFO, layer=frozen[0]["path"],
             first_step=first, last_step=last,
             evidence={"layers": [e["path"] for e in frozen]},
             message="BatchNormalization %s %s frozen (trainable=False): %s in inference mode "
@@ -187,7 +183,7 @@ def _dropout_evidence(tm, entry, steps, sel):
     z_out = float(np.average(zout[ok], weights=w))
     expected = z_in + (1.0 - z_in) * rate
     se = math.sqrt(max((1.0 - z_in) * rate * (1.0 - rate), 0.0) / total)
-    r = _d()._r
+    r = round_sig
     ev = {"rate": rate, "input_zero_fraction": r(z_in), "expected_zero_fraction": r(expected),
           "observed_zero_fraction": r(z_out), "standard_error": r(se),
           "sampled_units": int(total)}
@@ -229,7 +225,7 @@ def _layer_hit(tm, entry, th):
         return None
     if not flag_off.any():
         # Statistical evidence only: it must hold on consecutive records.
-        hit = _d()._sustained(steps, stat_off, None, th, state=False)
+        hit = sustained(steps, stat_off, None, th, state=False)
         if hit is None:
             return None
         cond = np.zeros(len(steps), dtype=bool)
@@ -280,7 +276,6 @@ def _pct(x, digits=0):
 
 
 def _inactive(run, tm, span, th, missing):
-    d = _d()
     groups = {}
     for entry in tm.layers:
         if entry.get("kind") == BATCHNORM and entry.get("trainable") is False \
@@ -313,7 +308,7 @@ def _inactive(run, tm, span, th, missing):
                                   (metadata.TM_VARIANCE_CHANGE, "moving_variance_change_max")):
                     v = _at(tm, stat, entry["path"], steps, np.nan)[cond]
                     if np.isfinite(v).any():
-                        ev[key] = d._r(float(np.nanmax(v)))
+                        ev[key] = round_sig(float(np.nanmax(v)))
             evidence_layers[entry["path"]] = ev
             if entry.get("kind") != OTHER:
                 descriptions.append(_describe(tm, entry, ev))
@@ -351,8 +346,8 @@ def _inactive(run, tm, span, th, missing):
             evidence["model"] = detail["path"]
         what = ("did not drop during training" if cause == "ignored"
                 else "ran in inference mode during training")
-        out.append(d.Finding(
-            kind=d.KIND_TRAIN_MODE_INACTIVE, severity=d.SEVERITY_ERROR, layer=paths[0],
+        out.append(Finding(
+            kind=KIND_TRAIN_MODE_INACTIVE, severity=SEVERITY_ERROR, layer=paths[0],
             first_step=first, last_step=last, evidence=evidence,
             message="%s %s from step %d: %s (%s)."
             % (names, what, first, why, "; ".join(descriptions[:3])
@@ -363,7 +358,6 @@ def _inactive(run, tm, span, th, missing):
 
 
 def _overridden(run, tm, span, th, calls, versions):
-    d = _d()
     out = []
     for call in calls:
         prefix = call["path"] + "/"
@@ -386,11 +380,11 @@ def _overridden(run, tm, span, th, calls, versions):
                 v = _at(tm, metadata.TM_MEAN_CHANGE, path, steps, np.nan)[on]
                 w = _at(tm, metadata.TM_VARIANCE_CHANGE, path, steps, np.nan)[on]
                 if np.isfinite(v).any():
-                    ev["moving_mean_change_max"] = d._r(float(np.nanmax(v)))
-                    ev["moving_mean_change_sum"] = d._r(float(np.nansum(v)))
+                    ev["moving_mean_change_max"] = round_sig(float(np.nanmax(v)))
+                    ev["moving_mean_change_sum"] = round_sig(float(np.nansum(v)))
                     effect = effect or float(np.nanmax(v)) > 0
                 if np.isfinite(w).any():
-                    ev["moving_variance_change_max"] = d._r(float(np.nanmax(w)))
+                    ev["moving_variance_change_max"] = round_sig(float(np.nanmax(w)))
                     effect = effect or float(np.nanmax(w)) > 0
                 moved = moved or effect
             elif kind in (DROPOUT, NOISE) and (entry.get("rate") or 0) > 0:
@@ -409,13 +403,13 @@ def _overridden(run, tm, span, th, calls, versions):
         for path, ev in affected.items():
             if "moving_mean_change_max" in ev:
                 details.append("%s's moving mean moved by up to %s between records"
-                               % (_short(path), d._fmt(ev["moving_mean_change_max"])))
+                               % (_short(path), fmt(ev["moving_mean_change_max"])))
             else:
                 details.append("%s dropped" % _short(path))
         keras_version = versions.get("keras") if isinstance(versions, dict) else None
-        out.append(d.Finding(
-            kind=d.KIND_TRAIN_MODE_OVERRIDDEN,
-            severity=d.SEVERITY_ERROR if moved else d.SEVERITY_WARNING,
+        out.append(Finding(
+            kind=KIND_TRAIN_MODE_OVERRIDDEN,
+            severity=SEVERITY_ERROR if moved else SEVERITY_WARNING,
             layer=next(iter(affected)), first_step=first, last_step=last,
             evidence={"called_with": "training=False", "nested": call["path"],
                       "caller": call.get("caller"), "keras": keras_version,

@@ -14,7 +14,7 @@ from tb_plugin import cli
 
 SCRIPT = shutil.which("tb-health") or os.path.join(os.path.dirname(sys.executable), "tb-health")
 FINDING_KEYS = {"kind", "severity", "layer", "first_step", "last_step", "evidence", "message",
-                "suggestion"}
+                "suggestion", "caused_by"}
 HEALTHY = ["seed000_fixed", "seed002_fixed", "healthy_cnn", "healthy_binary",
            "healthy_regression"]
 
