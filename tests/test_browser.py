@@ -46,6 +46,10 @@ CHROMIUM_ARGS = [
 ARTIFACTS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                          "test-artifacts")
 VIEWPORT = {"width": 1280, "height": 800}
+DOCS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs")
+# TB_HEALTH_UPDATE_DOCS=1 refreshes the README's screenshots in docs/ (a test
+# run leaves the checkout as it was otherwise).
+UPDATE_DOCS = os.environ.get("TB_HEALTH_UPDATE_DOCS") == "1"
 TIMEOUT_MS = 60000
 
 COLLAPSE_CHARTS = [
@@ -205,6 +209,11 @@ class Page:
         self.page.screenshot(path=path)
         return path
 
+    def readme_screenshot(self, name):
+        """The page as the README's docs/<name>, with TB_HEALTH_UPDATE_DOCS=1 only."""
+        if UPDATE_DOCS:
+            self.page.screenshot(path=os.path.join(DOCS, name))
+
     def close(self):
         self.page.close()
 
@@ -268,13 +277,12 @@ def test_health_tab_python_loader(browser, health_logdir):
     try:
         expected = tb.wait_for_runs(HEALTH_RUNS)
         status = {r["run"]: r["status"] for r in expected["runs"]}
-        n_findings = sum(len(r["findings"]) for r in expected["runs"])
         assert status[NAN_RUN] == "unhealthy"
         assert status[BROKEN_RUN] == "no_data"
 
         page = Page(browser, tb.url)
         try:
-            _check_overview(page, status, n_findings)
+            _check_overview(page, expected["runs"])
             page.screenshot("overview.png")
 
             # Prediction collapse dashboard, every run selected.
@@ -296,6 +304,7 @@ def test_health_tab_python_loader(browser, health_logdir):
 
             # A finding opens its dashboard.
             page.testid("tab-overview").click()
+            _open_entry(page, NAN_RUN)
             card = page.frame.locator(
                 '[data-testid="finding-card"][data-run="%s"]' % NAN_RUN
             ).first
@@ -311,38 +320,44 @@ def test_health_tab_python_loader(browser, health_logdir):
         tb.stop()
 
 
-def _check_overview(page, status, n_findings):
+def _sick_runs(runs):
+    """The runs the overview lists as needing attention."""
+    return {r["run"] for r in runs
+            if r["status"] == "unhealthy" or r.get("error")
+            or any(f["severity"] in ("error", "warning") for f in r["findings"])}
+
+
+def _check_overview(page, runs):
+    """One row per sick run (train and validation together) with its finding
+    cards; every other run counted in the folded list."""
     page.testid("overview").wait_for()
-    rows = page.testid("run-row")
+    rows = page.testid("run-entry")
     rows.first.wait_for()
-    assert rows.count() == len(status)
-    shown = {}
-    for i in range(rows.count()):
-        row = rows.nth(i)
-        shown[row.get_attribute("data-run")] = row.get_attribute("data-status")
-    assert shown == status
+    # the runs of each row, from its name cell's title
+    shown = rows.evaluate_all(
+        "rs => rs.map(r => r.querySelector('td.name').title.split('\\n'))")
+    sick = _sick_runs(runs)
+    assert sick <= {run for row in shown for run in row}
+    assert all(sick & set(row) for row in shown), shown  # a healthy sibling only beside a sick run
+    severities = [rows.nth(i).get_attribute("data-severity") for i in range(rows.count())]
+    assert severities == sorted(severities, key=["error", "warning"].index)
 
     # The HTML run name is text, not markup.
-    html_row = page.frame.locator('[data-testid="run-row"]').filter(
-        has_text=HTML_RUN
-    )
-    assert html_row.count() == 1
-    assert HTML_RUN in html_row.inner_text()
-    assert html_row.locator("b, img").count() == 0
+    assert HTML_RUN in page.frame.locator("body").inner_text() + "".join(
+        page.testid("healthy-entry").all_text_contents())
+    assert page.frame.locator("b:has-text('bold'), img").count() == 0
     assert page.frame.locator("img[src='x']").count() == 0
 
-    cards = page.testid("finding-card")
-    assert cards.count() == n_findings
-    for i in range(cards.count()):
-        card = cards.nth(i)
-        assert card.get_attribute("data-run") in status
-        assert card.get_attribute("data-kind")
-    nan_kinds = [
-        cards.nth(i).get_attribute("data-kind")
-        for i in range(cards.count())
-        if cards.nth(i).get_attribute("data-run") == NAN_RUN
-    ]
+    nan_kinds = {c.get_attribute("data-kind") for c in page.frame.locator(
+        '[data-testid="finding-card"][data-run="%s"]' % NAN_RUN).all()}
     assert "nonfinite" in nan_kinds
+    assert page.testid("healthy-runs").count() == 1
+
+
+def _open_entry(page, run):
+    """Unfolds the overview row holding `run`."""
+    page.frame.locator('[data-testid="run-entry"]').filter(
+        has=page.frame.locator('td.name[title*="%s"]' % run)).click()
 
 
 def test_health_tab_rust_loader(browser, health_logdir):
@@ -357,13 +372,11 @@ def test_health_tab_rust_loader(browser, health_logdir):
             if again == expected:
                 break
             expected = again
-        status = {r["run"]: r["status"] for r in expected["runs"]}
-        n_findings = sum(len(r["findings"]) for r in expected["runs"])
         listing = tb.get_json("data/plugins_listing")
         assert listing["health"]["enabled"] is True
         page = Page(browser, tb.url)
         try:
-            _check_overview(page, status, n_findings)
+            _check_overview(page, expected["runs"])
             page.screenshot("overview-load-fast.png")
             page.testid("tab-gradients").click()
             _select_all_runs(page)
@@ -385,13 +398,16 @@ def test_health_tab_under_path_prefix(browser, health_logdir):
     try:
         assert tb.url.rstrip("/").endswith("/tb"), tb.url
         expected = tb.wait_for_runs(HEALTH_RUNS)
-        status = {r["run"]: r["status"] for r in expected["runs"]}
-        n_findings = sum(len(r["findings"]) for r in expected["runs"])
         page = Page(browser, tb.url)
         try:
-            _check_overview(page, status, n_findings)
+            _check_overview(page, expected["runs"])
             page.testid("tab-collapse").click()
             page.wait_points("chart-entropy")
+            # the view in TensorBoard's URL, under the prefix, survives a reload
+            assert "/tb/#health&p.health.tab=collapse" in page.page.url, page.page.url
+            page.page.reload()
+            page.wait_points("chart-entropy")
+            assert page.testid("tab-collapse").get_attribute("aria-selected") == "true"
             assert page.dialogs == [], page.dialogs
             # TensorBoard's own stylesheet asks for its Roboto fonts at
             # /font-roboto/... outside the prefix (a TensorBoard bug, not the
@@ -454,6 +470,7 @@ def test_train_mode_view_shows_dropout_not_dropping(browser, tmp_path, load_fast
         page = Page(browser, tb.url)
         try:
             page.testid("overview").wait_for()
+            _open_entry(page, TM_BROKEN)
             card = page.frame.locator(
                 '[data-testid="finding-card"][data-run="%s"][data-kind="train_mode_inactive"]'
                 % TM_BROKEN)
@@ -512,7 +529,6 @@ def test_train_mode_view_shows_dropout_not_dropping(browser, tmp_path, load_fast
 # Compare: seed 001's configurations x 10 seeds (tb_plugin.demo), the same
 # network built two ways and the subclassed model whose dropout is off.
 
-DOCS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs")
 COMPARE_GROUPS = ["sequential", "subclassed", "subclassed_no_training"]
 COMPARE_QUERY = ("data/plugin/health/compare?tag=epoch_loss&group="
                  + urllib.parse.quote(r"^(.*)/seed\d+/validation$"))
@@ -588,10 +604,10 @@ def test_compare_view_shows_health_first_bands_and_verdicts(browser, compare_log
                 outcome, text = verdicts[(a, "subclassed_no_training")]
                 assert outcome == "b_better" and "subclassed_no_training is better" in text
                 assert "health differs" in text
-            if load_fast == "false":  # one screenshot: the same view on both
+            if load_fast == "false" and UPDATE_DOCS:  # the README's screenshot
                 page.page.set_viewport_size({"width": 1280, "height": 1400})
                 time.sleep(0.5)  # the chart follows the new size
-                shutil.copy(page.screenshot("compare.png"), os.path.join(DOCS, "compare.png"))
+                page.readme_screenshot("compare.png")
 
             # Every run on demand: 30 runs of 4 epochs more.
             page.testid("compare-show-runs").check()

@@ -5,8 +5,11 @@ import { disposeAll } from "./charts";
 import { decodeStep } from "./decode";
 import { clear, el, emptyState, errorState, loadingState } from "./dom";
 import { companionRuns, dashboardFor, requestWidth } from "./shape";
-import { defaultSelection, newState, runColor, type State, type Tab } from "./state";
+import { runColor } from "./colors";
+import { defaultSelection, newState, type State, type Tab } from "./state";
 import { injectStyle } from "./style";
+import { injectTriageStyle } from "./triage_style";
+import { applyView, bindUrl, viewOf } from "./url_state";
 import type { Finding, RunInfo, RunsResponse } from "./types";
 import { renderCollapse } from "./views/collapse";
 import { renderCompare } from "./views/compare";
@@ -18,9 +21,12 @@ export interface App {
   state: State;
   /** Re-renders the side bar and the current tab. */
   refresh(): void;
+  /** Shows `tab` (with the state as it is now) as a new history entry. */
   setTab(tab: Tab): void;
   openFinding(run: string, f: Finding): void;
   openRun(run: RunInfo): void;
+  /** Every run with prediction records at its last recorded step (the collapse summary). */
+  openSummary(): void;
   content: HTMLElement;
 }
 
@@ -50,7 +56,10 @@ export function errorText(e: unknown): string {
 
 export function createApp(root: HTMLElement, options: AppOptions = {}): App {
   injectStyle(root.ownerDocument);
+  injectTriageStyle(root.ownerDocument);
   const state = newState();
+  const win = root.ownerDocument.defaultView;
+  const url = win ? bindUrl(win) : null;
   const side = el("div", { class: "hp-side" });
   const tabs: Record<Tab, HTMLButtonElement> = {
     overview: el("button", { class: "hp-tab", testid: "tab-overview" }, "Overview"),
@@ -87,7 +96,12 @@ export function createApp(root: HTMLElement, options: AppOptions = {}): App {
   root.appendChild(el("div", { class: "hp-root" }, side, main));
 
   let loaded = false;
+  let viewRead = false;
   let renderToken = 0;
+  /** Writes the view into the URL: a new history entry with `push`. */
+  const saveView = (push: boolean) => {
+    if (loaded) url?.write(viewOf(state), push);
+  };
 
   const app: App = {
     state,
@@ -98,6 +112,7 @@ export function createApp(root: HTMLElement, options: AppOptions = {}): App {
     },
     setTab: (tab) => {
       state.tab = tab;
+      saveView(true);
       app.refresh();
     },
     openFinding: (run, f) => {
@@ -125,6 +140,11 @@ export function createApp(root: HTMLElement, options: AppOptions = {}): App {
       state.focus = null;
       app.setTab(r.predictions.length > 0 || r.gradients.length === 0 ? "collapse" : "gradients");
     },
+    openSummary: () => {
+      state.selected = new Set(state.runs.filter((r) => r.predictions.length > 0).map((r) => r.run));
+      state.focus = null;
+      app.setTab("collapse");
+    },
   };
 
   for (const t of Object.keys(tabs) as Tab[]) {
@@ -132,6 +152,20 @@ export function createApp(root: HTMLElement, options: AppOptions = {}): App {
       if (t === "overview") state.focus = null;
       app.setTab(t);
     });
+  }
+  // Back / Forward: show the view the URL names now.
+  url?.onChange(
+    () => {
+      if (!loaded) return;
+      applyView(state, url.read());
+      app.refresh();
+    },
+    () => root.isConnected,
+  );
+  // The dashboards change the gradient layer and step on clicks of their own:
+  // the URL follows once their handlers have run.
+  for (const type of ["click", "change"]) {
+    content.addEventListener(type, () => setTimeout(() => saveView(false), 0));
   }
   reload.addEventListener("click", () => {
     clearCache();
@@ -175,6 +209,7 @@ export function createApp(root: HTMLElement, options: AppOptions = {}): App {
             else state.selected.delete(r.run);
           }
           fill();
+          saveView(false);
           void renderTab();
         });
         const worst = members.some((r) => r.status === "unhealthy")
@@ -201,6 +236,7 @@ export function createApp(root: HTMLElement, options: AppOptions = {}): App {
         if (cb.checked) state.selected.add(r.run);
         else state.selected.delete(r.run);
         fill(); // colours follow the selection
+        saveView(false);
         void renderTab();
       });
       const color = runColor(state, r.run);
@@ -228,6 +264,7 @@ export function createApp(root: HTMLElement, options: AppOptions = {}): App {
         else state.selected.delete(r.run);
       }
       fill();
+      saveView(false);
       void renderTab();
     };
     side.append(filter, el("div", { class: "run-actions" }, all, none), list);
@@ -270,7 +307,15 @@ export function createApp(root: HTMLElement, options: AppOptions = {}): App {
     markTabs();
     renderSide();
     try {
-      setRuns(parseRuns(await api.runs()));
+      const runs = parseRuns(await api.runs());
+      if (url && !viewRead) {
+        // first load: the view the URL names (a deep link, a reload)
+        state.runs = runs;
+        applyView(state, url.read());
+        viewRead = true;
+      } else {
+        setRuns(runs);
+      }
       loaded = true;
       state.width = requestWidth(chartWidthGuess(content));
       app.refresh();
@@ -312,7 +357,6 @@ export function createApp(root: HTMLElement, options: AppOptions = {}): App {
       polling = false;
     }
   }
-  const win = root.ownerDocument.defaultView;
   if (autoReloadMs > 0 && win) {
     const timer = win.setInterval(() => {
       if (!root.isConnected) win.clearInterval(timer);

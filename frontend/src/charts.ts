@@ -15,8 +15,10 @@ import {
 import { CanvasRenderer } from "echarts/renderers";
 import type { EChartsCoreOption, ECharts } from "echarts/core";
 import { escapeHtml, formatExact, formatShort, valueHtml } from "./format";
+import { middleEllipsis } from "./names";
 import { nonFiniteLabelFlags, type LineData } from "./shape";
 import { GREY, ORANGE, RED } from "./style";
+import { isDark, onThemeChange } from "./theme";
 
 echarts.use([
   LineChart,
@@ -33,6 +35,9 @@ echarts.use([
 ]);
 
 export type Option = EChartsCoreOption;
+
+/** Longest legend entry, in characters. */
+const LEGEND_CHARS = 48;
 
 // ---------------------------------------------------------------- registry
 
@@ -66,8 +71,8 @@ export function disposeAll(): void {
 }
 
 /**
- * Draws `option` into `elem` and records the number of drawn points on
- * `pointsHost` (the element with the chart's data-testid).
+ * Draws `option` into `elem` and records the number of drawn points and the
+ * y axis' type on `pointsHost` (the element with the chart's data-testid).
  */
 export function mountChart(
   elem: HTMLElement,
@@ -82,7 +87,8 @@ export function mountChart(
     existing.dispose();
   }
   const chart = echarts.init(elem, undefined, { renderer: "canvas" });
-  chart.setOption(option);
+  options.set(chart, []);
+  updateChart(chart, option);
   if (group) {
     chart.group = group;
     echarts.connect(group);
@@ -90,12 +96,60 @@ export function mountChart(
   live.add(chart);
   observe(elem, chart);
   pointsHost.setAttribute("data-points", String(points));
+  const yAxis = (option as { yAxis?: { type?: string } }).yAxis;
+  if (yAxis?.type) pointsHost.setAttribute("data-y-axis", yAxis.type);
   return chart;
 }
+
+// ---------------------------------------------------------------- theme
+
+/** The options builders' light colours and what the dark theme draws instead. */
+const DARK_COLORS: Record<string, string> = {
+  [GREY]: "#b0b0b0",
+  "#212121": "#e8e8e8",
+  "#eee": "#4a4a4a",
+  "#ddd": "#555",
+  "#e0e0e0": "#555",
+  "#ccc": "#666",
+  "#bbb": "#777",
+  "#1565c0": "#64b5f6",
+  "rgba(255,255,255,0.97)": "rgba(58,58,58,0.97)",
+};
+
+/** `option` in the current theme: in the dark one, its light colours swapped. */
+export function themed<T>(option: T, dark = isDark()): T {
+  if (!dark) return option;
+  const walk = (v: unknown): unknown => {
+    if (typeof v === "string") return DARK_COLORS[v] ?? v;
+    if (Array.isArray(v)) return v.map(walk);
+    if (v && typeof v === "object" && Object.getPrototypeOf(v) === Object.prototype) {
+      return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, walk(x)]));
+    }
+    return v;
+  };
+  return walk(option) as T;
+}
+
+/** Every option given to a live chart, in order (re-applied when the theme changes). */
+const options = new WeakMap<ECharts, Option[]>();
+
+/** Merges `option` into `chart`, in the current theme. */
+export function updateChart(chart: ECharts, option: Option): void {
+  options.get(chart)?.push(option);
+  chart.setOption(themed(option));
+}
+
+onThemeChange((dark) => {
+  for (const c of live) {
+    if (!c.isDisposed()) for (const o of options.get(c) ?? []) c.setOption(themed(o, dark));
+  }
+});
 
 // ---------------------------------------------------------------- common pieces
 
 const AXIS_LABEL = { color: GREY, fontSize: 11 };
+/** Value axes' labels: of two that would overlap (1e30 beside a 1e32 maximum) one goes. */
+const VALUE_LABEL = { ...AXIS_LABEL, hideOverlap: true };
 const SPLIT_LINE = { lineStyle: { color: "#eee" } };
 
 function baseTooltip(): Record<string, unknown> {
@@ -308,6 +362,9 @@ export function lineOption(spec: LineChartSpec): Option {
           right: 8,
           itemHeight: 8,
           textStyle: { fontSize: 11, color: GREY },
+          // long names cut in the middle, whole on hover
+          formatter: (name: string) => middleEllipsis(name, LEGEND_CHARS),
+          tooltip: { show: true },
           data: spec.series.map((s) => s.name),
         }
       : undefined,
@@ -322,10 +379,11 @@ export function lineOption(spec: LineChartSpec): Option {
       name: "step",
       nameLocation: "end",
       nameGap: 4,
-      nameTextStyle: { color: GREY, fontSize: 10, verticalAlign: "top", padding: [14, 0, 0, 0] },
+      // beside the axis line: below it, the name ran into the last tick label
+      nameTextStyle: { color: GREY, fontSize: 10 },
       min: "dataMin",
       max: "dataMax",
-      axisLabel: { ...AXIS_LABEL, formatter: (v: number) => formatShort(v) },
+      axisLabel: { ...VALUE_LABEL, formatter: (v: number) => formatShort(v) },
       splitLine: { show: false },
     },
     yAxis: {
@@ -335,12 +393,23 @@ export function lineOption(spec: LineChartSpec): Option {
       min: yMin,
       max: yMax,
       scale: !spec.yLog && spec.yMin === undefined,
-      axisLabel: { ...AXIS_LABEL, formatter: yFmt },
+      // an end padded past a tick (-0.05 and 1.05 around a 0/1 flag) gets no label: it would sit on the tick's
+      axisLabel: {
+        ...VALUE_LABEL,
+        formatter: yFmt,
+        showMinLabel: !spec.yLog && paddedEnd(yMin) ? false : undefined,
+        showMaxLabel: !spec.yLog && paddedEnd(yMax) ? false : undefined,
+      },
       splitLine: SPLIT_LINE,
     },
     dataZoom: zoomComponents(spec.zoom ?? null),
     series: [...series, ...refSeries],
   };
+}
+
+/** Whether an explicit linear axis end is off the tenths (a padding beside a round tick). */
+function paddedEnd(v: number | undefined): boolean {
+  return v !== undefined && Math.abs(v * 10 - Math.round(v * 10)) > 1e-9;
 }
 
 /** Decade-aligned range of a log axis covering the data and the reference lines. */
@@ -363,10 +432,21 @@ export function logRange(series: LineSpec[], refs: RefLine[]): [number, number] 
       hi = Math.max(hi, r.value);
     }
   }
-  const a = Math.floor(Math.log10(lo));
+  let a = Math.floor(Math.log10(lo));
   let b = Math.ceil(Math.log10(hi));
   if (b <= a) b = a + 1;
+  // ends on the axis' ticks: an end beside a tick (1e32 by 1e30) makes two labels collide
+  const step = logTickStep(b - a);
+  a = Math.floor(a / step) * step;
+  b = Math.ceil(b / step) * step;
   return [Math.pow(10, a), Math.pow(10, b)];
+}
+
+/** Decades between the ticks of an ECharts log axis spanning `decades` (its LogScale's rule). */
+export function logTickStep(decades: number): number {
+  let step = Math.pow(10, Math.floor(Math.log10(decades)));
+  if ((5 / decades) * step <= 0.5) step *= 10;
+  return Math.max(1, step);
 }
 
 interface TooltipParam {
@@ -396,10 +476,10 @@ export function lineTooltip(params: TooltipParam[], specs: LineSpec[], percent =
     const raw = v[2] as number | null;
     const spec = specs[p.seriesIndex];
     const fmt = spec?.fmt ?? ((x: number | null) => formatExact(x) + (percent && x !== null && Number.isFinite(x) ? ` (${(x * 100).toFixed(2)}%)` : ""));
-    const stepNote = st !== step ? ` <span style="color:#9e9e9e">@${escapeHtml(st)}</span>` : "";
+    const stepNote = st !== step ? ` <span class="muted">@${escapeHtml(st)}</span>` : "";
     return `<div>${marker(spec?.color ?? "#999", spec?.dashed)}${escapeHtml(p.seriesName)}: ${valueHtml(raw, () => fmt(raw))}${stepNote}</div>`;
   });
-  return `<div style="color:#757575;margin-bottom:2px">step <b>${escapeHtml(step)}</b></div>${rows.join("")}`;
+  return `<div class="muted" style="margin-bottom:2px">step <b>${escapeHtml(step)}</b></div>${rows.join("")}`;
 }
 
 // ---------------------------------------------------------------- heatmaps
@@ -418,6 +498,8 @@ export interface HeatmapSpec {
   extra?: { name: string; color: string; cells: [number, number, number, number][] }[];
   /** tooltip body for a cell: gets x index, y index, value, 4th column, extra group name */
   cellTooltip: (x: number, y: number, v: number, aux: number, group: string | null) => string;
+  /** y tick labels, one per row (null: no tick); default: the row labels, thinned to fit */
+  yTicks?: (string | null)[];
   markY?: { index: number; label: string } | null;
   markX?: { index: number; label: string } | null;
   highlightY?: number | null;
@@ -457,21 +539,23 @@ export function heatmapMarks(
 
 /** y-axis labels with the highlighted row marked (canvas text, never HTML). */
 export function heatmapYAxisLabel(
-  spec: Pick<HeatmapSpec, "highlightY" | "yLabels" | "plotHeight">,
+  spec: Pick<HeatmapSpec, "highlightY" | "yLabels" | "plotHeight" | "yTicks">,
   width: number,
 ): Record<string, unknown> {
   const hl = spec.highlightY ?? -1;
   const maxLabels = Math.max(2, Math.floor((spec.plotHeight ?? 200) / 12));
   const every = Math.max(1, Math.ceil(spec.yLabels.length / maxLabels));
+  const ticks = spec.yTicks;
+  const text = (v: string, i: number) => (ticks ? (ticks[i] ?? "") : v);
   return {
     ...AXIS_LABEL,
     // always show the highlighted row's label
-    interval: (i: number) => i === hl || i % every === 0,
+    interval: (i: number) => i === hl || (ticks ? ticks[i] !== null : i % every === 0),
     fontSize: 10,
     width,
     overflow: "truncate",
-    formatter: (v: string, i: number) => (i === hl ? `\u25B6 ${v}` : v),
-    color: (_v: unknown, i: number) => (i === hl ? "#1565c0" : GREY),
+    formatter: (v: string, i: number) => (i === hl ? `\u25B6 ${text(v, i)}` : text(v, i)),
+    color: (_v: unknown, i: number) => themed(i === hl ? "#1565c0" : GREY),
     fontWeight: "normal",
   };
 }
@@ -519,7 +603,7 @@ export function heatmapOption(spec: HeatmapSpec): Option {
       name: "step",
       nameLocation: "end",
       nameGap: 4,
-      nameTextStyle: { color: GREY, fontSize: 10, verticalAlign: "top", padding: [14, 0, 0, 0] },
+      nameTextStyle: { color: GREY, fontSize: 10 },
       axisLabel: { ...AXIS_LABEL, hideOverlap: true },
       splitArea: { show: false },
     },
@@ -652,7 +736,7 @@ export function barOption(spec: BarSpec): Option {
       max: spec.yLog ? top - base : undefined,
       interval: spec.yLog ? Math.max(1, Math.ceil((top - base) / 6)) : undefined,
       axisLabel: {
-        ...AXIS_LABEL,
+        ...VALUE_LABEL,
         // an axis with no finite bar (all NaN / zero) has no scale to show
         show: !spec.yLog || drawable.some((v) => v !== null),
         formatter: (v: number) => formatShort(spec.yLog ? Math.pow(10, v + base) : v),

@@ -7,7 +7,7 @@ import type { LineSpec } from "./charts";
 import { decodeNumber, decodeSeries } from "./decode";
 import { lineData } from "./shape";
 import type { CompareSettings } from "./state";
-import { RUN_COLORS } from "./style";
+import { RUN_COLORS } from "./colors";
 import type { CompareGroup, ComparePair, CompareResponse, RawNumber } from "./types";
 
 /**

@@ -57,7 +57,7 @@ export function formatPercent(v: number | null | undefined, digits = 1): string 
 /** Tooltip HTML for one value; non-finite values are shown in red. */
 export function valueHtml(v: number | null | undefined, fmt = formatExact): string {
   if (v !== null && v !== undefined && !Number.isFinite(v)) {
-    return `<b style="color:#d32f2f">${escapeHtml(nonFiniteText(v))}</b>`;
+    return `<b class="nonfinite">${escapeHtml(nonFiniteText(v))}</b>`;
   }
   return `<b>${escapeHtml(fmt(v))}</b>`;
 }

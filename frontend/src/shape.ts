@@ -483,18 +483,6 @@ export function requestWidth(px: number): number {
   return Math.max(100, Math.min(1000, Math.round(px)));
 }
 
-/** Sorts findings: errors first, then by first step. */
-export function sortFindings<T extends { severity: string; first_step: unknown }>(fs: T[]): T[] {
-  const rank = (s: string) => (s === "error" ? 0 : s === "warning" ? 1 : 2);
-  return [...fs].sort((a, b) => {
-    const r = rank(a.severity) - rank(b.severity);
-    if (r) return r;
-    const sa = typeof a.first_step === "number" ? a.first_step : Infinity;
-    const sb = typeof b.first_step === "number" ? b.first_step : Infinity;
-    return sa - sb;
-  });
-}
-
 // ---------------------------------------------------------------- moving-bin histograms
 
 /**

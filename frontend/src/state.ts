@@ -1,7 +1,6 @@
 // Application state shared by the views.
 
 import type { Finding, RunInfo } from "./types";
-import { RUN_COLORS } from "./style";
 
 export type Tab = "overview" | "collapse" | "gradients" | "train_mode" | "compare";
 
@@ -43,6 +42,8 @@ export interface State {
   filter: string;
   /** the Compare view's choices (null: not opened yet; guessed from the runs) */
   compare: CompareSettings | null;
+  /** overview entries unfolded to their evidence */
+  expanded: Set<string>;
 }
 
 export function newState(): State {
@@ -56,25 +57,8 @@ export function newState(): State {
     width: 500,
     filter: "",
     compare: null,
+    expanded: new Set(),
   };
-}
-
-/** Colour of an unselected run (sidebar swatch). */
-export const UNSELECTED_COLOR = "transparent";
-
-/**
- * Colour of a run: by its position among the selected runs (listing order),
- * so the runs compared side by side never share a colour, whatever their
- * position in a long run list. Unselected runs have no colour.
- */
-export function runColor(state: State, run: string): string {
-  if (!state.selected.has(run)) return UNSELECTED_COLOR;
-  let i = 0;
-  for (const r of state.runs) {
-    if (r.run === run) break;
-    if (state.selected.has(r.run)) i++;
-  }
-  return RUN_COLORS[i % RUN_COLORS.length];
 }
 
 /** Selected runs in listing order. */

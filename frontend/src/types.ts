@@ -15,6 +15,8 @@ export interface Finding {
   evidence: Record<string, unknown>;
   message: string;
   suggestion: string;
+  /** kind of the root-cause finding of the same run that explains this one */
+  caused_by?: string | null;
 }
 
 export interface RunPredictionInfo {

@@ -65,6 +65,7 @@ function respond(body: unknown, status = 200): Response {
 
 
 beforeEach(() => {
+  history.replaceState(null, "", "/"); // the view the URL keeps: none
   document.head.innerHTML = "";
   document.body.innerHTML = "";
   clearCache();
@@ -72,7 +73,7 @@ beforeEach(() => {
 afterEach(() => clearCache());
 
 describe("render()", () => {
-  it("shows loading, then the overview with run rows and finding cards", async () => {
+  it("shows loading, then the overview with a row per sick run and its finding cards", async () => {
     let release: (r: Response) => void = () => undefined;
     setFetcher((u) => {
       expect(u).toBe("./runs");
@@ -83,10 +84,10 @@ describe("render()", () => {
     expect(q("style#health-plugin-style")).not.toBeNull();
     release(respond(RUNS));
     await until(() => q('[data-testid="overview"]') !== null);
-    const rows = qa('[data-testid="run-row"]');
-    expect(rows.map((r) => [r.getAttribute("data-run"), r.getAttribute("data-status")])).toEqual([
-      ["relu/train", "unhealthy"],
-      [XSS, "no_data"],
+    const rows = qa('[data-testid="run-entry"]');
+    expect(rows.map((r) => [r.getAttribute("data-entry"), r.getAttribute("data-severity")])).toEqual([
+      ["relu/train", "error"],
+      [XSS, "warning"],
     ]);
     const cards = qa('[data-testid="finding-card"]');
     expect(cards.map((c) => c.getAttribute("data-kind"))).toEqual([

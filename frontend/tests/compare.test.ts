@@ -184,6 +184,7 @@ function respond(body: unknown, status = 200): Response {
 installFakeCanvas();
 
 beforeEach(() => {
+  history.replaceState(null, "", "/"); // the view the URL keeps: none
   document.head.innerHTML = "";
   document.body.innerHTML = "";
   clearCache();

@@ -17,7 +17,6 @@ import {
   requestWidth,
   rowShares,
   shortNames,
-  sortFindings,
   stepExtent,
   zoomWindow,
 } from "../src/shape";
@@ -200,13 +199,5 @@ describe("findings and runs", () => {
     expect(companionRuns("exp/validation", all)).toEqual(["exp/train"]);
     expect(companionRuns("other/train", all)).toEqual([]);
     expect(companionRuns("train", ["train", "validation"])).toEqual(["validation"]);
-  });
-  it("sorts errors first, then by step", () => {
-    const f = sortFindings([
-      { severity: "warning", first_step: 1 },
-      { severity: "error", first_step: 9 },
-      { severity: "error", first_step: 2 },
-    ]);
-    expect(f.map((x) => x.first_step)).toEqual([2, 9, 1]);
   });
 });

@@ -120,6 +120,7 @@ function routes(u: string): Response {
 installFakeCanvas();
 
 beforeEach(() => {
+  history.replaceState(null, "", "/"); // the view the URL keeps: none
   document.head.innerHTML = "";
   document.body.innerHTML = "";
   clearCache();

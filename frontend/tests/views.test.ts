@@ -4,8 +4,6 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { clearCache, setFetcher } from "../src/api";
 import { groupRuns } from "../src/app";
 import { render } from "../src/index";
-import { newState, runColor } from "../src/state";
-import { RUN_COLORS } from "../src/style";
 import { until, q, qa, installFakeCanvas } from "./dom_helpers";
 
 const XSS = "<img src=x onerror=alert(1)>";
@@ -140,6 +138,7 @@ const click = (sel: string) => (q(sel) as HTMLElement).click();
 installFakeCanvas();
 
 beforeEach(() => {
+  history.replaceState(null, "", "/"); // the view the URL keeps: none
   document.head.innerHTML = "";
   document.body.innerHTML = "";
   clearCache();
@@ -158,14 +157,6 @@ describe("runs", () => {
     ]);
     expect(g[0].leaf("a/validation")).toBe("validation");
   });
-  it("colours the selected runs in order, never the same colour twice in a small selection", () => {
-    const s = newState();
-    s.runs = ["a", "b", "c", "d"].map((run) => ({ run, status: "healthy", findings: [], predictions: [], gradients: [], has_manifest: false }));
-    s.selected = new Set(["b", "d"]);
-    expect(runColor(s, "b")).toBe(RUN_COLORS[0]);
-    expect(runColor(s, "d")).toBe(RUN_COLORS[1]);
-    expect(runColor(s, "a")).toBe("transparent");
-  });
 });
 
 describe("dashboards", () => {
@@ -173,8 +164,11 @@ describe("dashboards", () => {
     setFetcher(async (u) => routes(u));
     render();
     await until(() => q('[data-testid="overview"]') !== null);
-    const row = q('[data-testid="run-row"][data-run="reg/train"]');
-    expect(row?.querySelector('[data-testid="run-error"]')?.textContent).toBe(`could not read run: ${XSS}`);
+    const row = q('[data-testid="run-entry"][data-entry="reg/train"]');
+    expect(row?.getAttribute("data-severity")).toBe("error");
+    expect(row?.querySelector('[data-testid="entry-cause"]')?.textContent).toBe("could not be read");
+    const detail = q('[data-testid="entry-detail"][data-entry="reg/train"]');
+    expect(detail?.querySelector('[data-testid="run-error"]')?.textContent).toBe(`reg/train: could not read run: ${XSS}`);
     expect(qa("img").length).toBe(0);
     // the side bar groups train / validation under their experiment
     expect(qa(".hp-group-head").map((e) => e.textContent)).toEqual(["relu", "reg"]);

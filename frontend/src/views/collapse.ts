@@ -22,12 +22,15 @@ import {
   lineData,
   nearestIndex,
   onCommonBins,
+  positiveRange,
   stepExtent,
   topClassShare,
   niceEdges,
   zoomWindow,
 } from "../shape";
-import { runColor, selectedRuns, type State } from "../state";
+import { runColor } from "../colors";
+import { nameSpan } from "../names";
+import { selectedRuns, type State } from "../state";
 import type { Finding, Histogram, Series } from "../types";
 import {
   chartForKind,
@@ -65,6 +68,8 @@ const CLASS_COLORS = [
 
 /** Bins of the regression output distribution (re-binned onto one grid). */
 const OUTPUT_BINS = 40;
+/** Max / min output or target spread above which the spread chart turns logarithmic. */
+const SPREAD_LOG_RATIO = 1e3;
 
 export async function renderCollapse(app: App, root: HTMLElement, isCurrent: () => boolean): Promise<void> {
   const { state } = app;
@@ -254,7 +259,7 @@ export async function renderCollapse(app: App, root: HTMLElement, isCurrent: () 
     root.appendChild(naGrid);
   }
 
-  const ld = (r: PredRec, stat: string) => lineData(r.scalars[stat] ?? { steps: [], values: [] });
+  const ld = (r: PredRec, stat: string, log = false) => lineData(r.scalars[stat] ?? { steps: [], values: [] }, { log });
   const withData = (specs: LineSpec[]) => specs.filter((s) => s.data.points.length > 0);
 
   drawLines(
@@ -320,16 +325,22 @@ export async function renderCollapse(app: App, root: HTMLElement, isCurrent: () 
     group,
   );
 
+  // an exploding output spread (up to 1e30 and beyond) gets a log axis, on
+  // which the target spread stays visible
+  const spreadKeys = ["output_std", "target_std"];
+  const spread = positiveRange(recs.flatMap((r) => spreadKeys.flatMap((k) => r.scalars[k]?.values ?? [])));
+  const spreadLog = spread !== null && spread[1] / spread[0] > SPREAD_LOG_RATIO;
   drawLines(
     pReg,
     {
       series: withData(
         recs.flatMap((r) => [
-          { name: `${r.label} · output std`, color: r.color, data: ld(r, "output_std") },
-          { name: `${r.label} · target std`, color: r.color, data: ld(r, "target_std"), dashed: true },
+          { name: `${r.label} · output std`, color: r.color, data: ld(r, "output_std", spreadLog) },
+          { name: `${r.label} · target std`, color: r.color, data: ld(r, "target_std", spreadLog), dashed: true },
         ]),
       ),
-      yMin: 0,
+      yMin: spreadLog ? undefined : 0,
+      yLog: spreadLog,
       legend: false,
       ...common,
     },
@@ -509,9 +520,9 @@ function summaryPanel(app: App, recs: PredRec[], manifests: Map<string, RunManif
       { data: { run: r.run } },
       el(
         "td",
-        { class: "run-cell", title: r.label },
+        { class: "run-cell" },
         el("span", { class: "key-swatch", style: { background: r.color } }),
-        r.label,
+        nameSpan(r.label),
       ),
     );
     cols.forEach((c, ci) => {

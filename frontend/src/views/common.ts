@@ -1,4 +1,5 @@
-// Building blocks shared by the dashboards: chart panels, focus banner.
+// Building blocks shared by the dashboards: chart panels (with their data
+// downloads), focus banner.
 
 import type { App } from "../app";
 import {
@@ -16,6 +17,11 @@ import type { ECharts } from "echarts/core";
 import { api } from "../api";
 import { normaliseManifest, type Manifest } from "../manifest";
 import { companionRuns } from "../shape";
+import { panelRows, saveFile, toCsv, toJson } from "../download";
+import { rootCause } from "../triage";
+import { evidenceView } from "./evidence";
+import { nameSpan } from "../names";
+import { ORANGE } from "../style";
 
 export interface ChartPanel {
   panel: HTMLElement; // carries data-testid and data-points
@@ -38,14 +44,19 @@ export function chartPanel(
   const sub = el("div", { class: "sub" }, subtitle);
   const controls = el("div", { class: "controls" });
   const body = el("div", { class: "chart-body" });
-  const panel = el(
-    "div",
-    { class: `chart-panel${opts.wide ? " wide" : ""}`, testid, data: { points: undefined } },
-    el("h4", {}, title),
-    sub,
-    controls,
-    body,
-  );
+  const panel = el("div", { class: `chart-panel${opts.wide ? " wide" : ""}`, testid, data: { points: undefined } });
+  const save = (ext: "csv" | "json") => {
+    const rows = panelRows(panel);
+    const text = ext === "csv" ? toCsv(rows) : toJson({ chart: testid, title, rows });
+    saveFile(panel.ownerDocument, `${testid}.${ext}`, text, ext === "csv" ? "text/csv" : "application/json");
+  };
+  const dl = (ext: "csv" | "json") =>
+    el(
+      "button",
+      { class: "dl", testid: `download-${ext}`, title: `Download this chart's data as ${ext.toUpperCase()}`, on: { click: () => save(ext) } },
+      ext.toUpperCase(),
+    );
+  panel.append(el("h4", {}, title, el("span", { class: "dl-group" }, dl("csv"), dl("json"))), sub, controls, body);
   return { panel, body, sub, controls };
 }
 
@@ -87,14 +98,7 @@ export function multiLayout(p: ChartPanel, labels: { run: string; label: string;
     const cell = el(
       "div",
       { class: "multi-item", data: { run: l.run } },
-      el(
-        "div",
-        { class: "run-title", title: l.label },
-        el("span", {
-          style: { display: "inline-block", width: "8px", height: "8px", borderRadius: "2px", background: l.color, marginRight: "6px" },
-        }),
-        l.label,
-      ),
+      el("div", { class: "run-title" }, el("span", { class: "key-swatch", style: { background: l.color } }), nameSpan(l.label)),
     );
     grid.appendChild(cell);
     return cell;
@@ -127,31 +131,56 @@ export function setPanelPoints(p: ChartPanel, cells: HTMLElement[]): void {
   p.panel.setAttribute("data-points", String(total));
 }
 
+/**
+ * The focused finding above a dashboard: what was found, the evidence, and
+ * what to do (a symptom's root cause and its fix). It stays at the top of the
+ * pane while the charts scroll under it.
+ */
 export function focusBanner(app: App, dashboard: string): HTMLElement | null {
   const f = app.state.focus;
   if (!f) return null;
   const clearBtn = el("button", { class: "btn" }, "Clear focus");
   clearBtn.addEventListener("click", () => {
     app.state.focus = null;
-    app.refresh();
+    app.setTab(app.state.tab);
   });
   const back = el("button", { class: "btn", style: { marginLeft: "0" } }, "Back to overview");
   back.addEventListener("click", () => {
     app.state.focus = null;
     app.setTab("overview");
   });
+  const cause = rootCause(app.state.runs, f.run, f.finding);
+  const fix = cause ? cause.finding.suggestion : f.finding.suggestion;
+  const evidence = f.finding.evidence && typeof f.finding.evidence === "object" ? evidenceView(f.finding.evidence) : null;
   return el(
     "div",
     { class: "focus-banner", testid: "focus-banner", data: { dashboard, run: f.run, kind: f.kind } },
-    el("span", { class: `badge badge-${badgeOf(f.finding.severity)}` }, String(f.finding.severity)),
-    el("b", {}, humanize(f.kind)),
-    " in run ",
-    el("span", { class: "mono" }, f.run),
-    f.layer ? " · layer " : null,
-    f.layer ? el("span", { class: "mono" }, f.layer) : null,
-    f.first !== null || f.last !== null ? ` · ${stepRangeText(f.first, f.last)}` : null,
-    clearBtn,
-    back,
+    el(
+      "div",
+      { class: "fb-head" },
+      el("span", { class: `badge badge-${badgeOf(f.finding.severity)}` }, String(f.finding.severity)),
+      el("b", {}, humanize(f.kind)),
+      " in run ",
+      el("span", { class: "mono" }, f.run),
+      f.layer ? " · layer " : null,
+      f.layer ? el("span", { class: "mono" }, f.layer) : null,
+      f.first !== null || f.last !== null ? ` · ${stepRangeText(f.first, f.last)}` : null,
+      clearBtn,
+      back,
+    ),
+    el("div", { class: "fb-msg", testid: "focus-message" }, String(f.finding.message ?? "")),
+    cause
+      ? el(
+          "div",
+          { class: "fb-cause", testid: "focus-cause", data: { kind: String(cause.finding.kind) } },
+          "Root cause: ",
+          el("b", {}, humanize(String(cause.finding.kind))),
+          cause.finding.layer ? el("span", { class: "mono" }, ` ${cause.finding.layer}`) : null,
+          ` · ${cause.finding.message}`,
+        )
+      : null,
+    fix ? el("div", { class: "card-suggest", testid: "focus-suggestion" }, el("b", {}, "What to do: "), String(fix)) : null,
+    evidence ? el("details", { class: "fb-evidence", testid: "focus-evidence" }, el("summary", {}, "Evidence"), evidence) : null,
   );
 }
 
@@ -183,13 +212,15 @@ export function scrollToTestid(root: HTMLElement, testid: string): void {
   const target = root.querySelector(`[data-testid="${testid}"]`) as HTMLElement | null;
   if (!target) return;
   target.setAttribute("data-focused", "true");
-  target.style.boxShadow = "0 0 0 2px #f57c00";
+  target.style.boxShadow = `0 0 0 2px ${ORANGE}`;
   // scroll the content pane (not the iframe) so the chart is at the top
   const pane = root.closest(".hp-content") as HTMLElement | null;
   if (pane) {
     const top = target.offsetTop - pane.offsetTop;
+    // the focus banner stays at the top of the pane: the chart goes right under it
+    const banner = (root.querySelector('[data-testid="focus-banner"]') as HTMLElement | null)?.offsetHeight ?? 0;
     // a chart already in view stays put (the focus banner and the summary stay visible)
-    if (top + Math.min(target.offsetHeight, 300) > pane.clientHeight) pane.scrollTop = Math.max(0, top - 8);
+    if (top + Math.min(target.offsetHeight, 300) > pane.clientHeight) pane.scrollTop = Math.max(0, top - banner - 8);
   } else {
     target.scrollIntoView({ block: "start" });
   }
@@ -203,9 +234,9 @@ export function runKey(items: { label: string; color: string }[], extra?: HTMLEl
     ...items.map((it) =>
       el(
         "span",
-        { class: "key-item", title: it.label },
+        { class: "key-item" },
         el("span", { class: "key-swatch", style: { background: it.color } }),
-        it.label,
+        nameSpan(it.label),
       ),
     ),
     extra ?? null,

@@ -22,6 +22,7 @@ import {
 } from "../compare";
 import { clear, el, emptyState, errorState, loadingState } from "../dom";
 import { humanize } from "../format";
+import { nameSpan } from "../names";
 import type { CompareSettings } from "../state";
 import type { CompareResponse } from "../types";
 import { chartPanel, drawLines, runKey } from "./common";
@@ -199,7 +200,7 @@ function healthPanel(r: CompareResponse): HTMLElement {
 }
 
 function tableRow(cells: string[], data: Record<string, string>): HTMLTableRowElement {
-  return el("tr", { data }, ...cells.map((c, i) => el("td", { class: i === 0 ? "run-cell" : undefined, title: i === 0 ? c : undefined }, c)));
+  return el("tr", { data }, ...cells.map((c, i) => i === 0 ? el("td", { class: "run-cell" }, nameSpan(c)) : el("td", {}, c)));
 }
 
 function table(testid: string, title: string, columns: [string, string][], rows: HTMLTableRowElement[][]): HTMLElement {

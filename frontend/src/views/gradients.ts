@@ -9,6 +9,7 @@ import {
   lineOption,
   heatmapYAxisLabel,
   mountChart,
+  updateChart,
   type LineSpec,
   type RefLine,
 } from "../charts";
@@ -36,8 +37,10 @@ import {
   zoomWindow,
 } from "../shape";
 import { RED } from "../style";
-import { runColor, selectedRuns, type State } from "../state";
-import type { Series } from "../types";
+import { runColor } from "../colors";
+import { nameSpan } from "../names";
+import { selectedRuns, type State } from "../state";
+import type { Histogram, Series } from "../types";
 import type { ECharts } from "echarts/core";
 import {
   chartForKind,
@@ -124,6 +127,7 @@ export async function renderGradients(app: App, root: HTMLElement, isCurrent: ()
     const steps = rawSteps.map((s, k) => decodeStep(s) ?? k);
     const matrix: GradRec["matrix"] = {};
     for (const [stat, m] of Object.entries(d?.matrix ?? {})) matrix[stat] = decodeMatrix(m, variables.length, steps.length);
+    if (matrix.update_ratio) matrix.update_ratio = definedUpdateRatios(matrix.update_ratio, matrix.weight_norm);
     const t = (d?.thresholds ?? {}) as unknown as Record<string, unknown>;
     recs.push({
       run: j.run,
@@ -324,7 +328,7 @@ function drawHeatmaps(
         cellTooltip: (x, y, v, norm, group) =>
           `<div>${escapeHtml(r.label)}</div>` +
           `<div>${escapeHtml(r.variables[y])}</div>` +
-          (r.shapes[r.variables[y]] ? `<div style="color:#757575">shape ${escapeHtml(shapeText(r.shapes[r.variables[y]]))}</div>` : "") +
+          (r.shapes[r.variables[y]] ? `<div class="muted">shape ${escapeHtml(shapeText(r.shapes[r.variables[y]]))}</div>` : "") +
           `<div>step <b>${escapeHtml(r.steps[x])}</b></div>` +
           `<div>gradient norm: ${valueHtml(norm)}${group === null ? ` (log10 ${escapeHtml(formatExact(v))})` : group === "zero" ? " (exactly zero)" : ""}</div>`,
       },
@@ -366,7 +370,7 @@ function updateHeatmapMarks(chart: ECharts | null, r: GradRec, state: State): vo
   };
   const longest = r.short.reduce((a, l) => Math.max(a, l.length), 0);
   const left = Math.min(150, Math.max(48, longest * 6 + 12));
-  chart.setOption({
+  updateChart(chart, {
     series: [{ id: "main", ...heatmapMarks(spec) }],
     yAxis: { axisLabel: heatmapYAxisLabel(spec, left - 8) },
   });
@@ -430,7 +434,7 @@ function drawProfiles(app: App, p: ChartPanel, recs: GradRec[], onChoice: () => 
           );
           return (
             `<div>${escapeHtml(r.label)}</div><div><b>${escapeHtml(e.variable)}</b></div>` +
-            (r.shapes[e.variable] ? `<div style="color:#757575">shape ${escapeHtml(shapeText(r.shapes[e.variable]))}</div>` : "") +
+            (r.shapes[e.variable] ? `<div class="muted">shape ${escapeHtml(shapeText(r.shapes[e.variable]))}</div>` : "") +
             `<div>step <b>${escapeHtml(r.steps[si])}</b></div>${rows.join("")}`
           );
         },
@@ -473,18 +477,23 @@ async function drawHistograms(
   if (!isCurrent()) return;
   loading.remove();
   const cells = multiLayout(p, withVar.map((r) => ({ run: r.run, label: r.label, color: r.color })));
+  // log10|g| bins are fixed (LOG10_RANGE); per-step edges, should a
+  // server send them, are re-binned onto one grid like the outputs
+  const hists = results.map((res) => (res.status === "fulfilled" ? onCommonBins(decodeHistogram(res.value)) : null));
+  // one range for all runs: the bins any of them fills, and one more each side
+  const used = occupiedBins(hists.filter((h): h is Histogram => h !== null));
   results.forEach((res, i) => {
     const r = withVar[i];
-    if (res.status === "rejected") {
-      cells[i].appendChild(errorState(errorText(res.reason)));
+    const full = hists[i];
+    if (res.status === "rejected" || !full) {
+      cells[i].appendChild(errorState(errorText(res.status === "rejected" ? res.reason : "")));
       cells[i].setAttribute("data-points", "0");
       return;
     }
-    // log10|g| bins are fixed (LOG10_RANGE); per-step edges, should a
-    // server send them, are re-binned onto one grid like the outputs
-    const h = onCommonBins(decodeHistogram(res.value));
+    const h = used ? sliceBins(full, used[0], used[1]) : full;
     const hm = histogramHeatmap(h, Math.max(50, Math.min(400, state.width)));
-    const labels = h.edges.slice(0, -1).map((e) => (Number.isFinite(e) ? e.toFixed(1) : String(e)));
+    const labels = h.edges.slice(0, -1).map((e) => (Number.isFinite(e) ? e.toFixed(2) : String(e)));
+    cells[i].setAttribute("data-y-range", `${h.edges[0]},${h.edges[h.edges.length - 1]}`);
     const si = state.gradStep === null ? hm.xSteps.length - 1 : nearestIndex(hm.xSteps, state.gradStep);
     let zoom: [number, number] | null = null;
     if (focus && focus.run === r.run && focus.first !== null && hm.xSteps.length) {
@@ -500,6 +509,7 @@ async function drawHistograms(
         min: 0,
         max: hm.max || 1,
         yName: "log10|g|",
+        yTicks: decadeTicks(h.edges, 8),
         plotHeight: 260,
         markX: si >= 0 ? { index: si, label: `step ${hm.xSteps[si]}` } : null,
         zoom,
@@ -523,13 +533,69 @@ async function drawHistograms(
   setPanelPoints(p, cells);
 }
 
+/** [first, last] bin any histogram fills, widened by one bin each side (null: all empty). */
+export function occupiedBins(hs: Histogram[]): [number, number] | null {
+  let lo = Infinity;
+  let hi = -Infinity;
+  for (const h of hs) {
+    for (const row of h.counts) {
+      row.forEach((c, b) => {
+        if (c > 0) {
+          lo = Math.min(lo, b);
+          hi = Math.max(hi, b);
+        }
+      });
+    }
+  }
+  if (lo > hi) return null;
+  const bins = Math.max(...hs.map((h) => h.edges.length - 1));
+  return [Math.max(0, lo - 1), Math.min(bins - 1, hi + 1)];
+}
+
+/** Bins `first`..`last` of a histogram. */
+function sliceBins(h: Histogram, first: number, last: number): Histogram {
+  return { edges: h.edges.slice(first, last + 2), steps: h.steps, counts: h.counts.map((row) => row.slice(first, last + 1)) };
+}
+
+/**
+ * Tick labels of a log10 axis over bins: the integer (decade) inside a bin
+ * labels it, every k-th decade so that at most `max` show; null elsewhere.
+ */
+export function decadeTicks(edges: number[], max: number): (string | null)[] {
+  const lo = Math.ceil(edges[0]);
+  const hi = Math.floor(edges[edges.length - 1]);
+  const every = Math.max(1, Math.ceil((hi - lo + 1) / max));
+  return edges.slice(0, -1).map((e, b) => {
+    const d = Math.ceil(e);
+    return d < edges[b + 1] && d % every === 0 ? String(d) : null;
+  });
+}
+
 function runKeyOf(recs: GradRec[]): HTMLElement {
   return el(
     "div",
     { class: "run-key" },
     ...recs.map((r) =>
-      el("span", { class: "key-item", title: r.label }, el("span", { class: "key-swatch", style: { background: r.color } }), r.label),
+      el("span", { class: "key-item" }, el("span", { class: "key-swatch", style: { background: r.color } }), nameSpan(r.label)),
     ),
+  );
+}
+
+/**
+ * Update ratios (||update|| / ||weight before it||) with the undefined ones
+ * as gaps: the server's NaN for a weight that was zero before the update
+ * (zero-initialised biases at step 0) is no alarm while the weight after it
+ * (weight_norm) is finite. A NaN beside non-finite weights stays.
+ */
+export function definedUpdateRatios(
+  ratios: (number | null)[][],
+  weightNorms: (number | null)[][] | undefined,
+): (number | null)[][] {
+  return ratios.map((row, vi) =>
+    row.map((v, i) => {
+      const w = weightNorms?.[vi]?.[i];
+      return v !== null && Number.isNaN(v) && w !== null && w !== undefined && Number.isFinite(w) ? null : v;
+    }),
   );
 }
 
@@ -584,6 +650,8 @@ function drawPerVariable(
         fmt: stat === "zero_fraction" ? (x: number | null) => `${formatExact(x)} (${formatPercent(x, 2)})` : undefined,
       }));
     const cell = cells[i];
+    // how many non-finite stretches the chart marks (red "NaN" / "Inf")
+    cell.setAttribute("data-nonfinite", String(series.reduce((a, s) => a + s.data.nonFinite.length, 0)));
     // the key: one entry per layer, in depth order
     const seen = new Set<string>();
     const key = el("div", { class: "run-key small" });
@@ -656,9 +724,9 @@ function modelPanel(recs: GradRec[], manifests: Map<string, RunManifest>): HTMLE
     const m = rm?.manifest ?? null;
     const name = el(
       "span",
-      { class: "model-run", title: r.run },
+      { class: "model-run" },
       el("span", { class: "key-swatch", style: { background: r.color } }),
-      r.run,
+      nameSpan(r.run),
     );
     if (!m) {
       list.appendChild(

@@ -14,7 +14,9 @@ import { decodeNumber, decodeSeries } from "../decode";
 import { el, emptyState, errorState, loadingState } from "../dom";
 import { formatPercent, formatShort } from "../format";
 import { lastPoint, lineData, stepExtent, TRAIN_MODE_KINDS, zoomWindow } from "../shape";
-import { runColor, selectedRuns } from "../state";
+import { runColor } from "../colors";
+import { nameSpan } from "../names";
+import { selectedRuns } from "../state";
 import { GREY } from "../style";
 import type { Finding, Series, TrainModeLayer } from "../types";
 import { chartPanel, drawLines, focusBanner, runKey, scrollToTestid, styleKey } from "./common";
@@ -244,7 +246,7 @@ function summaryTable(recs: TrainModeRec[], findings: { run: string; f: Finding 
       el(
         "tr",
         { data: { run: r.run, layer: r.layer.path } },
-        el("td", { class: "run-cell", title: r.label }, el("span", { class: "key-swatch", style: { background: r.color } }), r.label),
+        el("td", { class: "run-cell" }, el("span", { class: "key-swatch", style: { background: r.color } }), nameSpan(r.label)),
         el("td", { class: `mono${bad ? " bad" : ""}` }, r.layer.path),
         el("td", {}, `${r.layer.class ?? ""}${trainable}`),
         el("td", {}, r.layer.rate === undefined || r.layer.rate === null ? "–" : formatShort(decodeNumber(r.layer.rate))),
