@@ -108,7 +108,7 @@ FAULTS = collections.OrderedDict([
         layers={"dead_units": "biased"},
         doc="bias_initializer=Constant(-5) on the second hidden ReLU layer")),
     ("class_weights", dict(
-        accept=["class_collapse", "class_bias"],
+        accept=["skewed_class_weights", "class_collapse", "class_bias"],
         layers={},
         doc="class_weight={0: 50, others: 1} on balanced, overlapping classes")),
     ("shuffled_labels", dict(

@@ -40,6 +40,8 @@ from tensorboard.compat.proto import summary_pb2
 from tensorboard.compat.proto import tensor_pb2
 from tensorboard.compat.proto import tensor_shape_pb2
 from tensorboard.compat.proto import types_pb2
+from tensorboard.plugins.histogram import metadata as histogram_metadata
+from tensorboard.plugins.scalar import metadata as scalar_metadata
 
 from tb_plugin import metadata
 
@@ -124,13 +126,19 @@ def _json_value(tag, obj, md):
 
 
 class _Tagger:
-    """Adds summary metadata to the first value of each tag only."""
+    """Adds summary metadata to the first value of each tag only. The runs
+    are in format 1 (series in TensorBoard's scalars and histograms plugins,
+    read by the Health plugin as well), so that TensorBoard's own routes can
+    fetch the same series for reference."""
 
     def __init__(self):
         self._seen = set()
-        self.scalar_md = metadata.create_scalar_metadata()
-        self.hist_md = metadata.create_histogram_metadata()
+        self.scalar_md = scalar_metadata.create_summary_metadata(None, "")
+        self.scalar_md.data_class = summary_pb2.DATA_CLASS_SCALAR
+        self.hist_md = histogram_metadata.create_summary_metadata(None, "")
+        self.hist_md.data_class = summary_pb2.DATA_CLASS_TENSOR
         self.index_md = metadata.create_index_metadata()
+        self.index_md.plugin_data.content = json.dumps({"version": 1}).encode()
 
     def first(self, tag, md):
         if tag in self._seen:

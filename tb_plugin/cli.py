@@ -16,7 +16,9 @@ could not be read intact (named on stderr; the rest was diagnosed).
 Of compare (see tb_plugin.compare): 0 when at least two groups were compared,
 2 on bad usage (a bad regex, a seed counted twice, scipy missing) or an
 unreadable LOGDIR, 3 when fewer than two groups have values of TAG.
-Needs TensorBoard and numpy only (no TensorFlow).
+LOGDIR is a local path or a URL (``s3://``, ``gs://``, any fsspec protocol;
+see tb_plugin.event_files.gfile). Needs TensorBoard and numpy only (no
+TensorFlow).
 """
 
 import argparse
@@ -54,6 +56,11 @@ def _version():
         return "unknown"
 
 
+_LOGDIR_HELP = ("TensorBoard log directory: a local path or a URL read through "
+                "TensorBoard's file system layer (s3:// needs boto3, gs:// gcsfs; any "
+                "fsspec protocol)")
+
+
 def _build_parser():
     parser = _Parser(
         prog="tb-health",
@@ -72,7 +79,7 @@ def _build_parser():
         "has health records; 4: no error finding, but some runs could not be read "
         "intact (damaged or unreadable event files or directories).",
     )
-    check.add_argument("logdir", metavar="LOGDIR", help="TensorBoard log directory")
+    check.add_argument("logdir", metavar="LOGDIR", help=_LOGDIR_HELP)
     check.add_argument(
         "--run",
         metavar="REGEX",
@@ -108,7 +115,7 @@ def _build_parser():
         "health findings that differ between groups first. Exit status 0: compared; 2: "
         "bad usage or unreadable LOGDIR; 3: fewer than two groups have values of TAG.",
     )
-    compare.add_argument("logdir", metavar="LOGDIR", help="TensorBoard log directory")
+    compare.add_argument("logdir", metavar="LOGDIR", help=_LOGDIR_HELP)
     compare.add_argument("--tag", required=True, help="the scalar tag, e.g. epoch_loss")
     compare.add_argument(
         "--group", metavar="REGEX", default=None,
@@ -231,16 +238,33 @@ def _format_human(result, out):
     )
 
 
+def _logdir_error(logdir):
+    """Why LOGDIR cannot be read, for the user; None if it can. A URL is
+    looked up through TensorBoard's file system layer."""
+    from tb_plugin import event_files
+
+    if event_files.is_url(logdir):
+        try:
+            event_files.require_directory(logdir)
+        except FileNotFoundError:
+            return "log directory does not exist: %s" % logdir
+        except OSError as e:
+            return "cannot reach the log directory %s" % e
+        return None
+    if not os.path.exists(logdir):
+        return "log directory does not exist: %s" % logdir
+    if not os.path.isdir(logdir):
+        return "not a directory: %s" % logdir
+    if not os.access(logdir, os.R_OK | os.X_OK):
+        return "log directory is not readable: %s" % logdir
+    return None
+
+
 def _check(args, out, err):
     logdir = args.logdir
-    if not os.path.exists(logdir):
-        err.write("tb-health: error: log directory does not exist: %s\n" % logdir)
-        return EXIT_USAGE
-    if not os.path.isdir(logdir):
-        err.write("tb-health: error: not a directory: %s\n" % logdir)
-        return EXIT_USAGE
-    if not os.access(logdir, os.R_OK | os.X_OK):
-        err.write("tb-health: error: log directory is not readable: %s\n" % logdir)
+    problem = _logdir_error(logdir)
+    if problem is not None:
+        err.write("tb-health: error: %s\n" % problem)
         return EXIT_USAGE
     if args.run is not None:
         try:
@@ -294,8 +318,9 @@ def _check(args, out, err):
 
 
 def _compare(args, out, err):
-    if not os.path.isdir(args.logdir):
-        err.write("tb-health: error: not a log directory: %s\n" % args.logdir)
+    problem = _logdir_error(args.logdir)
+    if problem is not None:
+        err.write("tb-health: error: %s\n" % problem)
         return EXIT_USAGE
     from tb_plugin import compare
 
@@ -325,8 +350,8 @@ def _compare(args, out, err):
 
 
 def _use_tensorboard_without_tensorflow():
-    # TensorBoard imports TensorFlow (when installed) only for file I/O; on a
-    # local log directory its own TF-free stub does the same, starts seconds
+    # TensorBoard imports TensorFlow (when installed) only for file I/O; its
+    # own TF-free stub does the same (locally, on s3:// and fsspec URLs), starts seconds
     # faster and keeps TF's start-up chatter off stderr. Marking the
     # "no_tensorflow" variant of tensorboard.compat selects the stub.
     if "tensorflow" not in sys.modules:

@@ -33,6 +33,7 @@ import numpy as np
 NONFINITE = "nonfinite"
 PREDICTION_COLLAPSE = "prediction_collapse"
 CLASS_COLLAPSE = "class_collapse"
+SKEWED_CLASS_WEIGHTS = "skewed_class_weights"
 TIED_PREDICTIONS = "tied_predictions"
 VANISHING = "vanishing_gradients"
 EXPLODING = "exploding_gradients"
@@ -695,7 +696,7 @@ SCENARIOS: Dict[str, Scenario] = {s.name: s for s in [
     _s("dead_relu", dead_relu, train={DEAD_UNITS, PREDICTION_COLLAPSE},
        validation={PREDICTION_COLLAPSE}, twin="dead_relu_fixed"),
     _s("dead_relu_fixed", dead_relu_fixed),
-    _s("class_weight_bug", class_weight_bug, train={CLASS_COLLAPSE},
+    _s("class_weight_bug", class_weight_bug, train={SKEWED_CLASS_WEIGHTS, CLASS_COLLAPSE},
        validation={CLASS_COLLAPSE}, twin="class_weight_fixed"),
     _s("class_weight_fixed", class_weight_fixed),
     # Seed 001: Dropout (and BatchNormalization) silently in inference mode

@@ -36,7 +36,8 @@ from tb_plugin.findings import (  # noqa: F401 - the diagnosis' public names
     KIND_BASELINE, KIND_CLASS_BIAS, KIND_CLASS_COLLAPSE, KIND_CONVERGED, KIND_DEAD_UNITS,
     KIND_DROPOUT_RATE_ZERO, KIND_EXPLODING, KIND_FROZEN_BATCHNORM, KIND_INVALID_LABELS,
     KIND_LEARNING_RATE, KIND_MIXED_FITS, KIND_NONFINITE, KIND_NOT_COVERED, KIND_NOT_GENERALISING,
-    KIND_OUTPUT_ACTIVATION, KIND_PREDICTION_COLLAPSE, KIND_TIED_PREDICTIONS,
+    KIND_OUTPUT_ACTIVATION, KIND_PREDICTION_COLLAPSE, KIND_SKEWED_CLASS_WEIGHTS,
+    KIND_TIED_PREDICTIONS,
     KIND_TRAINING_ARG_MISSING, KIND_TRAIN_MODE_INACTIVE, KIND_TRAIN_MODE_OVERRIDDEN,
     KIND_VANISHING, MANIFEST_KINDS, SEVERITY_ERROR, SEVERITY_INFO, SEVERITY_WARNING,
     STATUS_HEALTHY, STATUS_NO_DATA, STATUS_UNHEALTHY, STATUS_UNREADABLE, json_floats, json_safe,
@@ -47,7 +48,7 @@ from tb_plugin.gradient_rules import (
 from tb_plugin.manifest_rules import diagnose_manifest, manifest_findings
 from tb_plugin.prediction_rules import (
     class_bias, class_collapse, invalid_labels, no_better_than_baseline, nonfinite_predictions,
-    prediction_collapse, tied_predictions)
+    prediction_collapse, skewed_class_weights, tied_predictions)
 from tb_plugin.rule_support import Pooled, output_layer_name, run_rule, run_span
 from tb_plugin.thresholds import Thresholds, thresholds_from
 from tb_plugin.validation_rules import not_generalising, overrule_by_validation, validation_sibling
@@ -92,7 +93,8 @@ def _mixed_fits(run, span, th):
 # The histogram statistics the rules read. A read for the diagnosis alone
 # (tb-health check, the callback's online diagnosis) skips the others: the
 # probability and log10|g| histograms are most of a record's bytes.
-HISTOGRAMS_READ = frozenset({metadata.PRED_PREDICTED_CLASSES, metadata.PRED_LABEL_CLASSES})
+HISTOGRAMS_READ = frozenset({metadata.PRED_PREDICTED_CLASSES, metadata.PRED_LABEL_CLASSES,
+                             metadata.PRED_LABEL_WEIGHTS})
 
 
 def read_for_diagnosis(provider, ctx, experiment_id, run):
@@ -141,6 +143,7 @@ def diagnose(run, thresholds=None, validation=None):
         pred = run.predictions[name]
         findings += run_rule(run, nonfinite_predictions, pred, span, th)
         findings += run_rule(run, invalid_labels, pred, span, th)
+        findings += run_rule(run, skewed_class_weights, pred, span, th)
         findings += run_rule(
             run, pooled_prediction_findings, pred,
             validation.predictions.get(name) if validation is not None else None,

@@ -8,16 +8,23 @@ every run of a log directory through TensorBoard's Python loader (its
 multiplexer and event accumulators) from event files read that way, and
 returns a data provider over them with what could not be read.
 
+A log directory is a local path or a URL (``gs://``, ``s3://``, any fsspec
+protocol), read through TensorBoard's file system layer (see :func:`gfile`).
+
 The records of the Health plugin are read back from such a provider by
 :mod:`tb_plugin.reader`. This module imports no TensorFlow.
 """
 
 import dataclasses
+import io
 import logging
 import os
+import sys
 from typing import Dict, List
 
 from tensorboard.data import provider as provider_lib
+
+from tb_plugin import metadata
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +55,44 @@ class Logdir:
     provider: provider_lib.DataProvider
     experiment_id: str
     problems: Dict[str, List[ReadProblem]]
+
+
+def is_url(path):
+    """Whether `path` is a URL (``scheme://...``) rather than a local path."""
+    return "://" in path
+
+
+def gfile(url):
+    """TensorBoard's file system layer for `url`: TensorFlow's ``tf.io.gfile``
+    where TensorFlow is imported and has the URL's scheme (``gs://``,
+    ``ram://``: what TensorBoard uses beside it), else TensorBoard's own,
+    which needs no TensorFlow (``s3://`` through boto3, any fsspec protocol,
+    e.g. ``gs://`` through gcsfs)."""
+    tf_io = getattr(sys.modules.get("tensorflow"), "io", None)
+    if tf_io is not None and url.partition("://")[0] in tf_io.gfile.get_registered_schemes():
+        return tf_io.gfile
+    from tensorboard.compat.tensorflow_stub.io import gfile as stub
+
+    return stub
+
+
+def _url_error(url, error):
+    """An OSError naming `url` for an error of its file system layer (whose
+    errors are not OSErrors: TensorFlow's, botocore's, a missing backend)."""
+    return OSError("%s (%s: %s)" % (url, type(error).__name__, error))
+
+
+def _read_url(url, offset):
+    """The bytes of the file at `url` from `offset` on (OSError if it cannot
+    be read). TensorBoard's own layer cannot seek: it fetches the whole file."""
+    try:
+        with gfile(url).GFile(url, "rb") as f:
+            if hasattr(f, "seek"):  # TensorFlow's
+                f.seek(offset)
+                return f.read()
+            return f.read()[offset:]
+    except Exception as e:  # noqa: BLE001 - any layer's error, as an OSError
+        raise _url_error(url, e) from e
 
 
 RECORD_HEADER = 12  # little-endian u64 length, u32 masked CRC-32C of the length
@@ -96,14 +141,22 @@ class EventFile:
             return
         self._note = None
         try:
+            if is_url(self.path):
+                data = _read_url(self.path, self._offset)
+                yield from self._read_from(io.BytesIO(data), self._offset + len(data))
+                return
             with open(self.path, "rb") as f:
-                size = os.fstat(f.fileno()).st_size
-                if size == 0:
-                    self._note = ("empty event file (no records)", False)
                 f.seek(self._offset)
-                yield from self._read(f, size)
+                yield from self._read_from(f, os.fstat(f.fileno()).st_size)
         except OSError as e:
             self._note = ("cannot be read (%s)" % (e.strerror or e), True)
+
+    def _read_from(self, f, size):
+        """Reads from `f`, positioned at the offset of the next record, in a
+        file of `size` bytes."""
+        if size == 0:
+            self._note = ("empty event file (no records)", False)
+        yield from self._read(f, size)
 
     def _read(self, f, size):
         from google.protobuf.message import DecodeError
@@ -192,11 +245,11 @@ class _RunEvents:
 
         self._listing = None
         try:
-            names = os.listdir(self._directory)
+            names = _listdir(self._directory)
         except OSError as e:
             self._listing = _unlistable(self._directory, self._logdir, e)
             return []
-        return sorted(os.path.join(self._directory, n) for n in names
+        return sorted(_join(self._directory, n) for n in names
                       if io_wrapper.IsSummaryEventsFile(n))
 
     def Load(self):  # noqa: N802 - the name TensorBoard's accumulator calls
@@ -260,6 +313,63 @@ def _unlistable(directory, logdir, error):
                        % (error.strerror or error), True)
 
 
+def _join(directory, name):
+    return directory.rstrip("/") + "/" + name if is_url(directory) else os.path.join(
+        directory, name)
+
+
+def _listdir(directory):
+    """The names in `directory`, a local path or a URL (OSError if it
+    cannot be listed)."""
+    if not is_url(directory):
+        return os.listdir(directory)
+    try:
+        return [n.rstrip("/") for n in gfile(directory).listdir(directory)]
+    except Exception as e:  # noqa: BLE001 - any layer's error, as an OSError
+        raise _url_error(directory, e) from e
+
+
+def _isdir(url):
+    """Whether the URL `url` is a directory (OSError if that cannot be told)."""
+    try:
+        return gfile(url).isdir(url)
+    except Exception as e:  # noqa: BLE001 - any layer's error, as an OSError
+        raise _url_error(url, e) from e
+
+
+def _walk_local(logdir, unlistable):
+    """``(directory, file names)`` of every directory under local `logdir`,
+    following links but not back up the tree."""
+    seen = set()
+    for directory, subdirs, files in os.walk(
+            logdir, onerror=lambda e: unlistable(e.filename, e), followlinks=True):
+        real = os.path.realpath(directory)
+        if real in seen:  # a link back up the tree
+            subdirs[:] = []
+            continue
+        seen.add(real)
+        yield directory, files
+
+
+def _walk_url(directory, unlistable):
+    """``(directory, event file names)`` of every directory under the URL
+    `directory`. An entry named as an event file is taken for one; any other
+    is looked into only if it is a directory (one request per entry)."""
+    from tensorboard.backend.event_processing import io_wrapper
+
+    try:
+        names = _listdir(directory)
+        files = [n for n in names if io_wrapper.IsSummaryEventsFile(n)]
+        subdirs = [n for n in names if not io_wrapper.IsSummaryEventsFile(n)
+                   and _isdir(_join(directory, n))]
+    except OSError as e:
+        unlistable(directory, e)
+        return
+    yield directory, files
+    for name in sorted(subdirs):
+        yield from _walk_url(_join(directory, name), unlistable)
+
+
 def _run_directories(logdir):
     """``({run: directory}, {run: [ReadProblem]})``: the directories under
     `logdir` (itself included, as run ``.``) that hold event files, named as
@@ -268,20 +378,21 @@ def _run_directories(logdir):
 
     runs, problems = {}, {}
 
-    def unlistable(error):
-        run = os.path.relpath(error.filename, logdir)
-        problems[run] = [_unlistable(error.filename, logdir, error)]
+    def unlistable(directory, error):
+        problems[os.path.relpath(directory, logdir)] = [_unlistable(directory, logdir, error)]
 
-    seen = set()
-    for directory, subdirs, files in os.walk(logdir, onerror=unlistable, followlinks=True):
-        real = os.path.realpath(directory)
-        if real in seen:  # a link back up the tree
-            subdirs[:] = []
-            continue
-        seen.add(real)
+    walk = _walk_url if is_url(logdir) else _walk_local
+    for directory, files in walk(logdir, unlistable):
         if any(io_wrapper.IsSummaryEventsFile(f) for f in files):
             runs[os.path.relpath(directory, logdir)] = directory
     return runs, problems
+
+
+def require_directory(logdir):
+    """Raises FileNotFoundError (naming it) unless `logdir`, a local path or
+    a URL, is a directory; OSError if its file system cannot be reached."""
+    if not (_isdir(logdir) if is_url(logdir) else os.path.isdir(logdir)):
+        raise FileNotFoundError("no such log directory: %s" % logdir)
 
 
 def load_logdir(logdir):
@@ -289,8 +400,9 @@ def load_logdir(logdir):
     files read robustly (see :class:`EventFile`): a damaged record, file or
     directory costs only what cannot be read, is reported (each
     :class:`ReadProblem` is also logged as a warning) and does not stop the
-    other runs. Returns a :class:`Logdir`; raises ``FileNotFoundError`` if
-    `logdir` is not a directory.
+    other runs. `logdir` is a local path or a URL (see :func:`gfile`).
+    Returns a :class:`Logdir`; raises ``FileNotFoundError`` if `logdir` is
+    not a directory, ``OSError`` if its file system cannot be reached.
     """
     # Imported here: pulling in the multiplexer is the slow part of importing
     # this module and callers that only want the dataclasses should not pay.
@@ -299,11 +411,10 @@ def load_logdir(logdir):
     from tensorboard.backend.event_processing import plugin_event_multiplexer
 
     logdir = os.path.expanduser(logdir)
-    if not os.path.isdir(logdir):
-        raise FileNotFoundError("no such log directory: %s" % logdir)
+    require_directory(logdir)
     multiplexer = plugin_event_multiplexer.EventMultiplexer(
         size_guidance=data_ingester.DEFAULT_SIZE_GUIDANCE,
-        tensor_size_guidance=dict(data_ingester.DEFAULT_TENSOR_SIZE_GUIDANCE),
+        tensor_size_guidance=metadata.tensor_size_guidance(),
         purge_orphaned_data=True,
     )
     directories, problems = _run_directories(logdir)

@@ -41,8 +41,12 @@ class HealthEventStore:
     """
 
     def __init__(self, histograms=None):
+        from tensorboard.backend.event_processing import data_ingester
+
         self._runs = {}  # run -> {"path", "loaders": {file: loader}, "tags": {tag: StoredTag}}
         self._histograms = histograms
+        self._sizes = metadata.tensor_size_guidance()
+        self._default_size = data_ingester.DEFAULT_SIZE_GUIDANCE.get("tensors", 10)
 
     def add_run(self, run, path):
         if run not in self._runs:
@@ -65,7 +69,6 @@ class HealthEventStore:
                         self._add_event(run["tags"], event)
 
     def _add_event(self, tags, event):
-        from tensorboard.backend.event_processing import data_ingester
         from tensorboard.backend.event_processing import reservoir
         from tensorboard.compat.proto import summary_pb2
         from tensorboard.data import provider as provider_lib
@@ -83,12 +86,14 @@ class HealthEventStore:
                     continue
                 md = value.metadata
                 plugin = md.plugin_data.plugin_name
-                if (plugin == histogram_metadata.PLUGIN_NAME and self._histograms is not None
+                histogram = plugin == histogram_metadata.PLUGIN_NAME or (
+                    plugin == metadata.PLUGIN_NAME
+                    and metadata.series_kind(md.plugin_data.content) == metadata.SERIES_HISTOGRAM)
+                if (histogram and self._histograms is not None
                         and tag.rsplit("/", 1)[-1] not in self._histograms):
                     tags[tag] = None  # a histogram series not kept
                     continue
-                size = data_ingester.DEFAULT_TENSOR_SIZE_GUIDANCE.get(
-                    plugin, data_ingester.DEFAULT_SIZE_GUIDANCE.get("tensors", 10))
+                size = self._sizes.get(plugin, self._default_size)
                 entry = tags[tag] = StoredTag(
                     plugin=plugin,
                     scalar=md.data_class == summary_pb2.DATA_CLASS_SCALAR,

@@ -267,6 +267,35 @@ class _Entry:
         self.summary = summary
 
 
+class HealthLoader(base_plugin.TBLoader):
+    """What TensorBoard loads (the package's ``tensorboard_plugins`` entry
+    point): the Health plugin, with the points its series need kept.
+
+    TensorBoard's loaders keep a tag's points per plugin name, and only 10
+    (Python loader) or 100 tensors (Rust data server) for a plugin they do
+    not know; TensorBoard hands every plugin loader its parsed flags before
+    it starts a loader, so ``fix_flags`` asks both for
+    ``metadata.SAMPLES_KEPT`` points per ``health`` tag, unless the user set
+    ``--samples_per_plugin health=N``.
+
+    ``HealthCallback`` and ``keras.callbacks.TensorBoard`` write two event
+    files into one run directory at once. The Rust data server follows every
+    file of a run; the Python loader follows only the newest unless
+    ``--reload_multifile`` is true, so ``fix_flags`` turns it on unless the
+    user set it (the Keras curves would stop updating otherwise).
+    """
+
+    def fix_flags(self, flags):
+        samples = getattr(flags, "samples_per_plugin", None)
+        if isinstance(samples, dict):
+            samples.setdefault(metadata.PLUGIN_NAME, metadata.SAMPLES_KEPT)
+        if getattr(flags, "reload_multifile", False) is None:  # not set by the user
+            flags.reload_multifile = True
+
+    def load(self, context):
+        return HealthPlugin(context)
+
+
 class HealthPlugin(base_plugin.TBPlugin):
     """The Health tab of TensorBoard."""
 

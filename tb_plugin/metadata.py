@@ -1,22 +1,37 @@
 """Plugin name, tag layout and summary metadata of the Health plugin.
 
-Everything tb_plugin records lands in ordinary TensorBoard event files. To be
-kept by both TensorBoard loaders with their default reservoirs, the
-per-record series are stored in the formats of TensorBoard's own plugins:
+Everything tb_plugin records lands in ordinary TensorBoard event files:
 
-* numbers per record (entropy, tie fraction, gradient norm, ...) are
-  ``scalars`` summaries (data class SCALAR: 1000 points kept per tag by both
-  loaders), so they also plot in TensorBoard's Time Series dashboard;
-* distributions per record (top-1 probability, log10|g|, predicted-class
-  counts, ...) are ``histograms`` summaries, a float64 tensor of shape
-  ``[bins, 3]`` holding ``(left_edge, right_edge, count)`` rows (data class
-  TENSOR: 500 kept by the Python loader, 100 by the Rust one).
+* numbers per record (entropy, tie fraction, gradient norm per variable, ...)
+  are *series* summaries of plugin ``health``, data class SCALAR (a float32
+  scalar), and distributions per record (top-1 probability, log10|g|,
+  predicted-class counts, ...) series summaries of plugin ``health``, data
+  class TENSOR holding a float64 ``[bins, 3]`` tensor of ``(left_edge,
+  right_edge, count)`` rows (the ``histograms`` plugin's layout). TensorBoard's
+  Scalars, Histograms and Time Series list their own plugins' tags only, so
+  these show in the Health tab alone;
+* a few *headline* numbers per record (:data:`HEADLINE_STATS`, at most 8
+  tags per run, each aggregated over the record families written together)
+  are ``scalars`` summaries under ``health/<stat>``, so that they plot in
+  Time Series beside the loss;
+* one ``health`` summary per recorded name (the *index* tag, see
+  :func:`index_tag`) carries a JSON description of that record family: its
+  kind and, for gradients, the variables in depth order. The manifest (model
+  architecture, loss, optimizer, versions) is one more ``health`` summary.
+  The Health plugin is active exactly when some run has a ``health`` summary.
 
-One ``health`` summary per recorded name (the *index* tag, see
-:func:`index_tag`) carries a JSON description of that record family: its kind
-and, for gradients, the variables in depth order. The manifest (model
-architecture, loss, optimizer, versions) is one more ``health`` summary.
-The Health plugin is active exactly when some run has a ``health`` summary.
+Series and index summaries are told apart by their metadata's content
+(:func:`series_kind`). Retention: TensorBoard's loaders keep a tag's points
+per plugin name, and for ``health`` only 10 (Python loader) or 100 tensors
+(Rust data server) by default; the plugin's loader
+(:class:`tb_plugin.health_plugin.HealthLoader`) raises it to
+:data:`SAMPLES_KEPT` unless ``--samples_per_plugin health=N`` says otherwise,
+so every series keeps 1000 points on both loaders.
+
+Format 1 (index content ``{"version": 1}``, tb_plugin before this layout)
+stored the series as ``scalars`` and ``histograms`` summaries under the same
+tags; :func:`series_plugins` says where a family's series are, and the reader
+reads both formats.
 
 This module imports no TensorFlow.
 """
@@ -29,12 +44,33 @@ from tensorboard.plugins.histogram import metadata as histogram_metadata
 from tensorboard.plugins.scalar import metadata as scalar_metadata
 
 PLUGIN_NAME = "health"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+# Points kept per health tag by both TensorBoard loaders (see HealthLoader).
+SAMPLES_KEPT = 1000
+
+# Series kinds (the "series" field of a series summary's metadata content).
+SERIES_SCALAR = "scalar"
+SERIES_HISTOGRAM = "histogram"
 
 TAG_PREFIX = "health"
 MANIFEST_TAG = "health/manifest"
+# Headline statistics: ``scalars`` summaries under headline_tag(stat), one
+# value per record, aggregated over the record families written together
+# (HealthCallback writes a step's families together; each call of a
+# tb_plugin.summary writer is one write).
+HEADLINE_ENTROPY = "entropy"  # mean normalised entropy of the classifiers
+HEADLINE_TIE_FRACTION = "tie_fraction"  # largest tie fraction
+HEADLINE_ACCURACY_GAP = "accuracy_gap"  # largest tie_tolerant_accuracy - accuracy
+HEADLINE_OUTPUT_NONFINITE = "output_nonfinite"  # NaN/Inf outputs
+HEADLINE_FIRST_LAST_RATIO = "first_last_ratio"  # smallest first / last kernel norm
+HEADLINE_MAX_UPDATE_RATIO = "max_update_ratio"  # largest ||update|| / ||weight||
+HEADLINE_GRADIENT_NONFINITE = "gradient_nonfinite"  # NaN/Inf gradient entries
+HEADLINE_STATS = (HEADLINE_ENTROPY, HEADLINE_TIE_FRACTION, HEADLINE_ACCURACY_GAP,
+                  HEADLINE_OUTPUT_NONFINITE, HEADLINE_FIRST_LAST_RATIO,
+                  HEADLINE_MAX_UPDATE_RATIO, HEADLINE_GRADIENT_NONFINITE)
+
 # Record family names whose index tag (index_tag(name)) is taken.
-RESERVED_NAMES = frozenset(["manifest"])
+RESERVED_NAMES = frozenset(("manifest",) + HEADLINE_STATS)
 
 # Record kinds named in an index summary.
 KIND_PREDICTIONS = "predictions"
@@ -80,6 +116,9 @@ PRED_TOP1_HIST = "top1_probability"  # bins over [0, 1]
 PRED_CLASS_PROB_HIST = "class_probability"  # all class probabilities
 PRED_PREDICTED_CLASSES = "predicted_classes"  # one bin per class [i, i+1)
 PRED_LABEL_CLASSES = "label_classes"  # one bin per class [i, i+1)
+# Sum of the sample weights of each class's rows, one bin per class (train
+# records of multiclass outputs given per-row sample weights, e.g. class_weight).
+PRED_LABEL_WEIGHTS = "label_weights"
 PRED_OUTPUT_HIST = "outputs"  # regression outputs
 
 # Statistics of a gradient record, per variable (suffixes under
@@ -132,20 +171,36 @@ def variable_tag(name, variable_path, stat):
     return "%s/%s/%s/%s" % (TAG_PREFIX, name, variable_path, stat)
 
 
+def headline_tag(stat):
+    """The tag of headline statistic `stat` (one of HEADLINE_STATS)."""
+    return "%s/%s" % (TAG_PREFIX, stat)
+
+
+def tensor_size_guidance():
+    """Points kept per tag, by plugin name, by TensorBoard's Python loader
+    with default flags and this plugin installed (see SAMPLES_KEPT)."""
+    from tensorboard.backend.event_processing import data_ingester
+
+    return dict(data_ingester.DEFAULT_TENSOR_SIZE_GUIDANCE, **{PLUGIN_NAME: SAMPLES_KEPT})
+
+
 def create_index_metadata(description=""):
     """SummaryMetadata for an index or manifest summary (a JSON string)."""
-    content = json.dumps({"version": FORMAT_VERSION}).encode("utf-8")
-    return summary_pb2.SummaryMetadata(
-        summary_description=description,
-        plugin_data=summary_pb2.SummaryMetadata.PluginData(
-            plugin_name=PLUGIN_NAME, content=content
-        ),
-        data_class=summary_pb2.DATA_CLASS_TENSOR,
-    )
+    return _health_metadata({"version": FORMAT_VERSION}, summary_pb2.DATA_CLASS_TENSOR,
+                            description)
 
 
-def create_scalar_metadata(description=""):
-    """SummaryMetadata for a per-record number, in the scalars format."""
+def create_series_metadata(kind, description=""):
+    """SummaryMetadata for a per-record number (`kind` SERIES_SCALAR) or
+    distribution (SERIES_HISTOGRAM) of a record family."""
+    data_class = (summary_pb2.DATA_CLASS_SCALAR if kind == SERIES_SCALAR
+                  else summary_pb2.DATA_CLASS_TENSOR)
+    return _health_metadata({"version": FORMAT_VERSION, "series": kind}, data_class,
+                            description)
+
+
+def create_headline_metadata(description=""):
+    """SummaryMetadata for a headline number, in the ``scalars`` format."""
     metadata = scalar_metadata.create_summary_metadata(
         display_name=None, description=description
     )
@@ -153,13 +208,40 @@ def create_scalar_metadata(description=""):
     return metadata
 
 
-def create_histogram_metadata(description=""):
-    """SummaryMetadata for a per-record distribution, in the histograms format."""
-    metadata = histogram_metadata.create_summary_metadata(
-        display_name=None, description=description
+def _health_metadata(content, data_class, description):
+    return summary_pb2.SummaryMetadata(
+        summary_description=description,
+        plugin_data=summary_pb2.SummaryMetadata.PluginData(
+            plugin_name=PLUGIN_NAME, content=json.dumps(content).encode("utf-8")
+        ),
+        data_class=data_class,
     )
-    metadata.data_class = summary_pb2.DATA_CLASS_TENSOR
-    return metadata
+
+
+def _content(content):
+    """The JSON object of a ``health`` summary's metadata content ({} when
+    it is not one)."""
+    try:
+        value = json.loads(content)
+    except (ValueError, TypeError):  # bad JSON or bytes that are not UTF-8
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def series_kind(content):
+    """SERIES_SCALAR or SERIES_HISTOGRAM for the metadata content of a
+    ``health`` series summary; None for an index or manifest."""
+    kind = _content(content).get("series")
+    return kind if kind in (SERIES_SCALAR, SERIES_HISTOGRAM) else None
+
+
+def series_plugins(index_content):
+    """(scalar plugin, histogram plugin): where the series of the family whose
+    index summary has metadata content `index_content` are stored."""
+    version = _content(index_content).get("version")
+    if isinstance(version, int) and version >= 2:
+        return PLUGIN_NAME, PLUGIN_NAME
+    return scalar_metadata.PLUGIN_NAME, histogram_metadata.PLUGIN_NAME
 
 
 def parse_index(value):

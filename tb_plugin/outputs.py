@@ -192,6 +192,20 @@ def select(head, y, y_pred):
     return (None if y is None else _pick(y, head, "labels")), _pick(y_pred, head, "outputs")
 
 
+def select_weights(head, sample_weight):
+    """The per-row sample weights compute_loss applies to `head`'s loss (one
+    tensor is applied to every output, a structure like y's to each its
+    own), or None when they cannot be matched to it."""
+    if sample_weight is None or not isinstance(sample_weight, (list, tuple, dict)):
+        return sample_weight
+    if head.output is None:
+        return _single(sample_weight, "labels")
+    try:
+        return _pick(sample_weight, head, "sample weights")
+    except ValueError:
+        return None
+
+
 def coverage(heads, not_recorded):
     """The manifest fields (metadata.MANIFEST_*) saying what is recorded."""
     return {

@@ -1,6 +1,7 @@
 """Diagnosis rules on prediction records: NaN/Inf outputs, labels that cannot
-be scored, collapsed, tied or one-class predictions, a class over-predicted,
-and an accuracy no better than the base rate.
+be scored, class weights that make one class dominate the loss, collapsed,
+tied or one-class predictions, a class over-predicted, and an accuracy no
+better than the base rate.
 
 Pure Python + numpy; imports no TensorFlow.
 """
@@ -12,7 +13,8 @@ import numpy as np
 from tb_plugin import metadata
 from tb_plugin.findings import (
     Finding, KIND_BASELINE, KIND_CLASS_BIAS, KIND_CLASS_COLLAPSE, KIND_INVALID_LABELS,
-    KIND_NONFINITE, KIND_PREDICTION_COLLAPSE, KIND_TIED_PREDICTIONS, SEVERITY_ERROR,
+    KIND_NONFINITE, KIND_PREDICTION_COLLAPSE, KIND_SKEWED_CLASS_WEIGHTS, KIND_TIED_PREDICTIONS,
+    SEVERITY_ERROR,
     SEVERITY_WARNING)
 from tb_plugin.rule_support import (
     flagged_records, fmt, nanmedian, pct, put_median, round_sig, sustained, values_at, what,
@@ -264,6 +266,80 @@ def tied_predictions(pool, span, th):
     ]
 
 
+def _weight_skew(weights, labels, th):
+    """Per row of per-class sums (sample weights, label counts): the class
+    carrying the largest share of the weight, its share, and whether it is
+    skewed: share >= class_bias_ratio / K and >= 1/K + class_bias_excess,
+    its rows weighing class_bias_ratio times the others' on average."""
+    k = weights.shape[1]
+    cls = np.argmax(weights, axis=1)
+    i = np.arange(len(cls))
+    w_tot, l_tot = weights.sum(axis=1), labels.sum(axis=1)
+    w_c, l_c = weights[i, cls], labels[i, cls]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        share = w_c / w_tot
+        mean_c = w_c / l_c
+        mean_rest = (w_tot - w_c) / (l_tot - l_c)
+    skewed = ((w_tot > 0) & (l_c > 0) & (l_tot > l_c)
+              & (share >= th.class_bias_ratio / k) & (share >= 1.0 / k + th.class_bias_excess)
+              & (mean_c >= th.class_bias_ratio * mean_rest))
+    return cls, share, mean_c, mean_rest, skewed
+
+
+def skewed_class_weights(pred, span, th):
+    """Sample weights (class_weight) that give one class most of the loss,
+    pooled over the run's records (per-class weights rarely change): known
+    from the first record, before the predictions bend to that class.
+    first_step is the first record from which the pooled sums show it."""
+    lw = pred.histograms.get(metadata.PRED_LABEL_WEIGHTS)
+    lc = pred.histograms.get(metadata.PRED_LABEL_CLASSES)
+    if lw is None or lc is None or not len(lw.steps) or not len(lc.steps):
+        return []
+    pos = np.clip(np.searchsorted(lc.steps, lw.steps), 0, len(lc.steps) - 1)
+    keep = ((lc.steps[pos] == lw.steps) & np.isfinite(lw.counts).all(axis=1)
+            & (lw.counts >= 0).all(axis=1))
+    if not keep.any() or lw.counts.shape[1] < 2 or lw.counts.shape != lc.counts.shape:
+        return []
+    steps = lw.steps[keep]
+    weights = np.cumsum(lw.counts[keep].astype(np.float64), axis=0)
+    labels = np.cumsum(lc.counts[pos[keep]].astype(np.float64), axis=0)
+    cls, share, mean_c, mean_rest, skewed = _weight_skew(weights, labels, th)
+    if not skewed[-1]:
+        return []
+    c = int(cls[-1])
+    first = int(np.flatnonzero(skewed & (cls == c))[0])
+    evidence = {
+        "class": c,
+        "weight_share": round_sig(share[-1]),
+        "label_share": round_sig(labels[-1, c] / labels[-1].sum()),
+        "mean_weight": round_sig(mean_c[-1]),
+        "mean_weight_others": round_sig(mean_rest[-1]),
+        "num_classes": int(weights.shape[1]),
+        "ratio_threshold": th.class_bias_ratio,
+        "excess_threshold": th.class_bias_excess,
+        "examples": int(labels[-1].sum()),
+        "records": int(len(steps)),
+    }
+    return [
+        Finding(
+            kind=KIND_SKEWED_CLASS_WEIGHTS,
+            severity=SEVERITY_WARNING,
+            layer=None,
+            first_step=int(steps[first]),
+            last_step=int(steps[-1]),
+            evidence=evidence,
+            message="Class %d carries %s of the sample weight of the %s although it is "
+            "%s of the labels (its rows weigh %s, the others' %s on average): the loss "
+            "is dominated by one class, which pushes predictions to it."
+            % (c, pct(evidence["weight_share"]), what(pred), pct(evidence["label_share"]),
+               fmt(evidence["mean_weight"]), fmt(evidence["mean_weight_others"])),
+            suggestion="Check class_weight / sample weights for a typo (50 for 5.0 or "
+            "0.5); to compensate an imbalance, weight each class by about 1 / its label "
+            "share (n / (K * count)), which gives every class the same weighted share.",
+        )
+    ]
+
+
 def class_shares(pool):
     """Per window: (predicted counts, label counts) as [windows, K] arrays,
     or None when the family has no class counts."""
@@ -308,6 +384,22 @@ def above_baseline(pool, th):
             acc > base + np.maximum(th.baseline_margin, th.baseline_noise_sd * noise))
 
 
+def _class_evidence(pool, a, b, cls, num_classes, prediction_share, label_share,
+                    **thresholds):
+    """Evidence of a finding about class `cls` over windows a..b of `pool`."""
+    evidence = {
+        "predicted_class": cls,
+        "prediction_share": round_sig(prediction_share),
+        "label_share": round_sig(label_share),
+        **thresholds,
+        "num_classes": int(num_classes),
+        "examples": int(pool.weights[a:b + 1].sum()),
+    }
+    put_median(evidence, "accuracy", pool.pred.scalars.get(metadata.PRED_ACCURACY),
+               pool.steps[a], pool.steps[b])
+    return evidence
+
+
 def class_collapse(pool, span, th):
     shares = class_shares(pool)
     if shares is None:
@@ -327,16 +419,10 @@ def class_collapse(pool, span, th):
         return []
     a, b = hit
     cls = int(np.bincount(top[a:b + 1]).argmax())
-    evidence = {
-        "predicted_class": cls,
-        "prediction_share": round_sig(pc[a:b + 1, cls].sum() / max(ptot[a:b + 1].sum(), 1)),
-        "label_share": round_sig(lc[a:b + 1, cls].sum() / max(ltot[a:b + 1].sum(), 1)),
-        "threshold": th.class_collapse_fraction,
-        "num_classes": int(pc.shape[1]),
-        "examples": int(pool.weights[a:b + 1].sum()),
-    }
-    put_median(evidence, "accuracy", pool.pred.scalars.get(metadata.PRED_ACCURACY),
-                steps[a], steps[b])
+    evidence = _class_evidence(
+        pool, a, b, cls, pc.shape[1], pc[a:b + 1, cls].sum() / max(ptot[a:b + 1].sum(), 1),
+        lc[a:b + 1, cls].sum() / max(ltot[a:b + 1].sum(), 1),
+        threshold=th.class_collapse_fraction)
     return [
         window_finding(
             KIND_CLASS_COLLAPSE, steps, a, b, evidence,
@@ -388,17 +474,9 @@ def class_bias(pool, span, th):
     # Pooled over the streak, the class must still meet both thresholds.
     if not (p >= th.class_bias_ratio * l and p >= l + th.class_bias_excess):
         return []
-    evidence = {
-        "predicted_class": cls,
-        "prediction_share": round_sig(p),
-        "label_share": round_sig(l),
-        "ratio_threshold": th.class_bias_ratio,
-        "excess_threshold": th.class_bias_excess,
-        "num_classes": int(pc.shape[1]),
-        "examples": int(pool.weights[a:b + 1].sum()),
-    }
-    put_median(evidence, "accuracy", pool.pred.scalars.get(metadata.PRED_ACCURACY),
-                steps[a], steps[b])
+    evidence = _class_evidence(pool, a, b, cls, pc.shape[1], p, l,
+                               ratio_threshold=th.class_bias_ratio,
+                               excess_threshold=th.class_bias_excess)
     return [
         window_finding(
             KIND_CLASS_BIAS, steps, a, b, evidence, severity=SEVERITY_WARNING,
@@ -428,7 +506,11 @@ def no_better_than_baseline(pool, span, th):
         # Sampling noise of a window's accuracy around the base rate.
         noise = np.sqrt(base * (1.0 - base) / n)
     margin = np.maximum(th.baseline_margin, th.baseline_noise_sd * noise)
-    cond = (n > 0) & np.isfinite(acc) & (acc <= base + margin) & not_uniform(pool, th)
+    # Near-uniform or tied windows are no better than the base rate either
+    # (their argmax is an accident): they continue the state, so that a
+    # model hovering around collapse_entropy, at chance, is not split
+    # between two rules that each see too little.
+    cond = (n > 0) & np.isfinite(acc) & ((acc <= base + margin) | ~not_uniform(pool, th))
     hit = sustained(steps, cond, span, th, weights=pool.weights)
     if hit is None:
         return []

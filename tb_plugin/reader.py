@@ -3,14 +3,17 @@
 This is the read side of the on-disk format described in
 :mod:`tb_plugin.metadata`: the ``health`` index summaries say which record
 families a run holds (predictions, gradients and, for gradients, the
-variables in depth order); the numbers and distributions are ordinary
-``scalars`` and ``histograms`` summaries under ``health/...`` tags.
+variables in depth order); the numbers and distributions are series
+summaries under ``health/...`` tags, of plugin ``health`` (format 2) or
+``scalars`` and ``histograms`` (format 1, told by the index's metadata).
 
-Reading a run costs three provider calls, whatever its size: one
-``read_tensors`` over the run's ``health`` summaries (index + manifest, a
-handful of points), then one ``read_scalars`` and one ``read_tensors``
-(histograms) whose ``run_tag_filter`` names exactly the run's health tags.
-Every stored point is returned (``downsample`` is larger than any reservoir).
+Reading a run costs four provider calls, whatever its size: one
+``list_tensors`` and one ``read_tensors`` of the run's ``health`` index
+summaries (index + manifest, INDEX_POINTS points each), then one ``read_scalars``
+and one ``read_tensors`` (histograms) whose ``run_tag_filter`` names exactly
+the run's health tags (one more of each for a run holding both formats).
+Every stored point of a series is returned (``downsample`` is larger than any
+reservoir).
 :func:`read_run` can narrow the read to some record families, variables or
 kinds of series, so that a view of one part of a run reads only that part.
 The provider over a log directory on disk comes from
@@ -20,6 +23,7 @@ The provider over a log directory on disk comes from
 This module imports no TensorFlow.
 """
 
+import collections
 import dataclasses
 import functools
 import json
@@ -43,9 +47,12 @@ from tb_plugin.event_files import open_logdir  # noqa: F401
 
 logger = logging.getLogger(__name__)
 
-# Larger than any reservoir of either loader (scalars keep 1000 points per
-# tag by default, histograms 500; users may raise it with --samples_per_plugin).
+# Larger than any reservoir of either loader (metadata.SAMPLES_KEPT points per
+# tag by default; users may raise it with --samples_per_plugin).
 DOWNSAMPLE_ALL = 10**9
+# Points read of each index summary (written with every record; the newest
+# readable one is used, and the loaders always return the newest).
+INDEX_POINTS = 10
 
 # Every statistic the recording side may write, by record kind. Tags that a
 # run does not have are simply absent from the provider's answer.
@@ -68,6 +75,7 @@ PREDICTION_HISTOGRAM_STATS = (
     metadata.PRED_CLASS_PROB_HIST,
     metadata.PRED_PREDICTED_CLASSES,
     metadata.PRED_LABEL_CLASSES,
+    metadata.PRED_LABEL_WEIGHTS,
     metadata.PRED_OUTPUT_HIST,
 )
 GRADIENT_VARIABLE_STATS = (
@@ -434,8 +442,21 @@ def _gradient_variables(variables):
     return paths, shapes
 
 
-def _read(method, ctx, experiment_id, run, plugin_name, tags=None, warnings=None):
-    """Every point of `run`'s `tags` (None: all) of one plugin: {tag: [datum]}.
+def _index_contents(provider, ctx, experiment_id, run, tags):
+    """{tag: metadata content} of `run`'s ``health`` index and manifest
+    summaries among `tags` (None: all)."""
+    listing = provider.list_tensors(
+        ctx, experiment_id=experiment_id, plugin_name=metadata.PLUGIN_NAME,
+        run_tag_filter=provider_lib.RunTagFilter(runs=[run], tags=tags),
+    ).get(run, {})
+    return {tag: ts.plugin_content for tag, ts in listing.items()
+            if metadata.series_kind(ts.plugin_content) is None}
+
+
+def _read(method, ctx, experiment_id, run, plugin_name, tags, warnings,
+          downsample=DOWNSAMPLE_ALL):
+    """Every point (at most `downsample`) of `run`'s `tags` of one plugin:
+    {tag: [datum]}.
 
     When the provider fails on the whole read (TensorBoard's Python loader
     does when one tag's points cannot be converted, e.g. a vector under a
@@ -447,14 +468,14 @@ def _read(method, ctx, experiment_id, run, plugin_name, tags=None, warnings=None
             ctx,
             experiment_id=experiment_id,
             plugin_name=plugin_name,
-            downsample=DOWNSAMPLE_ALL,
+            downsample=downsample,
             run_tag_filter=provider_lib.RunTagFilter(runs=[run], tags=tags),
         ).get(run, {})
 
     try:
         return read(tags)
     except Exception:  # noqa: BLE001 - retried tag by tag below
-        if tags is None or len(tags) < 2:
+        if len(tags) < 2:
             raise
     out = {}
     for tag in sorted(tags):
@@ -505,11 +526,14 @@ def read_run(provider, ctx, experiment_id, run, names=None, variables=None,
         health_tags = {metadata.index_tag(n) for n in names}
         if include_manifest:
             health_tags.add(metadata.MANIFEST_TAG)
-    health = {}
+    health, contents, read_warnings = {}, {}, []
     if health_tags is None or health_tags:
+        contents = _index_contents(provider, ctx, experiment_id, run, health_tags)
+    if contents:
         health = _read(provider.read_tensors, ctx, experiment_id, run,
-                       metadata.PLUGIN_NAME, health_tags)
+                       metadata.PLUGIN_NAME, set(contents), read_warnings, INDEX_POINTS)
     values, warnings = _index_values(health)
+    warnings = read_warnings + warnings
     train_mode_index = _pop_train_mode_index(values)
     manifest, pred_index, grad_vars = _parse_index(values, warnings)
     if not include_manifest:
@@ -551,22 +575,32 @@ def read_run(provider, ctx, experiment_id, run, names=None, variables=None,
                for s in metadata.TRAIN_MODE_STATS for e in layers}
         for name, layers in train_mode_index.items()
     } if include_scalars else {}
-    scalar_tags = {t for tags in tm_tags.values() for t in tags.values()}
-    hist_tags = set()
-    for scal, hists in pred_tags.values():
-        scalar_tags.update(scal.values())
-        hist_tags.update(hists.values())
-    for var_scal, scal, hists in grad_tags.values():
-        scalar_tags.update(var_scal.values())
-        scalar_tags.update(scal.values())
-        hist_tags.update(hists.values())
-    scalars = histograms = {}
-    if scalar_tags:
-        scalars = _read(provider.read_scalars, ctx, experiment_id, run, "scalars",
-                        scalar_tags, warnings)
-    if hist_tags:
-        histograms = _read(provider.read_tensors, ctx, experiment_id, run,
-                           "histograms", hist_tags, warnings)
+    # The tags to read, by the plugin that holds them (the family's format).
+    scalar_tags, hist_tags = collections.defaultdict(set), collections.defaultdict(set)
+
+    def want(name, scalar_maps, hist_maps):
+        scalar_plugin, hist_plugin = metadata.series_plugins(
+            contents.get(metadata.index_tag(name)))
+        for tags in scalar_maps:
+            scalar_tags[scalar_plugin].update(tags.values())
+        for tags in hist_maps:
+            hist_tags[hist_plugin].update(tags.values())
+
+    for name, tags in tm_tags.items():
+        want(name, [tags], [])
+    for name, (scal, hists) in pred_tags.items():
+        want(name, [scal], [hists])
+    for name, (var_scal, scal, hists) in grad_tags.items():
+        want(name, [var_scal, scal], [hists])
+    scalars, histograms = {}, {}
+    for plugin, tags in sorted(scalar_tags.items()):
+        if tags:
+            scalars.update(_read(provider.read_scalars, ctx, experiment_id, run, plugin,
+                                 tags, warnings))
+    for plugin, tags in sorted(hist_tags.items()):
+        if tags:
+            histograms.update(_read(provider.read_tensors, ctx, experiment_id, run, plugin,
+                                    tags, warnings))
 
     predictions = {}
     for name, value in pred_index.items():

@@ -28,7 +28,10 @@ class RecordWriters:
     def __init__(self, log_dir, warn):
         self.log_dir = log_dir
         self._warn = warn
-        os.makedirs(log_dir, exist_ok=True)
+        if event_files.is_url(log_dir):  # gs://, ram://: TensorFlow's file systems
+            tf.io.gfile.makedirs(log_dir)
+        else:
+            os.makedirs(log_dir, exist_ok=True)
         self.event_files = {}  # run -> its event file, or the run directory
         self._on_disk = {}  # run -> EventFileCheck
         self.writes = collections.Counter()  # run -> records written eagerly
@@ -44,16 +47,18 @@ class RecordWriters:
     def _create(self, run):
         """A file writer for run `run`; remembers the event file it created
         (the online diagnosis reads just that file; check counts its
-        records)."""
+        records, in a local log_dir)."""
         path = os.path.join(self.log_dir, run)
-        pattern = os.path.join(glob.escape(path), "*tfevents*")
-        before = set(glob.glob(pattern))
+        url = event_files.is_url(path)
+        find = tf.io.gfile.glob if url else glob.glob
+        pattern = os.path.join(path if url else glob.escape(path), "*tfevents*")
+        before = set(find(pattern))
         writer = tf.summary.create_file_writer(path)
-        new = sorted(set(glob.glob(pattern)) - before)
+        new = sorted(set(find(pattern)) - before)
         # One new file: ours. Otherwise (another writer created one at the
         # same moment) fall back to reading the directory.
         self.event_files[run] = new[0] if len(new) == 1 else path
-        if len(new) == 1:
+        if len(new) == 1 and not url:
             self._on_disk[run] = EventFileCheck(new[0])
         return writer
 

@@ -3,7 +3,8 @@
 Collapsed or tied predictions, one class predicted for everything and a
 chance-level accuracy are what a broken model *shows*; a ReLU on the logits,
 vanishing or exploding gradients, dead units, a learning rate far too high,
-NaN/Inf values or labels that cannot be scored are what *breaks* it. When a
+NaN/Inf values, labels that cannot be scored or class weights that make one
+class dominate the loss are what *breaks* it. When a
 run holds both, the symptom names its cause (``caused_by``), its suggestion
 becomes the cause's fix, and the run's findings are ordered cause first,
 its symptoms right after it.
@@ -20,7 +21,8 @@ SYMPTOM_KINDS = (d.KIND_PREDICTION_COLLAPSE, d.KIND_TIED_PREDICTIONS, d.KIND_CLA
                  d.KIND_CLASS_BIAS, d.KIND_BASELINE)
 # What breaks a model, most specific first: the first one a run holds is the
 # cause of its symptoms.
-CAUSE_KINDS = (d.KIND_NONFINITE, d.KIND_INVALID_LABELS, d.KIND_OUTPUT_ACTIVATION,
+CAUSE_KINDS = (d.KIND_NONFINITE, d.KIND_INVALID_LABELS, d.KIND_SKEWED_CLASS_WEIGHTS,
+               d.KIND_OUTPUT_ACTIVATION,
                d.KIND_LEARNING_RATE, d.KIND_EXPLODING, d.KIND_VANISHING, d.KIND_DEAD_UNITS)
 
 

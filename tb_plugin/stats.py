@@ -179,6 +179,7 @@ S_TOP1_HIST = "top1_hist"
 S_CLASS_PROB_HIST = "class_prob_hist"
 S_PRED_CLASSES = "predicted_classes"
 S_LABEL_CLASSES = "label_classes"
+S_LABEL_WEIGHTS = "label_weights"  # per class: sum of the sample weights of its rows
 # regression
 S_OUT_SUM = "output_sum"
 S_OUT_SQ = "output_sq_sum"
@@ -219,8 +220,11 @@ def _sparse_labels(labels, batch, num_classes):
     return tf.cast(labels, tf.int32)
 
 
-def multiclass_sums(outputs, labels=None, from_logits=False):
+def multiclass_sums(outputs, labels=None, from_logits=False, sample_weight=None):
     """Additive statistics of a [batch, K] batch of logits or probabilities.
+
+    With labels, a per-row `sample_weight` ([batch] or [batch, 1]) adds the
+    sum of the weights of the rows of each class (S_LABEL_WEIGHTS).
 
     Ties, argmax accuracy and tie-tolerant accuracy are evaluated on the
     values given (logits when `from_logits`, as ``tf.nn.in_top_k`` would be
@@ -286,6 +290,10 @@ def multiclass_sums(outputs, labels=None, from_logits=False):
         out[S_CORRECT] = tf.reduce_sum(_f(hit))
         out[S_TIE_CORRECT] = tf.reduce_sum(_f(hit_tol))
         out[S_LABEL_CLASSES] = tf.math.unsorted_segment_sum(_f(valid), y_safe, k)
+        if sample_weight is not None:
+            w = tf.reshape(to_float(sample_weight, "sample_weight"), [-1])
+            out[S_LABEL_WEIGHTS] = tf.math.unsorted_segment_sum(
+                _zero_where_not(valid, w), y_safe, k)
     return out
 
 
@@ -405,13 +413,15 @@ def regression_sums(outputs, targets=None, lo=None, hi=None, bins=None):
     return out
 
 
-def prediction_sums_spec(task, num_classes, has_labels, from_logits, output_dims=1):
+def prediction_sums_spec(task, num_classes, has_labels, from_logits, output_dims=1,
+                         has_weights=False):
     """The keys, shapes and dtypes of the sums of one task, without computing them.
 
     Returns a list of ``(key, shape, dtype)`` in a fixed order: what
     :func:`multiclass_sums` / :func:`binary_sums` / :func:`regression_sums`
     return for `task` (``num_classes`` = K for multiclass; `output_dims`: the
-    regression's :func:`regression_dims`). Lets a caller set up accumulators
+    regression's :func:`regression_dims`; `has_weights`: multiclass sums
+    given a sample_weight). Lets a caller set up accumulators
     before any batch is seen.
     """
     f32, f64 = tf.float32, tf.float64
@@ -442,6 +452,8 @@ def prediction_sums_spec(task, num_classes, has_labels, from_logits, output_dims
     if has_labels:
         spec += [(S_LABELED, (), f32), (S_CORRECT, (), f32), (S_TIE_CORRECT, (), f32),
                  (S_LABEL_CLASSES, (k,), f32)]
+        if has_weights and task == metadata.TASK_MULTICLASS:
+            spec.append((S_LABEL_WEIGHTS, (k,), f32))
     return spec
 
 
@@ -637,6 +649,8 @@ def finalize_prediction_sums(sums, task, num_classes, backend="tf"):
     hists[metadata.PRED_PREDICTED_CLASSES] = sums[S_PRED_CLASSES]
     if S_CORRECT in sums:
         hists[metadata.PRED_LABEL_CLASSES] = sums[S_LABEL_CLASSES]
+    if S_LABEL_WEIGHTS in sums:
+        hists[metadata.PRED_LABEL_WEIGHTS] = sums[S_LABEL_WEIGHTS]
     return scalars, hists
 
 

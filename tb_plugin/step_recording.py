@@ -78,14 +78,14 @@ class StepRecorder:
 
     # -- predictions (from compute_loss) -------------------------------------
 
-    def record_predictions(self, y, y_pred):
-        """The prediction records of a train step (`y`, `y_pred`: what
-        compute_loss was given), written with its gradients when those are
-        recorded (see record_gradients)."""
+    def record_predictions(self, y, y_pred, sample_weight=None):
+        """The prediction records of a train step (`y`, `y_pred`,
+        `sample_weight`: what compute_loss was given), written with its
+        gradients when those are recorded (see record_gradients)."""
         if not self.recording:
             return  # the plain train function
         step = self._step()
-        parts = []  # (head, labels, outputs) of each output recorded
+        parts = []  # (head, labels, outputs, sample weights) of each output recorded
         for head in list(self._heads):
             try:
                 y_h, y_pred_h = outputs_lib.select(head, y, y_pred)
@@ -105,7 +105,7 @@ class StepRecorder:
                 None if y_h is None else y_h.dtype,
             )
             head.extra = summary_v2.index_extra(head.task, y_pred_h.shape, label_shape)
-            parts.append((head, y_h, y_pred_h))
+            parts.append((head, y_h, y_pred_h, _label_weights(head, y_h, y_pred_h, sample_weight)))
         if not parts:
             return
 
@@ -114,23 +114,23 @@ class StepRecorder:
 
             def predictions():
                 out = []
-                for head, y_h, y_pred_h in parts:
+                for head, y_h, y_pred_h, w_h in parts:
                     hist_range = None
                     if head.task == metadata.TASK_REGRESSION:
                         hist_range = stats.finite_range(y_pred_h)
-                    out.append((head, prediction_sums(head, y_pred_h, y_h, hist_range),
+                    out.append((head, prediction_sums(head, y_pred_h, y_h, hist_range, w_h),
                                 hist_range))
                 return out
 
         else:
             # Collectives cannot run inside the tf.cond: reduce every step.
             reduced = []
-            for head, y_h, y_pred_h in parts:
+            for head, y_h, y_pred_h, w_h in parts:
                 hist_range = None
                 if head.task == metadata.TASK_REGRESSION:
                     hist_range = summary_v2._regression_range(y_pred_h, ctx)
                 reduced.append((head, summary_v2.all_reduce_sums(
-                    ctx, prediction_sums(head, y_pred_h, y_h, hist_range)), hist_range))
+                    ctx, prediction_sums(head, y_pred_h, y_h, hist_range, w_h)), hist_range))
 
             def predictions():
                 return reduced
@@ -285,8 +285,9 @@ class StepRecorder:
             heads = tuple((h.name, h.spec[0], h.spec[1], bool(h.from_logits),
                            tuple(sorted(h.extra.items()))) for h, _, _ in predictions)
             pred_args = [(sums, hist_range) for _, sums, hist_range in predictions]
-        key = ("train_record", heads, self._gradients_name if gradients is not None else None,
-               layout)
+        weighted = tuple(stats.S_LABEL_WEIGHTS in sums for sums, _ in pred_args or ())
+        key = ("train_record", heads, weighted,
+               self._gradients_name if gradients is not None else None, layout)
         # The values' metadata only until the write has run once: one write
         # (one set of tags) per writer (see summary_v2._one_write).
         if self._metadata_key is None:
@@ -343,7 +344,22 @@ def train_record_impl(heads, gradients_name, layout):
     return write_record
 
 
-def prediction_sums(head, y_pred, y, hist_range, packed=None):
+def _label_weights(head, y, y_pred, sample_weight):
+    """The per-row sample weights of `head`'s rows when they are recorded
+    (multiclass outputs with labels, weights matched to the output and
+    shaped [batch] / [batch, 1]); else None."""
+    if head.task != metadata.TASK_MULTICLASS or y is None:
+        return None
+    w = outputs_lib.select_weights(head, sample_weight)
+    if w is None:
+        return None
+    try:
+        return summary_v2.check_sample_weight(w, y_pred)
+    except ValueError:
+        return None  # weights of another shape: not recorded
+
+
+def prediction_sums(head, y_pred, y, hist_range, sample_weight=None, packed=None):
     """summary_v2.prediction_sums of a batch of output `head`, through a
     tf.function in graphs: traced once per process and kind of output (batch
     dimension left open) and shared by the train step, the test step, their
@@ -353,19 +369,23 @@ def prediction_sums(head, y_pred, y, hist_range, packed=None):
     which calls the shared one (so packing too is traced once)."""
     task, from_logits = head.task, bool(head.from_logits)
     if tf.executing_eagerly():
-        sums = summary_v2.prediction_sums(y_pred, y, from_logits, task, hist_range)[0]
+        sums = summary_v2.prediction_sums(y_pred, y, from_logits, task, hist_range,
+                                          sample_weight)[0]
         return sums if packed is None else stats.pack_sums(sums, packed)
-    args = [y_pred] + ([y] if y is not None else [])
+    has_labels, weighted = y is not None, sample_weight is not None
+    args = [y_pred] + ([y] if has_labels else []) + ([sample_weight] if weighted else [])
     if hist_range is not None:
         args += [tf.cast(hist_range[0], tf.float32), tf.cast(hist_range[1], tf.float32)]
-    has_labels, regression = y is not None, hist_range is not None
+    regression = hist_range is not None
 
     def sums_impl(*tensors):
         labels = tensors[1] if has_labels else None
+        weights = tensors[1 + has_labels] if weighted else None
         rng = tuple(tensors[-2:]) if regression else None
-        return summary_v2.prediction_sums(tensors[0], labels, from_logits, task, rng)[0]
+        return summary_v2.prediction_sums(tensors[0], labels, from_logits, task, rng,
+                                          weights)[0]
 
-    key = (task, from_logits) + tuple((a.dtype, a.shape.rank) for a in args)
+    key = (task, from_logits, weighted) + tuple((a.dtype, a.shape.rank) for a in args)
     sums_fn = shared_function(key, sums_impl, args)
     if packed is None:
         return sums_fn(*args)

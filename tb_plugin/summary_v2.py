@@ -4,9 +4,12 @@ Each function writes to the default summary writer at `step` (or
 ``tf.summary.experimental.get_step()``), honours ``tf.summary.record_if``,
 works eagerly and inside ``tf.function``, and returns a boolean tensor that is
 true when the record was written. The tags and formats are those of
-:mod:`tb_plugin.metadata`: per-record numbers are ``scalars`` summaries,
-distributions are ``histograms`` summaries, and an index summary
-(``health/<name>``, plugin "health") describes the record family.
+:mod:`tb_plugin.metadata`: per-record numbers and distributions are series
+summaries of plugin "health" (shown in the Health tab only), an index summary
+(``health/<name>``, plugin "health") describes the record family, and each
+write adds a few headline numbers (``health/<stat>``, ``scalars`` summaries,
+plotted in Time Series; see ``metadata.HEADLINE_STATS``) aggregated over the
+families it writes: one family per call of these functions.
 
 Under ``tf.distribute`` (replica context, more than one replica) the
 statistics are all-reduced across replicas before they are written, and TF
@@ -279,8 +282,9 @@ def _metadata_bytes(kind, description):
     key = (kind, description or "")
     if key not in _md_cache:
         factory = {
-            "scalar": metadata.create_scalar_metadata,
-            "histogram": metadata.create_histogram_metadata,
+            "scalar": lambda d: metadata.create_series_metadata(metadata.SERIES_SCALAR, d),
+            "histogram": lambda d: metadata.create_series_metadata(metadata.SERIES_HISTOGRAM, d),
+            "headline": metadata.create_headline_metadata,
             "index": metadata.create_index_metadata,
         }[kind]
         _md_cache[key] = factory(description or "").SerializeToString()
@@ -470,10 +474,20 @@ def _serialize_tensor_rows(rows, seen=None):
     ])
 
 
+class _Batch:
+    """What one _one_write collects: Summary protos (`parts`) and the values
+    of the headline statistics ({stat: [values]}, see _add_headline)."""
+
+    def __init__(self):
+        self.parts = []
+        self.headline = collections.defaultdict(list)
+
+
 @contextlib.contextmanager
 def _one_write(step, writer=None, written=None):
     """Collects the rows written inside (by _write_rows / _write_json) and
-    writes them all with one op on normal exit. Nested inside another
+    writes them all, with the headline statistics of the record families
+    written (see _write_headline), with one op on normal exit. Nested inside another
     _one_write (same step, no tf.cond in between: the callback writes a
     step's prediction and gradient records together), the rows join the
     outer write.
@@ -493,13 +507,53 @@ def _one_write(step, writer=None, written=None):
     if stack:
         yield
         return
-    batch = []
+    batch = _Batch()
     stack.append(batch)
     try:
         yield
+        _write_headline(batch.headline, step)
     finally:
         stack.pop()
-    _write_serialized(batch, step, writer, written)
+    _write_serialized(batch.parts, step, writer, written)
+
+
+# How each headline statistic aggregates the values of the families written
+# together: (numpy, TensorFlow) reductions.
+_HEADLINE_REDUCE = {
+    metadata.HEADLINE_ENTROPY: (np.mean, tf.reduce_mean),
+    metadata.HEADLINE_TIE_FRACTION: (np.max, tf.reduce_max),
+    metadata.HEADLINE_ACCURACY_GAP: (np.max, tf.reduce_max),
+    metadata.HEADLINE_OUTPUT_NONFINITE: (np.sum, tf.reduce_sum),
+    metadata.HEADLINE_FIRST_LAST_RATIO: (np.min, tf.reduce_min),
+    metadata.HEADLINE_MAX_UPDATE_RATIO: (np.max, tf.reduce_max),
+    metadata.HEADLINE_GRADIENT_NONFINITE: (np.sum, tf.reduce_sum),
+}
+
+
+def _add_headline(stat, value):
+    """Adds a family's `value` (a scalar tensor or number; None: none) of
+    headline statistic `stat` to the write in progress (_one_write)."""
+    if value is not None:
+        _local.stack[-1].headline[stat].append(value)
+
+
+def _write_headline(values, step):
+    """Writes the headline statistics ({stat: [values]}) as ``scalars``
+    summaries, each aggregated over its values (_HEADLINE_REDUCE)."""
+    stats_ = [s for s in metadata.HEADLINE_STATS if values.get(s)]
+    if not stats_:
+        return
+    tags = [metadata.headline_tag(s) for s in stats_]
+    if not any(tf.is_tensor(v) for s in stats_ for v in values[s]):
+        rows = np.array([_HEADLINE_REDUCE[s][0](np.asarray(values[s], np.float64))
+                         for s in stats_], np.float32)
+        _write_scalars(tags, rows, step, kind="headline")
+        return
+    rows = []
+    for s in stats_:
+        vs = [tf.reshape(tf.cast(v, tf.float32), []) for v in values[s]]
+        rows.append(vs[0] if len(vs) == 1 else _HEADLINE_REDUCE[s][1](tf.stack(vs)))
+    _write_scalars(tags, rows, step, kind="headline")
 
 
 def _write_serialized(parts, step, writer=None, written=None):
@@ -557,21 +611,22 @@ def _write_rows(tags, values, step, kind, description=None):
                 parts.append(_serialized_rows(tags, values, kind, description))
     stack = getattr(_local, "stack", None)
     if stack:
-        stack[-1].extend(parts)
+        stack[-1].parts.extend(parts)
     else:
         _write_serialized(parts, step)
 
 
-def _write_scalars(tags, values, step, description=None):
+def _write_scalars(tags, values, step, description=None, kind="scalar"):
     """Scalars ``values[i]`` (a list of scalars, a [n] tensor or a numpy
-    array) under ``tags[i]``."""
+    array) under ``tags[i]``: series of their record family (`kind`
+    "scalar") or headline statistics ("headline")."""
     if isinstance(values, np.ndarray):
         values = values.astype(np.float32)  # serialized on the host
     else:
         if isinstance(values, (list, tuple)):
             values = tf.stack([tf.reshape(tf.cast(v, tf.float32), []) for v in values])
         values = tf.cast(values, tf.float32)
-    _write_rows(tags, values, step, "scalar", description)
+    _write_rows(tags, values, step, kind, description)
 
 
 def _json_summary(tag, text, description):
@@ -602,7 +657,7 @@ def _write_json(tag, obj, step, description=None):
     part = [_json_summary(tag, text, description)]
     stack = getattr(_local, "stack", None)
     if stack:
-        stack[-1].append(part)
+        stack[-1].parts.append(part)
     else:
         _write_serialized([part], step)
     return tf.constant(True)
@@ -686,6 +741,20 @@ def _check_outputs(outputs, labels, task):
     return outputs, labels, task
 
 
+def check_sample_weight(sample_weight, outputs):
+    """`sample_weight` as a tensor of one weight per row of `outputs`
+    ([batch] or [batch, 1]); a ValueError naming it otherwise."""
+    w = _as_tensor(sample_weight, "sample_weight")
+    rank = w.shape.rank
+    if rank not in (1, 2) or (rank == 2 and w.shape[-1] != 1):
+        raise ValueError("sample_weight must have shape [batch] or [batch, 1], got shape %s"
+                         % w.shape)
+    if None not in (w.shape[0], outputs.shape[0]) and w.shape[0] != outputs.shape[0]:
+        raise ValueError("sample_weight must have the batch size of outputs (%d), got shape %s"
+                         % (outputs.shape[0], w.shape))
+    return w
+
+
 def index_extra(task, outputs_shape, labels_shape=None):
     """The optional prediction-index fields (see metadata.INDEX_*) of outputs
     of `outputs_shape` (and labels of `labels_shape`): the number of labels
@@ -703,16 +772,21 @@ def index_extra(task, outputs_shape, labels_shape=None):
     return {}
 
 
-def prediction_sums(outputs, labels=None, from_logits=False, task=None, hist_range=None):
+def prediction_sums(outputs, labels=None, from_logits=False, task=None, hist_range=None,
+                    sample_weight=None):
     """Validated additive statistics (see :mod:`tb_plugin.stats`) of one batch.
 
     Returns ``(sums, task, num_classes)``. For regression `hist_range`
     (lo, hi) fixes the outputs histogram range (default: the batch's range).
+    `sample_weight` (per row) is summed per class for multiclass outputs
+    with labels, and ignored otherwise.
     """
     outputs, labels, task = _check_outputs(outputs, labels, task)
+    if sample_weight is not None:
+        sample_weight = check_sample_weight(sample_weight, outputs)
     if task == metadata.TASK_MULTICLASS:
         return (
-            stats.multiclass_sums(outputs, labels, from_logits),
+            stats.multiclass_sums(outputs, labels, from_logits, sample_weight),
             task,
             int(outputs.shape[-1]),
         )
@@ -783,10 +857,18 @@ def _write_prediction_sums_rows(
     if numpy:
         values = np.array(values, dtype=np.float32).reshape([-1])
     _write_scalars([metadata.stat_tag(name, stat) for stat in names], values, step, description)
+    _add_headline(metadata.HEADLINE_ENTROPY, scalars.get(metadata.PRED_ENTROPY))
+    _add_headline(metadata.HEADLINE_TIE_FRACTION, scalars.get(metadata.PRED_TIE_FRACTION))
+    _add_headline(metadata.HEADLINE_OUTPUT_NONFINITE, scalars.get(metadata.PRED_NONFINITE))
+    if metadata.PRED_ACCURACY in scalars and metadata.PRED_TIE_TOLERANT_ACCURACY in scalars:
+        _add_headline(metadata.HEADLINE_ACCURACY_GAP,
+                      scalars[metadata.PRED_TIE_TOLERANT_ACCURACY]
+                      - scalars[metadata.PRED_ACCURACY])
     tags, tensors = [], []
     for stat in sorted(hists):
         counts = hists[stat]
-        if stat in (metadata.PRED_PREDICTED_CLASSES, metadata.PRED_LABEL_CLASSES):
+        if stat in (metadata.PRED_PREDICTED_CLASSES, metadata.PRED_LABEL_CLASSES,
+                    metadata.PRED_LABEL_WEIGHTS):
             tensor = (stats.class_histogram_array if numpy else stats.class_histogram_tensor)(
                 counts
             )
@@ -844,7 +926,7 @@ def _regression_range(outputs, ctx):
 
 def prediction_distribution(
     name, outputs, step=None, labels=None, from_logits=False, task=None,
-    description=None,
+    description=None, sample_weight=None,
 ):
     """Writes the health statistics of one batch of model outputs.
 
@@ -870,17 +952,25 @@ def prediction_distribution(
       task: "multiclass", "binary", "regression", or None to infer from the
         shape ([batch, K>1] -> multiclass, else binary).
       description: optional string stored in the summary metadata.
+      sample_weight: optional per-row weights ``[batch]`` / ``[batch, 1]``
+        given to the loss (e.g. from ``class_weight``); with multiclass
+        labels, their sum per class is written as ``label_weights`` (used
+        to spot class weights that make one class dominate the loss).
+        Ignored for binary and regression outputs.
 
     Written stats (see :mod:`tb_plugin.metadata`): count, nonfinite and, for
     classification, entropy, tie_fraction, zero_logit_fraction (logits
     only), accuracy, tie_tolerant_accuracy and invalid_labels (with labels)
-    as scalars;
+    as numbers;
     top1_probability, class_probability, predicted_classes, label_classes
-    (with labels) as histograms. Regression: output_std, target_std (with
+    (with labels), label_weights (with labels and sample_weight) as
+    histograms. Regression: output_std, target_std (with
     labels) and the outputs histogram; with labels and D > 1 output
     dimensions (last axis), output_std_ratio_max / output_std_ratio_min, the
     largest and smallest std(output_d) / std(target_d). Plus the index
-    summary ``health/<name>``.
+    summary ``health/<name>`` and the headline numbers ``health/entropy``,
+    ``health/tie_fraction``, ``health/accuracy_gap`` (classification, the
+    last with labels) and ``health/output_nonfinite``.
 
     Returns:
       A boolean scalar tensor, true if the record was written.
@@ -896,6 +986,8 @@ def prediction_distribution(
     from_logits = _check_bool(from_logits, "from_logits")
     description = _check_description(description)
     outputs, labels, task = _check_outputs(outputs, labels, task)
+    if sample_weight is not None:
+        sample_weight = check_sample_weight(sample_weight, outputs)
     ctx = _replica_context()
     extra = index_extra(task, outputs.shape, None if labels is None else labels.shape)
 
@@ -903,7 +995,8 @@ def prediction_distribution(
         hist_range = None
         if task == metadata.TASK_REGRESSION:
             hist_range = _regression_range(outputs, ctx)
-        sums, _, k = prediction_sums(outputs, labels, from_logits, task, hist_range)
+        sums, _, k = prediction_sums(outputs, labels, from_logits, task, hist_range,
+                                     sample_weight)
         invalid = _invalid_label_count(labels, task, k)
         if ctx is not None:
             sums = all_reduce_sums(ctx, sums)
@@ -1058,8 +1151,10 @@ def gradient_magnitudes(
 
     Per variable ``health/<name>/<path>/<stat>``: norm, max_abs,
     zero_fraction, nonfinite, weight_norm, update_ratio (with updates) as
-    scalars and log10_abs as a histogram; ``health/<name>/first_last_ratio``;
-    and the index summary ``health/<name>`` listing the variables.
+    numbers and log10_abs as a histogram; ``health/<name>/first_last_ratio``;
+    the index summary ``health/<name>`` listing the variables; and the
+    headline numbers ``health/first_last_ratio``, ``health/gradient_nonfinite``
+    and ``health/max_update_ratio`` (with updates).
 
     Returns:
       A boolean scalar tensor, true if the record was written.
@@ -1186,6 +1281,15 @@ def _write_gradient_rows(name, layout, st, has_update, step, description):
             tags.append(metadata.stat_tag(name, metadata.GRAD_FIRST_LAST_RATIO))
             flat = tf.concat([flat, tf.reshape(ratio, [1])], axis=0)
         _write_scalars(tags, flat, step, description)
+        _add_headline(metadata.HEADLINE_FIRST_LAST_RATIO, ratio)
+        _add_headline(metadata.HEADLINE_GRADIENT_NONFINITE,
+                      tf.reduce_sum(st[metadata.GRAD_NONFINITE]))
+        updated = [i for i, has in enumerate(has_update) if has]
+        if updated:  # the largest ratio known (NaN: a weight of norm 0)
+            ratios = tf.gather(st[metadata.GRAD_UPDATE_RATIO], updated)
+            top = tf.reduce_max(tf.where(tf.math.is_nan(ratios), -np.inf, ratios))
+            _add_headline(metadata.HEADLINE_MAX_UPDATE_RATIO,
+                          tf.where(top > -np.inf, top, np.nan))
         lo, hi = metadata.LOG10_RANGE
         _write_rows(
             [metadata.variable_tag(name, p, metadata.GRAD_LOG10_HIST) for p, _ in layout],

@@ -146,7 +146,7 @@ class TrainStepHooks:
                 hooks._traced["compute_loss"] = True
             try:
                 if training:
-                    recorder.record_predictions(y, y_pred)
+                    recorder.record_predictions(y, y_pred, sample_weight)
                 else:
                     validation.add_batch(y, y_pred)
             except Exception as e:  # noqa: BLE001 - never break training

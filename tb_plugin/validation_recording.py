@@ -54,7 +54,9 @@ class ValidationRecorder:
                 self._accumulate(head, y_h, y_pred_h)
 
     def end(self):
-        """At the end of a validation run: writes each output's record."""
+        """At the end of a validation run: writes the outputs' records as
+        one record (one event; its headline statistics over every output)."""
+        records = []
         for head in self._heads:
             if head.acc is None:
                 continue
@@ -62,22 +64,31 @@ class ValidationRecorder:
                 flat = head.acc.numpy()
                 if flat[head.acc_count] == 0:
                     continue
-                sums = stats.unpack_sums(flat, head.acc_spec)
-                writer = self._writers.validation_writer()
-                task, k = head.spec[0], head.spec[1]
                 hist_range = None
-                if task == metadata.TASK_REGRESSION:
+                if head.spec[0] == metadata.TASK_REGRESSION:
                     hist_range = (float(head.range[0].numpy()), float(head.range[1].numpy()))
-                step = int(self._optimizer.iterations.numpy())
-                with summary_v2.writer_scope(writer), tf.summary.record_if(True):
+                records.append((head, stats.unpack_sums(flat, head.acc_spec), hist_range))
+            except Exception as e:  # noqa: BLE001
+                self._warn_lost(e)
+        if not records:
+            return
+        try:
+            writer = self._writers.validation_writer()
+            step = int(self._optimizer.iterations.numpy())
+            with summary_v2.writer_scope(writer), tf.summary.record_if(True), \
+                    summary_v2._one_write(step):
+                for head, sums, hist_range in records:
                     summary_v2.write_prediction_sums_numpy(
-                        head.name, sums, task, k, step,
+                        head.name, sums, head.spec[0], head.spec[1], step,
                         bool(head.from_logits), hist_range, index_extra=head.extra,
                     )
-                self._writers.writes["validation"] += 1
-            except Exception as e:  # noqa: BLE001
-                self._warn("validation", "validation not recorded (%s: %s)" % (
-                    type(e).__name__, summary_v2._short(str(e), 300)))
+            self._writers.writes["validation"] += 1
+        except Exception as e:  # noqa: BLE001
+            self._warn_lost(e)
+
+    def _warn_lost(self, e):
+        self._warn("validation", "validation not recorded (%s: %s)" % (
+            type(e).__name__, summary_v2._short(str(e), 300)))
 
     def end_fit(self):
         for head in self._heads:

@@ -91,6 +91,16 @@ def _unbiased_by_validation(finding, validation, th):
 _OVERRULED_BY_VALIDATION = (KIND_PREDICTION_COLLAPSE, KIND_BASELINE)
 
 
+def _overruled(finding, seen, contradiction):
+    """`finding` made info: the validation evidence `seen` added, the
+    sentence `contradiction` appended to its message."""
+    return dataclasses.replace(
+        finding, severity=SEVERITY_INFO, evidence=dict(finding.evidence, **seen),
+        message="%s %s" % (finding.message, contradiction),
+        suggestion="Nothing to fix if the validation score is what you expect. "
+        + finding.suggestion)
+
+
 def overrule_by_validation(findings, validation, th):
     """`findings` of a train run's prediction family, those of
     _OVERRULED_BY_VALIDATION that the family's validation records contradict
@@ -102,31 +112,23 @@ def overrule_by_validation(findings, validation, th):
         if f.kind == KIND_CLASS_BIAS:
             seen = _unbiased_by_validation(f, validation, th)
             if seen is not None:
-                f = dataclasses.replace(
-                    f, severity=SEVERITY_INFO, evidence=dict(f.evidence, **seen),
-                    message="%s Yet the validation predictions over those steps give "
+                f = _overruled(
+                    f, seen, "Yet the validation predictions over those steps give "
                     "class %d %s of the time against a label share of %s: the train "
                     "steps' predictions (dropout, noisy batches) overstate the bias."
-                    % (f.message, f.evidence["predicted_class"],
-                       pct(seen["validation_prediction_share"]),
-                       pct(seen["validation_label_share"])),
-                    suggestion="Nothing to fix if the validation score is what you "
-                    "expect. " + f.suggestion)
+                    % (f.evidence["predicted_class"], pct(seen["validation_prediction_share"]),
+                       pct(seen["validation_label_share"])))
             out.append(f)
             continue
         seen = (_learned_by_validation(f, validation, th)
                 if f.kind in _OVERRULED_BY_VALIDATION else None)
         if seen is not None:
-            f = dataclasses.replace(
-                f, severity=SEVERITY_INFO, evidence=dict(f.evidence, **seen),
-                message="%s Yet the validation predictions at step %d are right %s "
+            f = _overruled(
+                f, seen, "Yet the validation predictions at step %d are right %s "
                 "of the time against a base rate of %s: the model learned, and the "
                 "train steps' predictions (dropout, noisy batches) understate it."
-                % (f.message, seen["validation_step"],
-                   pct(seen["validation_accuracy"]),
-                   pct(seen["validation_majority_label_share"])),
-                suggestion="Nothing to fix if the validation score is what you "
-                "expect. " + f.suggestion)
+                % (seen["validation_step"], pct(seen["validation_accuracy"]),
+                   pct(seen["validation_majority_label_share"])))
         out.append(f)
     return out
 

@@ -119,7 +119,8 @@ def test_messages_follow_the_terminal_width(logdir, columns):
 def test_human_table_for_seed002(logdir):
     out = tb_health("check", logdir, "--run", "seed002_tiny_init/train$")
     assert out.returncode == 1
-    rows = [line for line in out.stdout.splitlines() if "vanishing_gradients" in line]
+    rows = [line for line in out.stdout.splitlines()
+            if line.split()[1:2] == ["vanishing_gradients"]]  # SEVERITY KIND LAYER STEPS
     assert len(rows) == 1 and "seed002/W/kernel" in rows[0]
     steps = rows[0].split()[3]
     assert steps.startswith("0-"), rows[0]

@@ -35,6 +35,7 @@ from tensorboard.compat.tensorflow_stub.pywrap_tensorflow import masked_crc32c
 
 from tb_plugin import cli
 from tb_plugin import diagnosis
+from tb_plugin import metadata
 from tb_plugin import reader
 
 SICK = "seed000_relu_logits"  # train: collapse, ties, dead logits (errors)
@@ -255,9 +256,10 @@ def python_loader(logdir):
     from tensorboard.backend.event_processing import data_provider
     from tensorboard.backend.event_processing import plugin_event_multiplexer
 
+    # The retention `tensorboard --logdir` has with the Health plugin installed.
     multiplexer = plugin_event_multiplexer.EventMultiplexer(
         size_guidance=data_ingester.DEFAULT_SIZE_GUIDANCE,
-        tensor_size_guidance=dict(data_ingester.DEFAULT_TENSOR_SIZE_GUIDANCE))
+        tensor_size_guidance=metadata.tensor_size_guidance())
     multiplexer.AddRunsFromDirectory(logdir)
     multiplexer.Reload()
     return data_provider.MultiplexerDataProvider(multiplexer, logdir)
@@ -271,13 +273,15 @@ def data_server_view(logdir, runs):
 
     ingester = server_ingester.SubprocessServerDataIngester(
         server_binary=server_ingester.get_server_binary(), logdir=logdir, reload_interval=0,
-        channel_creds_type=grpc_util.ChannelCredsType.LOCAL, samples_per_plugin={})
+        channel_creds_type=grpc_util.ChannelCredsType.LOCAL,
+        samples_per_plugin={metadata.PLUGIN_NAME: metadata.SAMPLES_KEPT})
     ingester.start()
     try:
         provider, ctx = ingester.data_provider, context.RequestContext()
         seen, deadline = None, time.time() + 120
         while time.time() < deadline:  # the server loads asynchronously
-            listing = provider.list_scalars(ctx, experiment_id="", plugin_name="scalars")
+            listing = provider.list_scalars(ctx, experiment_id="",
+                                            plugin_name=metadata.PLUGIN_NAME)
             now = {run: sorted((t, s.max_step) for t, s in tags.items())
                    for run, tags in listing.items()}
             if set(runs) <= set(now) and now == seen:

@@ -17,6 +17,7 @@ ALL_KINDS = {
     diagnosis.KIND_NONFINITE,
     diagnosis.KIND_PREDICTION_COLLAPSE,
     diagnosis.KIND_CLASS_COLLAPSE,
+    diagnosis.KIND_SKEWED_CLASS_WEIGHTS,
     diagnosis.KIND_TIED_PREDICTIONS,
     diagnosis.KIND_VANISHING,
     diagnosis.KIND_EXPLODING,

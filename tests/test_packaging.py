@@ -49,7 +49,7 @@ def test_wheel_contains_the_built_frontend(wheel):
     assert "export" in bundle and "render" in bundle
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     text = zipfile.ZipFile(wheel).read(entry_points).decode()
-    assert "[tensorboard_plugins]" in text and "tb_plugin.health_plugin:HealthPlugin" in text
+    assert "[tensorboard_plugins]" in text and "tb_plugin.health_plugin:HealthLoader" in text
 
 
 def _free_port():

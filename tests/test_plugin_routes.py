@@ -399,7 +399,7 @@ def test_runs_statuses_and_findings(tb):
     assert any(f["severity"] == "error" for f in nan["findings"])
     for f in nan["findings"]:
         assert set(f) >= {"kind", "severity", "layer", "first_step", "last_step",
-                          "evidence", "message", "suggestion"}
+                          "evidence", "message", "suggestion", "caused_by"}
     assert runs[TIES_RUN]["status"] == "unhealthy"
     assert runs[BROKEN_RUN]["status"] == "no_data"
     assert runs[BROKEN_RUN]["predictions"] == []
@@ -829,7 +829,7 @@ def test_cold_detail_routes_read_only_what_they_show(health_logdir, monkeypatch)
         body = get_json(t, url)
         assert body == cached
         assert len(body["steps"]) >= 2
-        assert [k for k, _ in seen] == [metadata.PLUGIN_NAME, "histograms"]
+        assert [k for k, _ in seen] == [metadata.PLUGIN_NAME] * 2
         assert seen[1][1] == {
             metadata.variable_tag("gradients", var, metadata.GRAD_LOG10_HIST)
         }

@@ -1,5 +1,5 @@
 """tb_plugin.reader: reads back what the real summary writers wrote, every
-point, in three provider calls per run, and survives odd runs."""
+point, in four provider calls per run, and survives odd runs."""
 
 import os
 import subprocess
@@ -166,15 +166,20 @@ class _CountingProvider:
         return wrapped
 
 
-def test_read_run_makes_three_filtered_provider_calls(provider):
+def test_read_run_makes_four_filtered_provider_calls(provider):
     prov, eid = provider
     counting = _CountingProvider(prov)
     reader.read_run(counting, None, eid, "exp1/train")
-    names = sorted(c[0] for c in counting.calls)
-    assert names == ["read_scalars", "read_tensors", "read_tensors"]
-    for _, kwargs in counting.calls:
+    names = [c[0] for c in counting.calls]
+    assert names == ["list_tensors", "read_tensors", "read_scalars", "read_tensors"]
+    for name, kwargs in counting.calls:
         assert kwargs["run_tag_filter"].runs == frozenset(["exp1/train"])
-        assert kwargs["downsample"] >= 10**6
+        assert kwargs["plugin_name"] == metadata.PLUGIN_NAME
+    index_read = counting.calls[1][1]
+    assert index_read["downsample"] == reader.INDEX_POINTS
+    assert index_read["run_tag_filter"].tags == {
+        metadata.MANIFEST_TAG, "health/predictions", "health/gradients"}
+    assert all(k["downsample"] >= 10**6 for _, k in counting.calls[2:])
     scalars_call = next(k for n, k in counting.calls if n == "read_scalars")
     tags = scalars_call["run_tag_filter"].tags
     assert tags and all(t.startswith("health/") for t in tags)
@@ -189,8 +194,9 @@ def test_read_run_filters_ask_only_for_what_is_wanted(provider):
                            variables=["bias0"], include_manifest=False,
                            include_scalars=False)
     assert [(n, k["plugin_name"], k["run_tag_filter"].tags) for n, k in counting.calls] == [
+        ("list_tensors", metadata.PLUGIN_NAME, {"health/gradients"}),
         ("read_tensors", metadata.PLUGIN_NAME, {"health/gradients"}),
-        ("read_tensors", "histograms",
+        ("read_tensors", metadata.PLUGIN_NAME,
          {metadata.variable_tag("gradients", "bias0", metadata.GRAD_LOG10_HIST)}),
     ]
     assert part.manifest is None and not part.predictions
@@ -202,7 +208,7 @@ def test_read_run_filters_ask_only_for_what_is_wanted(provider):
 
     counting.calls.clear()
     manifest_only = reader.read_run(counting, None, eid, "exp1/train", names=[])
-    assert [k["run_tag_filter"].tags for _, k in counting.calls] == [{metadata.MANIFEST_TAG}]
+    assert [k["run_tag_filter"].tags for _, k in counting.calls] == [{metadata.MANIFEST_TAG}] * 2
     assert manifest_only.manifest == MANIFEST and not manifest_only.has_data
 
 
@@ -212,8 +218,7 @@ def test_read_run_histograms_filter(provider):
     counting = _CountingProvider(prov)
     part = reader.read_run(counting, None, eid, "exp1/train",
                            histograms=[metadata.PRED_PREDICTED_CLASSES])
-    hist_tags = next(k["run_tag_filter"].tags for n, k in counting.calls
-                     if k["plugin_name"] == "histograms")
+    hist_tags = counting.calls[-1][1]["run_tag_filter"].tags
     assert hist_tags == {metadata.stat_tag("predictions", metadata.PRED_PREDICTED_CLASSES)}
     assert list(part.predictions["predictions"].histograms) == [metadata.PRED_PREDICTED_CLASSES]
     assert part.gradients["gradients"].log10_histograms == {}
@@ -222,8 +227,7 @@ def test_read_run_histograms_filter(provider):
 
     counting.calls.clear()
     reader.read_run(counting, None, eid, "exp1/train", histograms=[metadata.GRAD_LOG10_HIST])
-    hist_tags = next(k["run_tag_filter"].tags for n, k in counting.calls
-                     if k["plugin_name"] == "histograms")
+    hist_tags = counting.calls[-1][1]["run_tag_filter"].tags
     assert hist_tags == {metadata.variable_tag("gradients", p, metadata.GRAD_LOG10_HIST)
                          for p in full.gradients["gradients"].variables}
 

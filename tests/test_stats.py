@@ -456,6 +456,27 @@ def test_prediction_sums_spec_and_packing():
             assert back[key].dtype == sums[key].dtype.as_numpy_dtype
 
 
+def test_multiclass_sample_weights_sum_per_label_class():
+    # Weights of rows with an invalid label (-1, 9) are left out; the spec,
+    # packing and both finalize backends carry label_weights.
+    rng = np.random.default_rng(4)
+    logits = rng.normal(size=(30, 4)).astype(np.float32)
+    y = rng.integers(0, 4, size=30)
+    y[:2] = [-1, 9]
+    w = rng.uniform(0.1, 3.0, size=(30, 1)).astype(np.float32)
+    sums = tf.function(stats.multiclass_sums)(logits, y, True, w)
+    ok = (y >= 0) & (y < 4)
+    expected = np.bincount(y[ok], weights=w[ok, 0], minlength=4)
+    np.testing.assert_allclose(sums[stats.S_LABEL_WEIGHTS], expected, rtol=1e-5)
+    spec = stats.prediction_sums_spec(metadata.TASK_MULTICLASS, 4, True, True, has_weights=True)
+    assert {key for key, _, _ in spec} == set(sums)
+    back = stats.unpack_sums(stats.pack_sums(sums, spec).numpy(), spec)
+    for backend, values in (("tf", sums), ("numpy", back)):
+        _, hists = stats.finalize_prediction_sums(values, metadata.TASK_MULTICLASS, 4, backend)
+        np.testing.assert_allclose(hists[metadata.PRED_LABEL_WEIGHTS], expected, rtol=1e-5)
+    assert stats.S_LABEL_WEIGHTS not in stats.multiclass_sums(logits, None, True, w)
+
+
 def test_histogram_tensors_static_edges_and_numpy_twins():
     counts = tf.constant(np.arange(40, dtype=np.float32))
     for lo, hi, bins in [(0.0, 1.0, 40), (-12.0, 4.0, 32), (0.1, 0.7, 7)]:

@@ -76,11 +76,11 @@ def test_prediction_distribution_multiclass_roundtrip(tmp_path, writer):
     np.testing.assert_allclose(
         scalar(ev, "health/predictions/zero_logit_fraction"), 8 / 32)
     assert scalar(ev, "health/predictions/count") == 32
-    # formats: scalars plugin / SCALAR; histograms plugin / TENSOR [bins, 3] float64
+    # formats: health plugin / SCALAR; health plugin / TENSOR [bins, 3] float64
     _, val, plugin, dc = ev["health/predictions/entropy"][0]
-    assert plugin == "scalars" and dc == 1 and val.dtype == np.float32 and val.shape == ()
+    assert plugin == "health" and dc == 1 and val.dtype == np.float32 and val.shape == ()
     _, hist, plugin, dc = ev["health/predictions/top1_probability"][0]
-    assert plugin == "histograms" and dc == 2
+    assert plugin == "health" and dc == 2
     assert hist.dtype == np.float64 and hist.shape == (metadata.PROBABILITY_BINS, 3)
     np.testing.assert_array_equal(
         hist[:, 2],
@@ -94,6 +94,17 @@ def test_prediction_distribution_multiclass_roundtrip(tmp_path, writer):
     np.testing.assert_array_equal(lab[:, 2], np.bincount(y, minlength=7))
     _, cp, _, _ = ev["health/predictions/class_probability"][0]
     assert cp[:, 2].sum() == 32 * 7
+    # headline numbers, in TensorBoard's scalars plugin (Time Series)
+    headline = {t: v for t, v in ev.items() if t.count("/") == 1 and v[0][2] == "scalars"}
+    assert sorted(headline) == ["health/accuracy_gap", "health/entropy",
+                                "health/output_nonfinite", "health/tie_fraction"]
+    for stat in ("entropy", "tie_fraction"):
+        assert scalar(ev, "health/" + stat) == scalar(ev, "health/predictions/" + stat)
+    np.testing.assert_allclose(
+        scalar(ev, "health/accuracy_gap"),
+        scalar(ev, "health/predictions/tie_tolerant_accuracy")
+        - scalar(ev, "health/predictions/accuracy"), atol=1e-6)
+    assert scalar(ev, "health/output_nonfinite") == 0
     # index summary
     _, idx, plugin, dc = ev["health/predictions"][0]
     assert plugin == "health" and dc == 2
@@ -104,6 +115,32 @@ def test_prediction_distribution_multiclass_roundtrip(tmp_path, writer):
     raw = next(event_file_loader.EventFileLoader(
         glob.glob(str(tmp_path / "events*"))[0]).Load(), None)
     assert raw is not None
+
+
+def test_prediction_distribution_sums_sample_weights_per_class(tmp_path, writer):
+    # [batch, 1] weights, in a tf.function: label_weights holds each class's
+    # summed weight; without sample_weight the record has none.
+    rng = np.random.default_rng(1)
+    logits = rng.normal(size=(40, 3)).astype(np.float32)
+    y = rng.integers(0, 3, size=40)
+    w = rng.uniform(0.5, 5.0, size=(40, 1)).astype(np.float32)
+
+    @tf.function
+    def record(step, weights):
+        return health.prediction_distribution("p", logits, step=step, labels=y,
+                                              from_logits=True, sample_weight=weights)
+
+    with writer.as_default():
+        assert bool(record(tf.constant(0, tf.int64), w))
+        assert bool(health.prediction_distribution("q", logits, step=0, labels=y,
+                                                   from_logits=True))
+    writer.flush()
+    ev = read_events(str(tmp_path))
+    _, lw, _, _ = ev["health/p/label_weights"][0]
+    np.testing.assert_array_equal(lw[:, 0], np.arange(3))
+    np.testing.assert_allclose(lw[:, 2], np.bincount(y, weights=w[:, 0], minlength=3),
+                               rtol=1e-5)
+    assert "health/q/label_weights" not in ev and "health/q/label_classes" in ev
 
 
 def test_prediction_distribution_binary_and_regression(tmp_path, writer):
@@ -130,7 +167,7 @@ def test_prediction_distribution_binary_and_regression(tmp_path, writer):
     np.testing.assert_allclose(scalar(ev, "health/reg/output_std"), out.std(), rtol=1e-4)
     np.testing.assert_allclose(scalar(ev, "health/reg/target_std"), tgt.std(), rtol=1e-4)
     _, h, plugin, _ = ev["health/reg/outputs"][0]
-    assert plugin == "histograms"
+    assert plugin == "health"
     np.testing.assert_allclose(h[0, 0], out.min(), rtol=1e-6)
     np.testing.assert_allclose(h[-1, 1], out.max(), rtol=1e-6)
     assert h[:, 2].sum() == 20
@@ -175,7 +212,7 @@ def test_gradient_magnitudes_roundtrip_in_tf_function(tmp_path, writer):
                 scalar(ev, t + "update_ratio"),
                 np.linalg.norm(ui) / np.linalg.norm(w - ui), rtol=1e-4)
         _, h, plugin, _ = ev[t + "log10_abs"][-1]
-        assert plugin == "histograms" and h.shape == (metadata.LOG10_BINS, 3)
+        assert plugin == "health" and h.shape == (metadata.LOG10_BINS, 3)
         np.testing.assert_allclose(h[0, 0], metadata.LOG10_RANGE[0])
         np.testing.assert_allclose(h[-1, 1], metadata.LOG10_RANGE[1])
         assert h[:, 2].sum() == (gi != 0).sum()
@@ -183,6 +220,13 @@ def test_gradient_magnitudes_roundtrip_in_tf_function(tmp_path, writer):
         scalar(ev, "health/gradients/first_last_ratio"),
         np.linalg.norm(g[0]) / np.linalg.norm(g[2]), rtol=1e-5)
     assert scalar(ev, "health/gradients/first_last_ratio") < 1e-2
+    assert scalar(ev, "health/first_last_ratio") == scalar(
+        ev, "health/gradients/first_last_ratio")
+    assert ev["health/first_last_ratio"][0][2] == "scalars"
+    ratios = [scalar(ev, "health/gradients/%s/update_ratio" % p)
+              for p in ("dense/kernel", "dense/bias", "out/kernel")]
+    assert scalar(ev, "health/max_update_ratio") == np.nanmax(ratios) > 0
+    assert scalar(ev, "health/gradient_nonfinite") == 0
     idx = metadata.parse_index(ev["health/gradients"][-1][1].item())
     assert idx == {"kind": "gradients", "variables": [
         {"path": "dense/kernel", "shape": [4, 8]},
@@ -263,6 +307,10 @@ def test_record_if_and_no_writer(tmp_path, writer):
      r"labels.*dtype string"),
     (lambda: health.prediction_distribution("p", tf.zeros([4, 3]), step=0, task="x"),
      r"task"),
+    (lambda: health.prediction_distribution("p", tf.zeros([4, 3]), step=0,
+                                             labels=tf.zeros([4], tf.int32),
+                                             sample_weight=tf.ones([4, 3])),
+     r"sample_weight.*\[batch\].*\(4, 3\)"),
     (lambda: health.gradient_magnitudes("g", [tf.ones([2])], [], step=0),
      r"1 gradients and 0 variables"),
     (lambda: health.gradient_magnitudes(
@@ -343,7 +391,12 @@ def test_mirrored_strategy_writes_one_copy_of_aggregated_stats(tmp_path):
     r = _run_python(code)
     assert r.returncode == 0, r.stderr[-3000:]
     out = json.loads(r.stdout.split("RESULT", 1)[1])
-    assert all(len(vals) == 1 for vals in out.values()), {k: len(v) for k, v in out.items()}
+    # One copy per family (headline numbers: one per call, and two calls
+    # write prediction families here).
+    headline = {metadata.headline_tag(s) for s in metadata.HEADLINE_STATS}
+    counts = {k: len(v) for k, v in out.items()}
+    assert all(n == 1 for k, n in counts.items() if k not in headline), counts
+    assert counts["health/output_nonfinite"] == 2 and counts["health/entropy"] == 1
     # aggregated gradient = (1 + 2) * ones([2, 2]) -> norm 6
     np.testing.assert_allclose(out["health/gradients/k/norm"][0], 6.0, rtol=1e-6)
     np.testing.assert_allclose(out["health/gradients/k/max_abs"][0], 3.0)

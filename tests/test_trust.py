@@ -289,6 +289,39 @@ def test_class_weight_typo_biases_predictions(tmp_path, typo):
              key=lambda e: e["prediction_share"] - e["label_share"])
     assert ev["prediction_share"] >= max(2.2 * ev["label_share"],
                                          ev["label_share"] + 0.3), ev
+    # The train symptoms name the class weights as their cause (validation
+    # records carry no sample weights).
+    assert kinds["train"]["skewed_class_weights"]["evidence"]["class"] == 0
+    symptoms = [f for k, f in kinds["train"].items()
+                if k in ("class_bias", "class_collapse", "no_better_than_baseline")]
+    assert symptoms, kinds["train"]
+    assert all(f["caused_by"] == "skewed_class_weights" for f in symptoms), symptoms
+
+
+@pytest.mark.parametrize("weights", ["typo", "compensating", None])
+def test_skewed_class_weights_are_found_at_step_0(tmp_path, weights):
+    # class_weight {0: 50} on four balanced classes gives class 0 ~94% of the
+    # loss: known from the first record, before the predictions bend to it.
+    # Weights of 1 / label share on 70/10/10/10 labels give every class the
+    # same weighted share, and a fit without class_weight records none.
+    keras.utils.set_random_seed(7)
+    shares = [0.7, 0.1, 0.1, 0.1] if weights == "compensating" else None
+    x, y = demo.blobs(n=1200, classes=4, spread=1.0, seed=7, weights=shares)
+    class_weight = {
+        "typo": {0: 50.0, 1: 1.0, 2: 1.0, 3: 1.0},
+        "compensating": {c: 1.0 / s for c, s in enumerate(shares or ())},
+    }.get(weights)
+    _fit(_mlp(4, lr=3e-3), x, y, tmp_path, epochs=3, batch_size=32, class_weight=class_weight)
+    kinds, status = _check(tmp_path)
+    if weights != "typo":
+        assert status == {"train": "healthy"}, kinds
+        return
+    train = kinds["train"]
+    f = train["skewed_class_weights"]
+    assert f["first_step"] == 0 and f["severity"] == "warning", f
+    assert f["evidence"]["class"] == 0, f
+    assert f["evidence"]["weight_share"] >= 0.8, f
+    assert f["evidence"]["label_share"] <= 0.4, f
 
 
 @pytest.mark.parametrize("shuffled", [True, False])
