@@ -350,7 +350,14 @@ class HealthCallback(keras.callbacks.Callback):
             warn=self._warn)
         heads = self._outputs.heads
         self._record_preds = bool(heads)
-        self._writers = record_writers.RecordWriters(self.log_dir, self._warn)
+        # Under a multi-worker strategy the other workers record what the
+        # chief records (the same collectives) into a temporary directory,
+        # print nothing, and diagnose only to stop with the chief (stop_on).
+        chief, multi_worker = record_writers.cluster_role(
+            getattr(strategy, "cluster_resolver", None))
+        self._diagnosis.quiet = not chief
+        self._diagnosis.lockstep = multi_worker
+        self._writers = record_writers.RecordWriters(self.log_dir, self._warn, chief=chief)
         self._diagnosis.watch(self._writers.event_files)
         self._outputs.write_manifest(self._writers)
         cadence = record_cadence.RecordCadence(
@@ -382,7 +389,7 @@ class HealthCallback(keras.callbacks.Callback):
     def on_train_end(self, logs=None):
         if self._active:
             self._update_manifest()
-            if self._diagnosis.undiagnosed and self.report_findings:
+            if self._diagnosis.undiagnosed and self.report_findings and not self._diagnosis.quiet:
                 self._writers.flush()
                 self._diagnosis.run()
         if self._patches is not None:

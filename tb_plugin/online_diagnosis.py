@@ -33,10 +33,16 @@ class OnlineDiagnosis:
         self._diagnosed_at = None
         self._seconds = callback.FIRST_DIAGNOSIS_SECONDS
         self.undiagnosed = False  # an epoch end was skipped since the last diagnosis
+        # A worker other than the chief prints nothing; in a multi-worker
+        # fit every worker diagnoses every epoch end for stop_on (from the
+        # same all-reduced records: all workers stop at the same epoch).
+        self.quiet = False
+        self.lockstep = False
 
     @property
     def wanted(self):
-        return bool(self._callback.report_findings or self._callback.stop_on)
+        cb = self._callback
+        return bool((cb.report_findings and not self.quiet) or cb.stop_on)
 
     def fit_begins(self):
         # The first online diagnosis is held to its share of the training
@@ -62,7 +68,9 @@ class OnlineDiagnosis:
         is too recent for the diagnosis to stay within its time share."""
         if not self.wanted:
             return
-        if (self._diagnosed_at is not None and time.perf_counter() - self._diagnosed_at
+        if (not (self.lockstep and self._callback.stop_on)
+                and self._diagnosed_at is not None
+                and time.perf_counter() - self._diagnosed_at
                 < self._seconds / self._callback.ONLINE_DIAGNOSIS_SHARE):
             self.undiagnosed = True
         else:
@@ -126,13 +134,14 @@ class OnlineDiagnosis:
                 continue
             self.reported.add(key)
             new.append(finding)
-            where = " [%s]" % finding.layer if finding.layer else ""
-            print(
-                "tb_plugin: %s %s%s (%s, step %s): %s"
-                % (finding.severity, finding.kind, where, run, finding.first_step,
-                   finding.message),
-                file=sys.stderr,
-            )
+            if not self.quiet:
+                where = " [%s]" % finding.layer if finding.layer else ""
+                print(
+                    "tb_plugin: %s %s%s (%s, step %s): %s"
+                    % (finding.severity, finding.kind, where, run, finding.first_step,
+                       finding.message),
+                    file=sys.stderr,
+                )
             if stops_training(finding, cb.stop_on):
                 cb.model.stop_training = True
         return new

@@ -7,13 +7,20 @@ just those); and a check, at epoch ends and at the end of fit, that every
 record given to a writer reached its event file (TensorFlow's writer may
 drop records without an error: a full disk, a file-size limit, a log_dir
 removed or replaced).
+
+Under a multi-worker strategy only the chief writes to the log directory:
+the other workers compute the same (all-reduced) records, as they must run
+the same collectives, into a temporary directory removed at the end of fit,
+as tf.keras's TensorBoard callback does.
 """
 
 import collections
 import contextlib
 import glob
 import os
+import shutil
 import struct
+import tempfile
 
 import tensorflow as tf
 
@@ -21,11 +28,29 @@ from tb_plugin import event_files
 from tb_plugin import summary_v2
 
 
+def cluster_role(resolver):
+    """(whether this process is the chief, whether the fit has several
+    workers) from a strategy's cluster resolver (``strategy.cluster_resolver``,
+    None outside a cluster), as tf.keras's distributed_file_utils decides:
+    the chief is task "chief", or worker 0 when the cluster has no chief."""
+    task_type = getattr(resolver, "task_type", None)
+    if task_type is None:
+        return True, False
+    cluster = resolver.cluster_spec().as_dict()
+    tasks = sum(len(v) if isinstance(v, (list, dict)) else 1 for v in cluster.values())
+    chief = task_type == "chief" or (
+        task_type == "worker" and resolver.task_id == 0 and "chief" not in cluster)
+    return chief, tasks > 1
+
+
 class RecordWriters:
-    """The writers of one fit into `log_dir` (created if needed); `warn(key,
+    """The writers of one fit into `log_dir` (created if needed), or, when
+    not `chief`, into a temporary directory removed by close; `warn(key,
     message)` says what is lost, once per key."""
 
-    def __init__(self, log_dir, warn):
+    def __init__(self, log_dir, warn, chief=True):
+        self.temporary = None if chief else tempfile.mkdtemp(prefix="tb_plugin_worker_")
+        log_dir = log_dir if chief else self.temporary
         self.log_dir = log_dir
         self._warn = warn
         if event_files.is_url(log_dir):  # gs://, ram://: TensorFlow's file systems
@@ -125,6 +150,8 @@ class RecordWriters:
                     pass
         self.train = self.validation = None
         self.graph_writes = None
+        if self.temporary is not None:
+            shutil.rmtree(self.temporary, ignore_errors=True)
 
 
 class EventFileCheck:
