@@ -12,8 +12,7 @@ import time
 
 import numpy as np
 
-from tensorboard.backend.event_processing import event_file_loader
-from tensorboard.util import tensor_util
+from test_summary import read_events
 
 GLOBAL_BATCH = 32
 STEPS = 3
@@ -122,14 +121,9 @@ def finish(procs, timeout):
 
 def records(run_dir):
     """{tag: [(step, value)]} of the numeric values of every event file."""
-    out = {}
-    for path in sorted(glob.glob(os.path.join(run_dir, "events.out.tfevents.*"))):
-        for event in event_file_loader.EventFileLoader(path).Load():
-            for v in event.summary.value:
-                value = tensor_util.make_ndarray(v.tensor)
-                if value.dtype.kind in "fiub":
-                    out.setdefault(v.tag, []).append((event.step, value))
-    return out
+    out = {tag: [(step, value) for step, value, *_ in values if value.dtype.kind in "fiub"]
+           for tag, values in read_events(str(run_dir)).items()}
+    return {tag: values for tag, values in out.items() if values}
 
 
 def test_only_the_chief_writes_the_global_batch_statistics(tmp_path):
