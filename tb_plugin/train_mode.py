@@ -92,8 +92,9 @@ def _noise_classes():
 def _children(layer):
     try:
         children = tf_internals.child_layers(layer)
-    except Exception:  # noqa: BLE001 - not a Keras 3 layer
-        return []
+    except Exception:  # noqa: BLE001 - not a Keras 3 layer, or the private API is gone
+        # Public, for models only: a layer's own sublayers are then not seen.
+        children = getattr(layer, "layers", None) or []
     return [c for c in children if not isinstance(c, keras.layers.InputLayer)]
 
 
