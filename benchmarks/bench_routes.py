@@ -1,15 +1,20 @@
-"""Times the Health plugin's routes next to TensorBoard's own scalars route.
+"""Times the Health plugin's routes, cold and warm, and reports memory.
 
-Builds a synthetic log directory in the on-disk format of tb_plugin (see
-tb_plugin/metadata.py), written directly as TensorBoard event files (no
+Builds a synthetic log directory in the on-disk format HealthCallback writes
+(format 2, see tb_plugin/metadata.py: series of plugin ``health``, headline
+numbers as ``scalars``), written directly as TensorBoard event files (no
 model is trained), loads it with TensorBoard's Python loader and, with
 ``--rust``, with the Rust data server too, and times over the real WSGI app:
 
 * ``runs`` (the overview: reads and diagnoses every run) cold and warm;
 * ``predictions``, ``gradients`` and ``gradient_histogram`` of one run, cold
   (first read of the run) and warm;
-* TensorBoard's ``scalars`` route fetching the same series (one request per
-  tag, as the Scalars dashboard does), for the same number of points.
+* the resident and peak memory of the process (and of the Rust data server)
+  after the cold overview.
+
+The series are no longer in TensorBoard's ``scalars`` and ``histograms``
+plugins, so TensorBoard's own routes cannot serve them for comparison (format
+1 logdirs, which they could, are no longer written).
 
 With ``--diagnose``, times only :func:`tb_plugin.reader.read_run` and
 :func:`tb_plugin.diagnosis.diagnose` of each run (no TensorBoard app).
@@ -40,8 +45,6 @@ from tensorboard.compat.proto import summary_pb2
 from tensorboard.compat.proto import tensor_pb2
 from tensorboard.compat.proto import tensor_shape_pb2
 from tensorboard.compat.proto import types_pb2
-from tensorboard.plugins.histogram import metadata as histogram_metadata
-from tensorboard.plugins.scalar import metadata as scalar_metadata
 
 from tb_plugin import metadata
 
@@ -126,19 +129,16 @@ def _json_value(tag, obj, md):
 
 
 class _Tagger:
-    """Adds summary metadata to the first value of each tag only. The runs
-    are in format 1 (series in TensorBoard's scalars and histograms plugins,
-    read by the Health plugin as well), so that TensorBoard's own routes can
-    fetch the same series for reference."""
+    """Adds summary metadata to the first value of each tag only, in the
+    format HealthCallback writes (format 2: series of plugin ``health``,
+    headline numbers as ``scalars``)."""
 
     def __init__(self):
         self._seen = set()
-        self.scalar_md = scalar_metadata.create_summary_metadata(None, "")
-        self.scalar_md.data_class = summary_pb2.DATA_CLASS_SCALAR
-        self.hist_md = histogram_metadata.create_summary_metadata(None, "")
-        self.hist_md.data_class = summary_pb2.DATA_CLASS_TENSOR
+        self.scalar_md = metadata.create_series_metadata(metadata.SERIES_SCALAR)
+        self.hist_md = metadata.create_series_metadata(metadata.SERIES_HISTOGRAM)
         self.index_md = metadata.create_index_metadata()
-        self.index_md.plugin_data.content = json.dumps({"version": 1}).encode()
+        self.headline_md = metadata.create_headline_metadata()
 
     def first(self, tag, md):
         if tag in self._seen:
@@ -192,6 +192,7 @@ def write_run(run_dir, *, layers, steps, grad_every, pred_every, scenario, seed)
     nan_from = steps // 2 if scenario == "nan" else None
     for step in range(steps):
         values = []
+        headline = {}
         frac = step / max(steps - 1, 1)
         broken = nan_from is not None and step >= nan_from
         if step == 0:
@@ -220,6 +221,10 @@ def write_run(run_dir, *, layers, steps, grad_every, pred_every, scenario, seed)
             for stat, v in stats.items():
                 st = metadata.stat_tag(name, stat)
                 values.append(_scalar_value(st, v, t.first(st, t.scalar_md)))
+            headline = {metadata.HEADLINE_ENTROPY: stats[metadata.PRED_ENTROPY],
+                        metadata.HEADLINE_TIE_FRACTION: 0.0,
+                        metadata.HEADLINE_ACCURACY_GAP: 0.0,
+                        metadata.HEADLINE_OUTPUT_NONFINITE: stats[metadata.PRED_NONFINITE]}
             top1 = rng.multinomial(64, np.ones(metadata.PROBABILITY_BINS) /
                                    metadata.PROBABILITY_BINS).astype(float)
             classes = rng.multinomial(64, np.ones(K) / K).astype(float)
@@ -266,6 +271,15 @@ def write_run(run_dir, *, layers, steps, grad_every, pred_every, scenario, seed)
             st = metadata.stat_tag(name, metadata.GRAD_FIRST_LAST_RATIO)
             values.append(_scalar_value(st, float(norms[0] / norms[-2]),
                                         t.first(st, t.scalar_md)))
+            headline.update({
+                metadata.HEADLINE_FIRST_LAST_RATIO: float(norms[0] / norms[-2]),
+                metadata.HEADLINE_MAX_UPDATE_RATIO: 1e-3,
+                metadata.HEADLINE_GRADIENT_NONFINITE: 4096.0 * len(variables) if broken
+                else 0.0})
+        # The headline numbers of the families written (see metadata.HEADLINE_STATS).
+        for stat, v in headline.items():
+            st = metadata.headline_tag(stat)
+            values.append(_scalar_value(st, float(v), t.first(st, t.headline_md)))
         if values:
             ev = event_pb2.Event(wall_time=wall + step, step=step,
                                  summary=summary_pb2.Summary(value=values))
@@ -279,7 +293,8 @@ SCENARIOS = ("healthy", "collapse", "vanishing", "nan")
 def build_logdir(logdir, *, runs, layers, steps, grad_every, pred_every):
     marker = os.path.join(logdir, ".bench_params.json")
     params = dict(runs=runs, layers=layers, steps=steps, grad_every=grad_every,
-                  pred_every=pred_every, format=1)
+                  pred_every=pred_every,
+                  format=metadata.FORMAT_VERSION)
     if os.path.exists(marker):
         with open(marker) as fh:
             if json.load(fh) == params:
@@ -378,36 +393,53 @@ def _health_plugin(app):
     raise RuntimeError("Health plugin not loaded")
 
 
-PRED_SCALARS = (metadata.PRED_ENTROPY, metadata.PRED_TIE_FRACTION,
-                metadata.PRED_ZERO_LOGIT_FRACTION, metadata.PRED_NONFINITE,
-                metadata.PRED_ACCURACY, metadata.PRED_TIE_TOLERANT_ACCURACY,
-                metadata.PRED_COUNT)
-PRED_HISTS = (metadata.PRED_TOP1_HIST, metadata.PRED_CLASS_PROB_HIST,
-              metadata.PRED_PREDICTED_CLASSES, metadata.PRED_LABEL_CLASSES)
-GRAD_SCALARS = (metadata.GRAD_NORM, metadata.GRAD_MAX_ABS, metadata.GRAD_ZERO_FRACTION,
-                metadata.GRAD_NONFINITE, metadata.GRAD_WEIGHT_NORM,
-                metadata.GRAD_UPDATE_RATIO)
+def _rss_mib(pid="self"):
+    """(resident, peak resident) MiB of process `pid` (Linux /proc), or
+    (None, None) where it cannot be read."""
+    fields = {}
+    try:
+        with open("/proc/%s/status" % pid) as fh:
+            for line in fh:
+                key, _, value = line.partition(":")
+                fields[key] = value
+    except OSError:
+        return None, None
+    return tuple(int(fields[k].split()[0]) / 1024 if k in fields else None
+                 for k in ("VmRSS", "VmHWM"))
 
 
-def _reference(c, run, scalar_tags, hist_tags):
-    """TensorBoard's own routes fetching the same series, one request per tag
-    (as its dashboards do): (seconds, numbers)."""
-    from urllib.parse import quote
+def _children():
+    """Process ids of this process' children (the Rust data server)."""
+    pids = []
+    for task in os.listdir("/proc/self/task"):
+        try:
+            with open("/proc/self/task/%s/children" % task) as fh:
+                pids += fh.read().split()
+        except OSError:
+            pass
+    return pids
 
-    t0 = time.perf_counter()
-    numbers = 0
-    for tag in scalar_tags:
-        r = c.get("/data/plugin/scalars/scalars?run=%s&tag=%s" % (quote(run), quote(tag)))
-        numbers += _numbers(json.loads(r.get_data()))
-    for tag in hist_tags:
-        r = c.get("/data/plugin/histograms/histograms?run=%s&tag=%s"
-                  % (quote(run), quote(tag)))
-        numbers += _numbers(json.loads(r.get_data()))
-    return time.perf_counter() - t0, numbers
+
+def memory():
+    """{"python": (rss, peak) MiB, "data server": (rss, peak) MiB of the
+    children} of the benchmark process."""
+    out = {"python": _rss_mib()}
+    children = [_rss_mib(pid) for pid in _children()]
+    children = [c for c in children if c[0] is not None]
+    if children:
+        out["data server"] = (sum(c[0] for c in children),
+                              sum(c[1] or 0 for c in children))
+    return out
+
+
+def memory_text(mem):
+    return ", ".join("%s %.0f MiB (peak %.0f)" % (k, rss, peak)
+                     for k, (rss, peak) in mem.items() if rss is not None)
 
 
 def bench(app, run, layers, width):
-    """Rows (route, cold s, warm s, numbers, ref s, ref numbers)."""
+    """Rows (route, cold s, warm s, numbers) and the memory after the cold
+    overview (see memory())."""
     from urllib.parse import quote
 
     from werkzeug.test import Client
@@ -422,39 +454,18 @@ def bench(app, run, layers, width):
     plugin._cache.clear()
     plugin._partial.clear()
     cold, body = _timed(c, base + "runs")
+    mem = memory()
     warm, body = _timed(c, base + "runs", repeat=5)
     nruns = len(json.loads(body)["runs"])
-    # Reference: TensorBoard's routes reading every series of one run, times
-    # the number of runs (an estimate: 50 x 1400 requests would take long).
-    all_scalars = ([metadata.stat_tag("predictions", s) for s in PRED_SCALARS]
-                   + [metadata.variable_tag("gradients", v, s) for v in variables
-                      for s in GRAD_SCALARS]
-                   + [metadata.stat_tag("gradients", metadata.GRAD_FIRST_LAST_RATIO)])
-    all_hists = ([metadata.stat_tag("predictions", s) for s in PRED_HISTS]
-                 + [metadata.variable_tag("gradients", v, metadata.GRAD_LOG10_HIST)
-                    for v in variables])
-    ref_one, ref_one_n = _reference(c, run, all_scalars, all_hists)
-    out.append(("runs (%d runs)" % nruns, cold, warm, _numbers(json.loads(body)),
-                ref_one * nruns, ref_one_n * nruns))
+    out.append(("runs (%d runs)" % nruns, cold, warm, _numbers(json.loads(body))))
     routes = [
-        ("predictions", "predictions?run=%s&name=predictions" % q,
-         [metadata.stat_tag("predictions", s) for s in PRED_SCALARS],
-         [metadata.stat_tag("predictions", s) for s in PRED_HISTS]),
-        ("gradients", "gradients?run=%s&name=gradients" % q,
-         [metadata.variable_tag("gradients", v, s) for v in variables
-          for s in GRAD_SCALARS]
-         + [metadata.stat_tag("gradients", metadata.GRAD_FIRST_LAST_RATIO)], []),
+        ("predictions", "predictions?run=%s&name=predictions" % q),
+        ("gradients", "gradients?run=%s&name=gradients" % q),
         ("gradient_histogram", "gradient_histogram?run=%s&name=gradients&variable=%s"
-         % (q, quote(variables[0])), [],
-         [metadata.variable_tag("gradients", variables[0], metadata.GRAD_LOG10_HIST)]),
-        ("manifest", "manifest?run=%s" % q, [], []),
+         % (q, quote(variables[0]))),
+        ("manifest", "manifest?run=%s" % q),
     ]
-    for name, path, scalar_tags, hist_tags in routes:
-        ref = ref_n = None
-        if scalar_tags or hist_tags:
-            _reference(c, run, scalar_tags, hist_tags)  # warm TensorBoard up
-            ref, ref_n = min((_reference(c, run, scalar_tags, hist_tags)
-                              for _ in range(5)), key=lambda x: x[0])
+    for name, path in routes:
         for w in ((width, 100000) if name != "manifest" else (None,)):
             url = base + path + ("&width=%d" % w if w else "")
             colds = []
@@ -465,8 +476,8 @@ def bench(app, run, layers, width):
             cold_t = statistics.median(colds)
             warm_t, body = _timed(c, url, repeat=9)
             label = name + ("" if w is None else " (all)" if w == 100000 else " w=%d" % w)
-            out.append((label, cold_t, warm_t, _numbers(json.loads(body)), ref, ref_n))
-    return out
+            out.append((label, cold_t, warm_t, _numbers(json.loads(body))))
+    return out, mem
 
 
 def bench_diagnose(logdir, repeat=5):
@@ -494,14 +505,9 @@ def bench_diagnose(logdir, repeat=5):
 
 
 def print_rows(rows):
-    print("%-26s %8s %8s %9s | %10s %9s | %6s %6s"
-          % ("route", "cold s", "warm s", "numbers", "TB ref s", "numbers",
-             "cold/r", "warm/r"))
-    for name, cold, warm, n, ref, ref_n in rows:
-        line = "%-26s %8.3f %8.4f %9d |" % (name, cold, warm, n)
-        if ref is not None:
-            line += " %10.3f %9d | %6.2f %6.3f" % (ref, ref_n, cold / ref, warm / ref)
-        print(line)
+    print("%-26s %8s %8s %9s" % ("route", "cold s", "warm s", "numbers"))
+    for name, cold, warm, n in rows:
+        print("%-26s %8.3f %8.4f %9d" % (name, cold, warm, n))
 
 
 def main(argv=None):
@@ -554,17 +560,14 @@ def main(argv=None):
         if fast:
             wait_loaded(Client(app), args.runs)
         print("\n== loader: %s (loaded in %.1fs) ==" % (label, time.time() - t0))
-        rows = bench(app, "run_00_healthy/train", args.layers, args.width)
+        rows, mem = bench(app, "run_00_healthy/train", args.layers, args.width)
         print_rows(rows)
+        print("memory after the cold overview: %s" % memory_text(mem))
         sys.stdout.flush()
         cleanup()
-    print("\nTB ref = TensorBoard's own scalars/histograms routes fetching the same "
-          "series (every stored point, one request per tag, as its dashboards do);\n"
-          "for runs: all series of one run times the number of runs (estimate).\n"
-          "cold = first request after the plugin's cache was cleared (runs: read + "
-          "diagnosis of every run; detail routes: read of what they show). (all) = no downsampling: "
-          "the same points as the reference.")
-
+    print("\ncold = first request after the plugin's cache was cleared (runs: read + "
+          "diagnosis of every run; detail routes: read of what they show). (all) = no "
+          "downsampling. Peak memory is the process' since it started (loading included).")
 
 if __name__ == "__main__":
     main()

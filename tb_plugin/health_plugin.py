@@ -5,7 +5,9 @@ with both TensorBoard loaders, ``--load_fast=true`` included, under
 ``--path_prefix`` and under ``/experiment/<id>/``), turns it into
 :class:`tb_plugin.reader.RunRecords` with :func:`tb_plugin.reader.read_run`
 and diagnoses each run with :func:`tb_plugin.diagnosis.diagnose`, the same
-code that ``tb-health check --json`` runs. The frontend is an ES module
+code that ``tb-health check --json`` runs (the overview reads a run as it
+does, with :func:`tb_plugin.diagnosis.read_for_diagnosis`: without the
+histograms no rule reads). The frontend is an ES module
 (``static/index.js``) that TensorBoard loads into an iframe.
 
 Routes, under ``data/plugin/health/`` (see CONTRACT in the docs):
@@ -437,7 +439,7 @@ class HealthPlugin(base_plugin.TBPlugin):
 
     def _compute(self, ctx, eid, run, version, sibling=None):
         try:
-            records = reader.read_run(self._data_provider, ctx, eid, run)
+            records = diagnosis.read_for_diagnosis(self._data_provider, ctx, eid, run)
         except Exception as e:  # a broken run must not break the others
             logger.warning("Health: reading run %r failed", run, exc_info=True)
             return _Entry(
@@ -468,8 +470,9 @@ class HealthPlugin(base_plugin.TBPlugin):
     def _records(self, request, run, name=None, variable=None):
         """The RunRecords a detail route needs, or a 404 _HttpError.
 
-        The overview's cached read of the whole run is used when it is
-        current. Otherwise only what the route shows is read: the record
+        The overview's cached read of the run is used when it is current
+        and holds what the route shows (see _overview_serves). Otherwise only
+        what the route shows is read: the record
         family `name` (and of it only `variable`), or just the manifest when
         `name` is None; that partial read is cached on its own.
         """
@@ -482,7 +485,8 @@ class HealthPlugin(base_plugin.TBPlugin):
         with self._cache_lock:
             entry = self._cache.get((eid, run))
             if (entry is not None and entry.version == version
-                    and entry.records is not None):
+                    and entry.records is not None
+                    and _overview_serves(entry.records, name, variable)):
                 self._stats["hit"] += 1
                 return entry.records
         if name is not None and metadata.index_tag(name) not in {t for t, _, _ in version}:
@@ -862,6 +866,17 @@ def _width(request):
 
 # --------------------------------------------------------------------------
 # Run summaries.
+
+
+def _overview_serves(records, name, variable):
+    """Whether the overview's read of a run (diagnosis.read_for_diagnosis:
+    without the histograms no rule reads) holds what a detail request of
+    record family `name` (None: the manifest) and `variable` shows: the
+    manifest, a train-mode family, a gradient family's matrix (not its
+    log10|g| histograms); not a prediction family (its probability
+    histograms)."""
+    return name is None or (variable is None
+                            and (name in records.gradients or name in records.train_mode))
 
 
 def _no_records(run):

@@ -289,13 +289,29 @@ def _latest(data):
     return kept
 
 
+def _steps(data):
+    """The steps of a list of data in the order they were written (int64)."""
+    return np.fromiter((d.step for d in data), dtype=np.int64, count=len(data))
+
+
+def _increasing(steps):
+    """Whether `steps` (int64) strictly increase: :func:`_latest` keeps every
+    point then (the usual case, checked without a Python loop)."""
+    return bool(np.all(steps[1:] > steps[:-1]))
+
+
 def _series(data):
     """A Series from a list of ScalarDatum in the order they were written
     (see :func:`_latest`)."""
-    written = np.array([d.step for d in data], dtype=np.int64)
-    kept = _latest(data)
-    return Series(steps=np.array([d.step for d in kept], dtype=np.int64),
-                  values=np.array([d.value for d in kept], dtype=np.float64),
+    written = _steps(data)
+    if _increasing(written):
+        kept, steps = data, written
+    else:
+        kept = _latest(data)
+        steps = _steps(kept)
+    return Series(steps=steps,
+                  values=np.fromiter((d.value for d in kept), dtype=np.float64,
+                                     count=len(kept)),
                   restarts=int(np.count_nonzero(written[1:] < written[:-1])))
 
 
@@ -306,7 +322,8 @@ def _histogram_series(data):
     If the bin count changes between records, records with the last
     record's bin count are kept.
     """
-    rows = [(int(d.step), np.asarray(d.numpy, dtype=np.float64)) for d in _latest(data)]
+    kept = data if _increasing(_steps(data)) else _latest(data)
+    rows = [(int(d.step), np.asarray(d.numpy, dtype=np.float64)) for d in kept]
     if not rows:
         return None
     bins = rows[-1][1].shape[0]
@@ -355,7 +372,9 @@ def _steps_text(steps):
 
 
 def _is_number(datum):
-    return isinstance(datum.value, numbers.Real)
+    # A float (what both loaders return) is checked first: the ABC check
+    # costs more per point.
+    return type(datum.value) is float or isinstance(datum.value, numbers.Real)
 
 
 def _is_histogram(datum):
