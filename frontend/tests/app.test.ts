@@ -2,7 +2,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { clearCache, setFetcher } from "../src/api";
 import { createApp, runsFingerprint } from "../src/app";
 import { render } from "../src/index";
-import { until, q, qa } from "./dom_helpers";
+import { q, qa, resetPage, respond, until } from "./dom_helpers";
 
 const XSS = "<img src=x onerror=alert(1)>";
 
@@ -59,17 +59,9 @@ const RUNS = {
   ],
 };
 
-function respond(body: unknown, status = 200): Response {
-  return new Response(JSON.stringify(body), { status });
-}
 
 
-beforeEach(() => {
-  history.replaceState(null, "", "/"); // the view the URL keeps: none
-  document.head.innerHTML = "";
-  document.body.innerHTML = "";
-  clearCache();
-});
+beforeEach(resetPage);
 afterEach(() => clearCache());
 
 describe("render()", () => {

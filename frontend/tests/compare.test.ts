@@ -18,7 +18,7 @@ import {
 } from "../src/compare";
 import { render } from "../src/index";
 import type { CompareGroup, ComparePair, CompareResponse } from "../src/types";
-import { installFakeCanvas, q, qa, until } from "./dom_helpers";
+import { installFakeCanvas, q, qa, resetPage, respond, until } from "./dom_helpers";
 
 const XSS = "<img src=x onerror=alert(1)>";
 
@@ -177,18 +177,10 @@ describe("band series", () => {
 
 // ---------------------------------------------------------------- the view
 
-function respond(body: unknown, status = 200): Response {
-  return new Response(JSON.stringify(body), { status });
-}
 
 installFakeCanvas();
 
-beforeEach(() => {
-  history.replaceState(null, "", "/"); // the view the URL keeps: none
-  document.head.innerHTML = "";
-  document.body.innerHTML = "";
-  clearCache();
-});
+beforeEach(resetPage);
 afterEach(() => clearCache());
 
 function serve(compare: (url: URL) => Response): string[] {

@@ -1,4 +1,19 @@
-// Shared by the DOM tests: waiting for the page, selecting, and a canvas.
+// Shared by the DOM tests: a clean page, fake responses, waiting for the
+// page, selecting, and a canvas.
+
+import { clearCache } from "../src/api";
+
+/** A page with nothing on it, no view kept in the URL and no cached data. */
+export function resetPage(): void {
+  history.replaceState(null, "", "/"); // the view the URL keeps: none
+  document.head.innerHTML = "";
+  document.body.innerHTML = "";
+  clearCache();
+}
+
+export function respond(body: unknown, status = 200): Response {
+  return new Response(JSON.stringify(body), { status });
+}
 
 export async function until(pred: () => boolean, ms = 3000): Promise<void> {
   const t0 = Date.now();

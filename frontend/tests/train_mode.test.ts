@@ -6,7 +6,7 @@ import { clearCache, setFetcher } from "../src/api";
 import { render } from "../src/index";
 import { dashboardFor, dashboardTitle } from "../src/shape";
 import { findingLayers, markedRange } from "../src/views/train_mode";
-import { until, q, qa, installFakeCanvas } from "./dom_helpers";
+import { installFakeCanvas, q, qa, resetPage, respond, until } from "./dom_helpers";
 
 const XSS = "<img src=x onerror=alert(1)>";
 
@@ -101,9 +101,6 @@ function layers(bad: boolean) {
   ];
 }
 
-function respond(body: unknown, status = 200): Response {
-  return new Response(JSON.stringify(body), { status });
-}
 
 function routes(u: string): Response {
   const url = new URL(u, "http://x/");
@@ -119,12 +116,7 @@ function routes(u: string): Response {
 
 installFakeCanvas();
 
-beforeEach(() => {
-  history.replaceState(null, "", "/"); // the view the URL keeps: none
-  document.head.innerHTML = "";
-  document.body.innerHTML = "";
-  clearCache();
-});
+beforeEach(resetPage);
 afterEach(() => clearCache());
 
 describe("train-mode kinds", () => {

@@ -4,7 +4,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { clearCache, setFetcher } from "../src/api";
 import { groupRuns } from "../src/app";
 import { render } from "../src/index";
-import { until, q, qa, installFakeCanvas } from "./dom_helpers";
+import { installFakeCanvas, q, qa, resetPage, respond, until } from "./dom_helpers";
 
 const XSS = "<img src=x onerror=alert(1)>";
 
@@ -118,9 +118,6 @@ const GRADIENTS = {
   thresholds: { vanishing_ratio: 0.001, exploding_ratio: 70, update_ratio_low: 1e-5, update_ratio_guideline: 0.001 },
 };
 
-function respond(body: unknown, status = 200): Response {
-  return new Response(JSON.stringify(body), { status });
-}
 
 function routes(u: string): Response {
   const url = new URL(u, "http://x/");
@@ -137,12 +134,7 @@ const click = (sel: string) => (q(sel) as HTMLElement).click();
 
 installFakeCanvas();
 
-beforeEach(() => {
-  history.replaceState(null, "", "/"); // the view the URL keeps: none
-  document.head.innerHTML = "";
-  document.body.innerHTML = "";
-  clearCache();
-});
+beforeEach(resetPage);
 afterEach(() => clearCache());
 
 describe("runs", () => {
