@@ -133,10 +133,11 @@ def overrule_by_validation(findings, validation, th):
     return out
 
 
-def _accuracy_vs_base(pool, sel):
-    """(accuracy, base rate, standard error of that base rate, examples) of
-    `pool`'s windows `sel` pooled, weighted by examples; the base rate is the
-    most frequent label's share over all of the family's records (the
+def _accuracy_vs_base(pool, sel, th):
+    """(accuracy, base rate, examples, whether the accuracy is clearly above
+    the base rate: by baseline_margin and baseline_noise_sd standard errors)
+    of `pool`'s windows `sel` pooled, weighted by examples; the base rate is
+    the most frequent label's share over all of the family's records (the
     larger sample: the top share of a few hundred labels overstates it)."""
     _, lc = class_shares(pool)
     acc = pool.scalar(metadata.PRED_ACCURACY)[sel]
@@ -145,8 +146,9 @@ def _accuracy_vs_base(pool, sel):
     n = float(w[ok].sum())
     seen = lc.sum(axis=0)
     base = float(seen.max() / max(seen.sum(), 1))
-    return (float((acc[ok] * w[ok]).sum() / max(n, 1)), base,
-            math.sqrt(base * (1 - base) / max(n, 1)), n)
+    pooled = float((acc[ok] * w[ok]).sum() / max(n, 1))
+    noise = math.sqrt(base * (1 - base) / max(n, 1))
+    return pooled, base, n, pooled > base + max(th.baseline_margin, th.baseline_noise_sd * noise)
 
 
 def not_generalising(pool, validation, span, th):
@@ -168,14 +170,10 @@ def not_generalising(pool, validation, span, th):
     tsel = np.nonzero(pool.steps >= half)[0]
     if not len(vsel) or not len(tsel):
         return []
-    v_acc, v_base, v_sd, v_n = _accuracy_vs_base(vpool, vsel)
-    t_acc, t_base, t_sd, _ = _accuracy_vs_base(pool, tsel)
-    last = vsel[-1:]  # and still at the base rate at the end
-    l_acc, l_base, l_sd, _ = _accuracy_vs_base(vpool, last)
-    if (v_n < th.generalisation_examples
-            or v_acc > v_base + max(th.baseline_margin, th.baseline_noise_sd * v_sd)
-            or l_acc > l_base + max(th.baseline_margin, th.baseline_noise_sd * l_sd)
-            or t_acc <= t_base + max(th.baseline_margin, th.baseline_noise_sd * t_sd)
+    v_acc, v_base, v_n, v_above = _accuracy_vs_base(vpool, vsel, th)
+    t_acc, t_base, _, t_above = _accuracy_vs_base(pool, tsel, th)
+    last_above = _accuracy_vs_base(vpool, vsel[-1:], th)[3]  # still at it at the end
+    if (v_n < th.generalisation_examples or v_above or last_above or not t_above
             or t_acc < v_acc + th.generalisation_gap):
         return []
     evidence = {
