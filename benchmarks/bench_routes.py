@@ -1,8 +1,8 @@
 """Times the Health plugin's routes, cold and warm, and reports memory.
 
 Builds a synthetic log directory in the on-disk format HealthCallback writes
-(format 2, see tb_plugin/metadata.py: series of plugin ``health``, headline
-numbers as ``scalars``), written directly as TensorBoard event files (no
+(see tb_plugin/metadata.py: series of plugin ``health``, a gradient
+record's per-variable series as two tensors, headline numbers as ``scalars``), written directly as TensorBoard event files (no
 model is trained), loads it with TensorBoard's Python loader and, with
 ``--rust``, with the Rust data server too, and times over the real WSGI app:
 
@@ -95,24 +95,25 @@ def _scalar_value(tag, v, md):
     return value
 
 
-def _hist_value(tag, edges, counts, md):
-    arr = np.stack([edges[:-1], edges[1:], counts], axis=1).astype("<f8")
+def _array_value(tag, arr, md):
+    """A float64 (histograms) or float32 (per-variable tensors) array."""
     value = summary_pb2.Summary.Value(
         tag=tag,
         tensor=tensor_pb2.TensorProto(
-            dtype=types_pb2.DT_DOUBLE,
+            dtype=types_pb2.DT_DOUBLE if arr.dtype == np.float64 else types_pb2.DT_FLOAT,
             tensor_shape=tensor_shape_pb2.TensorShapeProto(
-                dim=[
-                    tensor_shape_pb2.TensorShapeProto.Dim(size=arr.shape[0]),
-                    tensor_shape_pb2.TensorShapeProto.Dim(size=3),
-                ]
-            ),
-            tensor_content=arr.tobytes(),
+                dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=n) for n in arr.shape]),
+            tensor_content=arr.astype(arr.dtype.newbyteorder("<")).tobytes(),
         ),
     )
     if md is not None:
         value.metadata.CopyFrom(md)
     return value
+
+
+def _hist_value(tag, edges, counts, md):
+    arr = np.stack([edges[:-1], edges[1:], counts], axis=1).astype(np.float64)
+    return _array_value(tag, arr, md)
 
 
 def _json_value(tag, obj, md):
@@ -130,7 +131,8 @@ def _json_value(tag, obj, md):
 
 class _Tagger:
     """Adds summary metadata to the first value of each tag only, in the
-    format HealthCallback writes (format 2: series of plugin ``health``,
+    format HealthCallback writes (see tb_plugin.metadata: series of plugin
+    ``health``, a gradient record's per-variable series as two tensors,
     headline numbers as ``scalars``)."""
 
     def __init__(self):
@@ -139,6 +141,10 @@ class _Tagger:
         self.hist_md = metadata.create_series_metadata(metadata.SERIES_HISTOGRAM)
         self.index_md = metadata.create_index_metadata()
         self.headline_md = metadata.create_headline_metadata()
+        self.variable_stats_md = metadata.create_series_metadata(
+            metadata.SERIES_VARIABLE_STATS, columns=list(metadata.GRADIENT_VARIABLE_STATS))
+        self.variable_hist_md = metadata.create_series_metadata(
+            metadata.SERIES_VARIABLE_HISTOGRAMS, range=list(metadata.LOG10_RANGE))
 
     def first(self, tag, md):
         if tag in self._seen:
@@ -251,23 +257,25 @@ def write_run(run_dir, *, layers, steps, grad_every, pred_every, scenario, seed)
             norms = norms * np.exp(rng.normal(0, 0.05, len(variables)))
             if broken:
                 norms = np.full(len(variables), np.nan)
-            for i, (p, _) in enumerate(variables):
-                stats = {
-                    metadata.GRAD_NORM: norms[i],
-                    metadata.GRAD_MAX_ABS: norms[i] / 4,
-                    metadata.GRAD_ZERO_FRACTION: 0.0,
-                    metadata.GRAD_NONFINITE: 4096.0 if broken else 0.0,
-                    metadata.GRAD_WEIGHT_NORM: 8.0,
-                    metadata.GRAD_UPDATE_RATIO: 1e-3,
-                }
-                for stat, v in stats.items():
-                    st = metadata.variable_tag(name, p, stat)
-                    values.append(_scalar_value(st, float(v), t.first(st, t.scalar_md)))
-                center = np.log10(norms[i] / 64) if np.isfinite(norms[i]) else 0.0
-                counts = np.histogram(rng.normal(center, 0.5, 256), bins=log_edges)[0]
-                st = metadata.variable_tag(name, p, metadata.GRAD_LOG10_HIST)
-                values.append(_hist_value(st, log_edges, counts.astype(float),
-                                          t.first(st, t.hist_md)))
+            n = len(variables)
+            columns = {  # metadata.GRADIENT_VARIABLE_STATS, in order
+                metadata.GRAD_NORM: norms,
+                metadata.GRAD_MAX_ABS: norms / 4,
+                metadata.GRAD_ZERO_FRACTION: np.zeros(n),
+                metadata.GRAD_NONFINITE: np.full(n, 4096.0 if broken else 0.0),
+                metadata.GRAD_WEIGHT_NORM: np.full(n, 8.0),
+                metadata.GRAD_UPDATE_RATIO: np.full(n, 1e-3),
+            }
+            matrix = np.stack([columns[s] for s in metadata.GRADIENT_VARIABLE_STATS], axis=1)
+            st = metadata.stat_tag(name, metadata.GRAD_VARIABLE_STATS)
+            values.append(_array_value(st, matrix.astype(np.float32),
+                                       t.first(st, t.variable_stats_md)))
+            centers = np.where(np.isfinite(norms), np.log10(np.abs(norms) / 64), 0.0)
+            counts = np.stack([np.histogram(rng.normal(c, 0.5, 256), bins=log_edges)[0]
+                               for c in centers])
+            st = metadata.stat_tag(name, metadata.GRAD_LOG10_HIST)
+            values.append(_array_value(st, counts.astype(np.float32),
+                                       t.first(st, t.variable_hist_md)))
             st = metadata.stat_tag(name, metadata.GRAD_FIRST_LAST_RATIO)
             values.append(_scalar_value(st, float(norms[0] / norms[-2]),
                                         t.first(st, t.scalar_md)))

@@ -52,13 +52,6 @@ from tb_plugin.step_recording import StepRecorder
 from tb_plugin.train_step_hooks import TrainStepHooks
 from tb_plugin.validation_recording import ValidationRecorder
 
-# Formerly defined or imported here; tests and tools use them from here.
-from tb_plugin.manifest import build_manifest  # noqa: F401
-from tb_plugin.manifest import loss_info  # noqa: F401
-from tb_plugin.health_event_store import StoredTag as _StoredTag  # noqa: F401
-from tb_plugin.shared_functions import SHARED_FUNCTIONS as _SHARED_FUNCTIONS  # noqa: F401
-from tb_plugin.shared_functions import shared_function as _shared_function  # noqa: F401
-
 
 def _check_log_dir(log_dir):
     """ValueError unless `log_dir` is a non-empty path (str or os.PathLike)."""

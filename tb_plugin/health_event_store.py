@@ -88,7 +88,7 @@ class HealthEventStore:
                 plugin = md.plugin_data.plugin_name
                 histogram = plugin == histogram_metadata.PLUGIN_NAME or (
                     plugin == metadata.PLUGIN_NAME
-                    and metadata.series_kind(md.plugin_data.content) == metadata.SERIES_HISTOGRAM)
+                    and metadata.series_kind(md.plugin_data.content) in metadata.HISTOGRAM_SERIES)
                 if (histogram and self._histograms is not None
                         and tag.rsplit("/", 1)[-1] not in self._histograms):
                     tags[tag] = None  # a histogram series not kept

@@ -2,14 +2,21 @@
 
 Everything tb_plugin records lands in ordinary TensorBoard event files:
 
-* numbers per record (entropy, tie fraction, gradient norm per variable, ...)
+* numbers per record (entropy, tie fraction, first/last gradient ratio, ...)
   are *series* summaries of plugin ``health``, data class SCALAR (a float32
-  scalar), and distributions per record (top-1 probability, log10|g|,
-  predicted-class counts, ...) series summaries of plugin ``health``, data
-  class TENSOR holding a float64 ``[bins, 3]`` tensor of ``(left_edge,
-  right_edge, count)`` rows (the ``histograms`` plugin's layout). TensorBoard's
-  Scalars, Histograms and Time Series list their own plugins' tags only, so
-  these show in the Health tab alone;
+  scalar), and distributions per record (top-1 probability, predicted-class
+  counts, ...) series summaries of plugin ``health``, data class TENSOR
+  holding a float64 ``[bins, 3]`` tensor of ``(left_edge, right_edge, count)``
+  rows (the ``histograms`` plugin's layout). TensorBoard's Scalars,
+  Histograms and Time Series list their own plugins' tags only, so these
+  show in the Health tab alone;
+* a gradient record's per-variable numbers are one float32 ``[variables,
+  statistics]`` tensor (:data:`SERIES_VARIABLE_STATS`, the statistics named
+  in its metadata) and its log10|g| histograms one float32 ``[variables,
+  bins]`` tensor of counts (:data:`SERIES_VARIABLE_HISTOGRAMS`, the bins'
+  range in its metadata), rows in the order of the family's index: two
+  tensors a record instead of seven summaries a variable, so that a run of a
+  model with hundreds of variables is read (and listed) in milliseconds;
 * a few *headline* numbers per record (:data:`HEADLINE_STATS`, at most 8
   tags per run, each aggregated over the record families written together)
   are ``scalars`` summaries under ``health/<stat>``, so that they plot in
@@ -28,10 +35,13 @@ per plugin name, and for ``health`` only 10 (Python loader) or 100 tensors
 :data:`SAMPLES_KEPT` unless ``--samples_per_plugin health=N`` says otherwise,
 so every series keeps 1000 points on both loaders.
 
-Format 1 (index content ``{"version": 1}``, tb_plugin before this layout)
-stored the series as ``scalars`` and ``histograms`` summaries under the same
-tags; :func:`series_plugins` says where a family's series are, and the reader
-reads both formats.
+Format 1 (index content ``{"version": 1}``) stored the series as
+``scalars`` and ``histograms`` summaries under the same tags; format 2 as
+``health`` series, with one scalar summary per variable and statistic
+(``health/<name>/<variable>/<stat>``, see :func:`variable_tag`) and one
+histogram per variable. :func:`series_plugins` says where a family's series
+are, :func:`compact_gradients` whether its gradients are two tensors a
+record, and the reader reads every format.
 
 This module imports no TensorFlow.
 """
@@ -44,13 +54,21 @@ from tensorboard.plugins.histogram import metadata as histogram_metadata
 from tensorboard.plugins.scalar import metadata as scalar_metadata
 
 PLUGIN_NAME = "health"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 # Points kept per health tag by both TensorBoard loaders (see HealthLoader).
 SAMPLES_KEPT = 1000
 
 # Series kinds (the "series" field of a series summary's metadata content).
 SERIES_SCALAR = "scalar"
 SERIES_HISTOGRAM = "histogram"
+# float32 [variables, statistics]: one row per variable of the family's index
+# (content field "columns": the statistics, GRADIENT_VARIABLE_STATS names).
+SERIES_VARIABLE_STATS = "variable_stats"
+# float32 [variables, bins]: counts over equal bins of the content's "range".
+SERIES_VARIABLE_HISTOGRAMS = "variable_histograms"
+SERIES_KINDS = (SERIES_SCALAR, SERIES_HISTOGRAM, SERIES_VARIABLE_STATS,
+                SERIES_VARIABLE_HISTOGRAMS)
+HISTOGRAM_SERIES = (SERIES_HISTOGRAM, SERIES_VARIABLE_HISTOGRAMS)
 
 TAG_PREFIX = "health"
 MANIFEST_TAG = "health/manifest"
@@ -121,17 +139,26 @@ PRED_LABEL_CLASSES = "label_classes"  # one bin per class [i, i+1)
 PRED_LABEL_WEIGHTS = "label_weights"
 PRED_OUTPUT_HIST = "outputs"  # regression outputs
 
-# Statistics of a gradient record, per variable (suffixes under
-# variable_tag(name, path)).
+# Statistics of a gradient record, per variable: the columns of the
+# GRAD_VARIABLE_STATS tensor (format 2: suffixes under variable_tag(name, path)).
 GRAD_NORM = "norm"  # L2 norm of the gradient
 GRAD_MAX_ABS = "max_abs"
 GRAD_ZERO_FRACTION = "zero_fraction"  # entries exactly 0
 GRAD_NONFINITE = "nonfinite"  # count of NaN/Inf entries
 GRAD_WEIGHT_NORM = "weight_norm"  # L2 norm of the variable
 GRAD_UPDATE_RATIO = "update_ratio"  # ||update|| / ||weight before it||, when known
-GRAD_LOG10_HIST = "log10_abs"  # histogram of log10|g| over nonzero entries
-# Per-record summary of all variables (suffixes under index_tag(name)).
+GRADIENT_VARIABLE_STATS = (GRAD_NORM, GRAD_MAX_ABS, GRAD_ZERO_FRACTION, GRAD_NONFINITE,
+                           GRAD_WEIGHT_NORM, GRAD_UPDATE_RATIO)
+# Histogram of log10|g| over nonzero entries: per variable, the rows of the
+# tensor under stat_tag(name, GRAD_LOG10_HIST) (format 2: a suffix under
+# variable_tag(name, path)).
+GRAD_LOG10_HIST = "log10_abs"
+# Per-record tensors and numbers of all variables (suffixes under index_tag(name)).
+GRAD_VARIABLE_STATS = "variable_stats"  # the per-variable statistics, SERIES_VARIABLE_STATS
 GRAD_FIRST_LAST_RATIO = "first_last_ratio"  # first kernel norm / last
+# An index entry's field saying the variable has no update_ratio (its row of
+# the statistics holds 0 there).
+INDEX_NO_UPDATE = "no_update"
 
 # Statistics of a train-mode record, per layer (suffixes under
 # variable_tag(name, layer path); see tb_plugin.train_mode). Flags are 1/0.
@@ -190,12 +217,14 @@ def create_index_metadata(description=""):
                             description)
 
 
-def create_series_metadata(kind, description=""):
-    """SummaryMetadata for a per-record number (`kind` SERIES_SCALAR) or
-    distribution (SERIES_HISTOGRAM) of a record family."""
+def create_series_metadata(kind, description="", **fields):
+    """SummaryMetadata for a per-record number (`kind` SERIES_SCALAR),
+    distribution (SERIES_HISTOGRAM) or per-variable tensor
+    (SERIES_VARIABLE_STATS with ``columns=``, SERIES_VARIABLE_HISTOGRAMS
+    with ``range=``) of a record family."""
     data_class = (summary_pb2.DATA_CLASS_SCALAR if kind == SERIES_SCALAR
                   else summary_pb2.DATA_CLASS_TENSOR)
-    return _health_metadata({"version": FORMAT_VERSION, "series": kind}, data_class,
+    return _health_metadata(dict(fields, version=FORMAT_VERSION, series=kind), data_class,
                             description)
 
 
@@ -229,10 +258,24 @@ def _content(content):
 
 
 def series_kind(content):
-    """SERIES_SCALAR or SERIES_HISTOGRAM for the metadata content of a
-    ``health`` series summary; None for an index or manifest."""
+    """One of SERIES_KINDS for the metadata content of a ``health`` series
+    summary; None for an index or manifest."""
     kind = _content(content).get("series")
-    return kind if kind in (SERIES_SCALAR, SERIES_HISTOGRAM) else None
+    return kind if kind in SERIES_KINDS else None
+
+
+def series_fields(content):
+    """The JSON object of a series summary's metadata content (its
+    ``columns`` or ``range``); {} when it has none."""
+    return _content(content)
+
+
+def compact_gradients(index_content):
+    """Whether the gradient family whose index summary has metadata content
+    `index_content` stores its per-variable series as two tensors a record
+    (format 3 and later)."""
+    version = _content(index_content).get("version")
+    return isinstance(version, int) and version >= 3
 
 
 def series_plugins(index_content):

@@ -4,8 +4,10 @@ This is the read side of the on-disk format described in
 :mod:`tb_plugin.metadata`: the ``health`` index summaries say which record
 families a run holds (predictions, gradients and, for gradients, the
 variables in depth order); the numbers and distributions are series
-summaries under ``health/...`` tags, of plugin ``health`` (format 2) or
-``scalars`` and ``histograms`` (format 1, told by the index's metadata).
+summaries under ``health/...`` tags, of plugin ``health`` (formats 2 and
+3) or ``scalars`` and ``histograms`` (format 1, told by the index's
+metadata). A gradient family of format 3 keeps its per-variable series in
+two tensors a record; they are read into the same per-variable series.
 
 Reading a run costs four provider calls, whatever its size: one
 ``list_tensors`` and one ``read_tensors`` of the run's ``health`` index
@@ -78,14 +80,7 @@ PREDICTION_HISTOGRAM_STATS = (
     metadata.PRED_LABEL_WEIGHTS,
     metadata.PRED_OUTPUT_HIST,
 )
-GRADIENT_VARIABLE_STATS = (
-    metadata.GRAD_NORM,
-    metadata.GRAD_MAX_ABS,
-    metadata.GRAD_ZERO_FRACTION,
-    metadata.GRAD_NONFINITE,
-    metadata.GRAD_WEIGHT_NORM,
-    metadata.GRAD_UPDATE_RATIO,
-)
+GRADIENT_VARIABLE_STATS = metadata.GRADIENT_VARIABLE_STATS
 GRADIENT_SCALAR_STATS = (metadata.GRAD_FIRST_LAST_RATIO,)
 
 
@@ -384,7 +379,7 @@ def _is_histogram(datum):
 
 
 def _parse_index(values, warnings):
-    """(manifest, {name: prediction index}, {name: (paths, shapes)}) from the
+    """(manifest, {name: prediction index}, {name: _IndexVariables}) from the
     decoded ``health`` summaries; problems are appended to `warnings`."""
     manifest = None
     if metadata.MANIFEST_TAG in values:
@@ -446,30 +441,56 @@ def _num_classes(name, index, warnings):
     return 1
 
 
+class _IndexVariables(collections.namedtuple("_IndexVariables",
+                                              "paths shapes no_update rows count")):
+    """A gradient index's variables: `paths` (depth order), {path: shape},
+    the paths without an update_ratio, {path: row} (its row in the family's
+    per-variable tensors) and `count`, the entries of the index's list (the
+    tensors' rows)."""
+
+
 def _gradient_variables(variables):
-    """(paths, {path: shape}) of a gradient index's variable list, which may
-    hold {"path", "shape"} objects or bare paths."""
-    paths, shapes = [], {}
-    for v in variables:
+    """The _IndexVariables of a gradient index's variable list, which may
+    hold {"path", "shape"} objects or bare paths (an entry that is neither
+    keeps its row, unread)."""
+    paths, shapes, no_update, rows = [], {}, set(), {}
+    for row, v in enumerate(variables):
         if isinstance(v, dict) and isinstance(v.get("path"), str):
-            paths.append(v["path"])
+            path = v["path"]
             shape = v.get("shape")
-            shapes[v["path"]] = list(shape) if isinstance(shape, list) else []
+            shapes[path] = list(shape) if isinstance(shape, list) else []
+            if v.get(metadata.INDEX_NO_UPDATE) is True:
+                no_update.add(path)
         elif isinstance(v, str):
-            paths.append(v)
+            path = v
             shapes[v] = []
-    return paths, shapes
+        else:
+            continue
+        paths.append(path)
+        rows[path] = row
+    return _IndexVariables(paths, shapes, no_update, rows, len(variables))
 
 
-def _index_contents(provider, ctx, experiment_id, run, tags):
-    """{tag: metadata content} of `run`'s ``health`` index and manifest
-    summaries among `tags` (None: all)."""
+def _narrowed(index_variables, wanted):
+    """`index_variables` (_IndexVariables) with only the paths in `wanted`."""
+    paths = [p for p in index_variables.paths if p in wanted]
+    return index_variables._replace(
+        paths=paths, shapes={p: index_variables.shapes[p] for p in paths})
+
+
+def _health_contents(provider, ctx, experiment_id, run, tags):
+    """({tag: metadata content} of `run`'s ``health`` index and manifest
+    summaries, {tag: metadata content} of its ``health`` tensor series),
+    of the tags among `tags` (None: all)."""
     listing = provider.list_tensors(
         ctx, experiment_id=experiment_id, plugin_name=metadata.PLUGIN_NAME,
         run_tag_filter=provider_lib.RunTagFilter(runs=[run], tags=tags),
     ).get(run, {})
-    return {tag: ts.plugin_content for tag, ts in listing.items()
-            if metadata.series_kind(ts.plugin_content) is None}
+    index, series = {}, {}
+    for tag, ts in listing.items():
+        kind = metadata.series_kind(ts.plugin_content)
+        (index if kind is None else series)[tag] = ts.plugin_content
+    return index, series
 
 
 def _read(method, ctx, experiment_id, run, plugin_name, tags, warnings,
@@ -525,6 +546,76 @@ def _collect(data_by_tag, tag_by_key, make, usable, warnings):
     return out
 
 
+# The per-record tensors of a compact gradient family (metadata.compact_gradients).
+_COMPACT_GRADIENT = (metadata.GRAD_VARIABLE_STATS, metadata.GRAD_LOG10_HIST)
+
+
+def _variable_tensors(tag, data, rows, warnings):
+    """(steps, values [records, rows, columns] float64, restarts) of a
+    per-variable tensor series (TensorDatum in the order written, see
+    :func:`_latest`), or None when no record holds a numeric ``[rows, n]``
+    tensor (one warning for the records left out; records whose column
+    count differs from the last good one's are left out too)."""
+    written = _steps(data)
+    kept = data if _increasing(written) else _latest(data)
+    arrays = [np.asarray(d.numpy) for d in kept]
+    good = [a.dtype.kind in "biuf" and a.ndim == 2 and a.shape[0] == rows for a in arrays]
+    if any(good):
+        columns = [a for a, ok in zip(arrays, good) if ok][-1].shape[1]
+        good = [ok and a.shape[1] == columns for a, ok in zip(arrays, good)]
+    if not all(good):
+        warnings.append("%s: not one row for each of the index's %d variables %s; left out"
+                        % (tag, rows, _steps_text([d.step for d, ok in zip(kept, good)
+                                                   if not ok])))
+    if not any(good):
+        return None
+    steps = np.array([d.step for d, ok in zip(kept, good) if ok], dtype=np.int64)
+    values = np.stack([a for a, ok in zip(arrays, good) if ok]).astype(np.float64)
+    return steps, values, int(np.count_nonzero(written[1:] < written[:-1]))
+
+
+def _compact_gradient_series(index_variables, tags, tensors, contents, warnings):
+    """({stat: {path: Series}}, {path: HistogramSeries}) of a compact
+    gradient family's variables (`index_variables`, an _IndexVariables)
+    from its per-record tensors (`tags`: {GRAD_VARIABLE_STATS or
+    GRAD_LOG10_HIST: tag} of those read; `tensors`: {tag: [TensorDatum]};
+    `contents`: {tag: series metadata content})."""
+    rows = index_variables.count
+    stats, log10 = {}, {}
+    tag = tags.get(metadata.GRAD_VARIABLE_STATS)
+    read = _variable_tensors(tag, tensors.get(tag) or [], rows, warnings) if tag else None
+    if read is not None:
+        steps, values, restarts = read
+        columns = metadata.series_fields(contents.get(tag)).get("columns")
+        if not isinstance(columns, list) or len(columns) != values.shape[2]:
+            warnings.append("%s: its metadata does not name its %d columns; left out"
+                            % (tag, values.shape[2]))
+            columns = []
+        for j, stat in enumerate(columns):
+            if stat not in GRADIENT_VARIABLE_STATS:
+                continue  # a statistic of a later version
+            stats[stat] = {
+                p: Series(steps=steps, values=values[:, index_variables.rows[p], j],
+                          restarts=restarts)
+                for p in index_variables.paths
+                if not (stat == metadata.GRAD_UPDATE_RATIO and p in index_variables.no_update)}
+    tag = tags.get(metadata.GRAD_LOG10_HIST)
+    read = _variable_tensors(tag, tensors.get(tag) or [], rows, warnings) if tag else None
+    if read is not None:
+        steps, counts, _ = read
+        span = metadata.series_fields(contents.get(tag)).get("range")
+        if (isinstance(span, list) and len(span) == 2
+                and all(isinstance(x, numbers.Real) and math.isfinite(x) for x in span)
+                and span[0] < span[1]):
+            edges = np.linspace(float(span[0]), float(span[1]), counts.shape[2] + 1)
+            log10 = {p: HistogramSeries(steps=steps, edges=edges,
+                                        counts=counts[:, index_variables.rows[p], :])
+                     for p in index_variables.paths}
+        else:
+            warnings.append("%s: its metadata has no bin range; left out" % tag)
+    return stats, log10
+
+
 def read_run(provider, ctx, experiment_id, run, names=None, variables=None,
              include_manifest=True, include_scalars=True, histograms=None):
     """The health records of `run`, as a :class:`RunRecords`.
@@ -543,11 +634,13 @@ def read_run(provider, ctx, experiment_id, run, names=None, variables=None,
         health_tags = None
     else:
         health_tags = {metadata.index_tag(n) for n in names}
+        health_tags |= {metadata.stat_tag(n, s) for n in names for s in _COMPACT_GRADIENT}
         if include_manifest:
             health_tags.add(metadata.MANIFEST_TAG)
-    health, contents, read_warnings = {}, {}, []
+    health, contents, series_contents, read_warnings = {}, {}, {}, []
     if health_tags is None or health_tags:
-        contents = _index_contents(provider, ctx, experiment_id, run, health_tags)
+        contents, series_contents = _health_contents(provider, ctx, experiment_id, run,
+                                                     health_tags)
     if contents:
         health = _read(provider.read_tensors, ctx, experiment_id, run,
                        metadata.PLUGIN_NAME, set(contents), read_warnings, INDEX_POINTS)
@@ -558,12 +651,10 @@ def read_run(provider, ctx, experiment_id, run, names=None, variables=None,
     if not include_manifest:
         manifest = None
     if variables is not None:
-        wanted = set(variables)
-        grad_vars = {
-            name: ([p for p in paths if p in wanted],
-                   {p: s for p, s in shapes.items() if p in wanted})
-            for name, (paths, shapes) in grad_vars.items()
-        }
+        grad_vars = {name: _narrowed(v, set(variables)) for name, v in grad_vars.items()}
+    read_hist = histograms is None or metadata.GRAD_LOG10_HIST in set(histograms)
+    compact = {name for name in grad_vars
+               if metadata.compact_gradients(contents.get(metadata.index_tag(name)))}
 
     # The tag of every series to read, keyed by where its data goes.
     pred_tags = {
@@ -572,13 +663,19 @@ def read_run(provider, ctx, experiment_id, run, names=None, variables=None,
         for name in pred_index
     }
     grad_tags = {
-        name: ({(s, p): metadata.variable_tag(name, p, s)
-                for s in GRADIENT_VARIABLE_STATS for p in paths},
+        name: ({} if name in compact else
+               {(s, p): metadata.variable_tag(name, p, s)
+                for s in GRADIENT_VARIABLE_STATS for p in v.paths},
                {s: metadata.stat_tag(name, s) for s in GRADIENT_SCALAR_STATS},
-               {p: metadata.variable_tag(name, p, metadata.GRAD_LOG10_HIST)
-                for p in paths})
-        for name, (paths, _) in grad_vars.items()
+               {} if name in compact else
+               {p: metadata.variable_tag(name, p, metadata.GRAD_LOG10_HIST) for p in v.paths})
+        for name, v in grad_vars.items()
     }
+    # Per-variable tensors of compact families: {name: {stat: tag}}.
+    compact_tags = {name: {s: metadata.stat_tag(name, s) for s in _COMPACT_GRADIENT
+                           if (s == metadata.GRAD_VARIABLE_STATS and include_scalars)
+                           or (s == metadata.GRAD_LOG10_HIST and read_hist)}
+                    for name in compact if grad_vars[name].paths}
     if not include_scalars:
         pred_tags = {name: ({}, hists) for name, (_, hists) in pred_tags.items()}
         grad_tags = {name: ({}, {}, hists) for name, (_, _, hists) in grad_tags.items()}
@@ -586,7 +683,7 @@ def read_run(provider, ctx, experiment_id, run, names=None, variables=None,
         wanted_hists = set(histograms)
         pred_tags = {name: (scal, {s: t for s, t in hists.items() if s in wanted_hists})
                      for name, (scal, hists) in pred_tags.items()}
-        if metadata.GRAD_LOG10_HIST not in wanted_hists:
+        if not read_hist:
             grad_tags = {name: (var_scal, scal, {})
                          for name, (var_scal, scal, _) in grad_tags.items()}
     tm_tags = {
@@ -610,7 +707,7 @@ def read_run(provider, ctx, experiment_id, run, names=None, variables=None,
     for name, (scal, hists) in pred_tags.items():
         want(name, [scal], [hists])
     for name, (var_scal, scal, hists) in grad_tags.items():
-        want(name, [var_scal, scal], [hists])
+        want(name, [var_scal, scal], [hists, compact_tags.get(name, {})])
     scalars, histograms = {}, {}
     for plugin, tags in sorted(scalar_tags.items()):
         if tags:
@@ -639,19 +736,23 @@ def read_run(provider, ctx, experiment_id, run, names=None, variables=None,
         )
 
     gradients = {}
-    for name, (paths, shapes) in grad_vars.items():
+    for name, v in grad_vars.items():
         var_scal, scal, hists = grad_tags[name]
         stats = {}
         for (s, p), series in _collect(scalars, var_scal, _series, _is_number,
                                        warnings).items():
             stats.setdefault(s, {})[p] = series
+        log10_histograms = _collect(histograms, hists, _histogram_series, _is_histogram,
+                                    warnings)
+        if name in compact_tags:
+            stats, log10_histograms = _compact_gradient_series(
+                v, compact_tags[name], histograms, series_contents, warnings)
         gradients[name] = GradientRecords(
             name=name,
-            variables=paths,
-            shapes=shapes,
+            variables=v.paths,
+            shapes=v.shapes,
             stats=stats,
-            log10_histograms=_collect(histograms, hists, _histogram_series, _is_histogram,
-                                      warnings),
+            log10_histograms=log10_histograms,
             scalars=_collect(scalars, scal, _series, _is_number, warnings),
         )
 

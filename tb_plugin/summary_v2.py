@@ -279,15 +279,24 @@ _md_cache = {}
 
 
 def _metadata_bytes(kind, description):
+    """Serialized SummaryMetadata of `kind`: "scalar", "histogram",
+    "headline", "index", or (SERIES_VARIABLE_STATS, columns) /
+    (SERIES_VARIABLE_HISTOGRAMS, (lo, hi))."""
     key = (kind, description or "")
     if key not in _md_cache:
-        factory = {
-            "scalar": lambda d: metadata.create_series_metadata(metadata.SERIES_SCALAR, d),
-            "histogram": lambda d: metadata.create_series_metadata(metadata.SERIES_HISTOGRAM, d),
-            "headline": metadata.create_headline_metadata,
-            "index": metadata.create_index_metadata,
-        }[kind]
-        _md_cache[key] = factory(description or "").SerializeToString()
+        d = description or ""
+        if kind == "headline":
+            md = metadata.create_headline_metadata(d)
+        elif kind == "index":
+            md = metadata.create_index_metadata(d)
+        elif kind in ("scalar", "histogram"):
+            md = metadata.create_series_metadata(
+                metadata.SERIES_SCALAR if kind == "scalar" else metadata.SERIES_HISTOGRAM, d)
+        elif kind[0] == metadata.SERIES_VARIABLE_STATS:
+            md = metadata.create_series_metadata(kind[0], d, columns=list(kind[1]))
+        else:
+            md = metadata.create_series_metadata(kind[0], d, range=list(kind[1]))
+        _md_cache[key] = md.SerializeToString()
     return _md_cache[key]
 
 
@@ -1149,10 +1158,11 @@ def gradient_magnitudes(
         ||update|| / ||w_before||.
       description: optional string stored in the summary metadata.
 
-    Per variable ``health/<name>/<path>/<stat>``: norm, max_abs,
-    zero_fraction, nonfinite, weight_norm, update_ratio (with updates) as
-    numbers and log10_abs as a histogram; ``health/<name>/first_last_ratio``;
-    the index summary ``health/<name>`` listing the variables; and the
+    Writes ``health/<name>/variable_stats``, one row per variable: norm,
+    max_abs, zero_fraction, nonfinite, weight_norm and, with updates,
+    update_ratio; ``health/<name>/log10_abs``, one log10|g| histogram per
+    variable; ``health/<name>/first_last_ratio``; the index summary
+    ``health/<name>`` listing the variables (the rows' order); and the
     headline numbers ``health/first_last_ratio``, ``health/gradient_nonfinite``
     and ``health/max_update_ratio`` (with updates).
 
@@ -1258,29 +1268,21 @@ def _gradient_statistics(gradients, weights=None, updates=None, grad_stats=None)
 
 def _write_gradient_rows(name, layout, st, has_update, step, description):
     """The rows of a gradient record: `layout` [(variable path, gradient
-    shape)], `st` and `has_update` from _gradient_statistics."""
+    shape)], `st` and `has_update` from _gradient_statistics. The
+    per-variable statistics are one [variables, statistics] tensor and the
+    log10|g| histograms one [variables, bins] tensor (see metadata)."""
     if layout:
-        names = sorted(k for k in st if k != metadata.GRAD_LOG10_HIST)
-        tags, columns = [], []
-        for i, (path, _) in enumerate(layout):
-            for stat in names:
-                if stat == metadata.GRAD_UPDATE_RATIO and not has_update[i]:
-                    continue
-                tags.append(metadata.variable_tag(name, path, stat))
-                columns.append((stat, i))
-        matrix = tf.stack([st[stat] for stat in names], axis=1)  # [variables, stats]
-        flat = tf.reshape(matrix, [-1])
-        pos = {stat: j for j, stat in enumerate(names)}
-        keep = [i * len(names) + pos[stat] for stat, i in columns]
-        if len(keep) != len(layout) * len(names):
-            flat = tf.gather(flat, keep)
+        columns = [s for s in metadata.GRADIENT_VARIABLE_STATS if s in st
+                   and (s != metadata.GRAD_UPDATE_RATIO or any(has_update))]
+        matrix = tf.stack([tf.cast(st[s], tf.float32) for s in columns], axis=1)
+        _write_rows([metadata.stat_tag(name, metadata.GRAD_VARIABLE_STATS)], matrix[None],
+                    step, (metadata.SERIES_VARIABLE_STATS, tuple(columns)), description)
         ratio = stats.first_last_ratio_many(
             st[metadata.GRAD_NORM], [len(shape) for _, shape in layout]
         )
         if ratio is not None:
-            tags.append(metadata.stat_tag(name, metadata.GRAD_FIRST_LAST_RATIO))
-            flat = tf.concat([flat, tf.reshape(ratio, [1])], axis=0)
-        _write_scalars(tags, flat, step, description)
+            _write_scalars([metadata.stat_tag(name, metadata.GRAD_FIRST_LAST_RATIO)],
+                           tf.reshape(ratio, [1]), step, description)
         _add_headline(metadata.HEADLINE_FIRST_LAST_RATIO, ratio)
         _add_headline(metadata.HEADLINE_GRADIENT_NONFINITE,
                       tf.reduce_sum(st[metadata.GRAD_NONFINITE]))
@@ -1290,21 +1292,16 @@ def _write_gradient_rows(name, layout, st, has_update, step, description):
             top = tf.reduce_max(tf.where(tf.math.is_nan(ratios), -np.inf, ratios))
             _add_headline(metadata.HEADLINE_MAX_UPDATE_RATIO,
                           tf.where(top > -np.inf, top, np.nan))
-        lo, hi = metadata.LOG10_RANGE
-        _write_rows(
-            [metadata.variable_tag(name, p, metadata.GRAD_LOG10_HIST) for p, _ in layout],
-            stats.histogram_tensor(st[metadata.GRAD_LOG10_HIST], lo, hi),
-            step,
-            "histogram",
-            description,
-        )
-    index = {
-        "kind": metadata.KIND_GRADIENTS,
-        "variables": [
-            {"path": p, "shape": [int(d) if d is not None else None for d in shape]}
-            for p, shape in layout
-        ],
-    }
+        _write_rows([metadata.stat_tag(name, metadata.GRAD_LOG10_HIST)],
+                    tf.cast(st[metadata.GRAD_LOG10_HIST], tf.float32)[None], step,
+                    (metadata.SERIES_VARIABLE_HISTOGRAMS, metadata.LOG10_RANGE), description)
+    variables = []
+    for i, (p, shape) in enumerate(layout):
+        entry = {"path": p, "shape": [int(d) if d is not None else None for d in shape]}
+        if any(has_update) and not has_update[i]:
+            entry[metadata.INDEX_NO_UPDATE] = True
+        variables.append(entry)
+    index = {"kind": metadata.KIND_GRADIENTS, "variables": variables}
     return _write_json(metadata.index_tag(name), index, step, description)
 
 

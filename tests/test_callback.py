@@ -12,18 +12,18 @@ import pytest
 import tensorflow as tf
 import keras  # noqa: E402
 
+from recorded_events import summary_values  # noqa: E402
 from tb_plugin import metadata  # noqa: E402
 from tb_plugin.callback import HealthCallback  # noqa: E402
 from tensorboard.backend.event_processing import event_file_loader  # noqa: E402
-from tensorboard.util import tensor_util  # noqa: E402
 
 
 def read_events(run_dir):
+    """{tag: {step: value}}, a gradient variable's series under its own tag
+    (see recorded_events)."""
     out = {}
-    for path in sorted(glob.glob(os.path.join(run_dir, "events.out.tfevents.*"))):
-        for event in event_file_loader.EventFileLoader(path).Load():
-            for v in event.summary.value:
-                out.setdefault(v.tag, {})[event.step] = tensor_util.make_ndarray(v.tensor)
+    for step, tag, value, _, _ in summary_values(run_dir):
+        out.setdefault(tag, {})[step] = value
     return out
 
 
@@ -352,9 +352,12 @@ def test_callback_under_mirrored_strategy(tmp_path):
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
     out = json.loads(r.stdout.split("RESULT", 1)[1])
-    norms = out["train:health/gradients/m/out/kernel/norm"]
-    assert [s for s, _ in norms] == [0, 1]  # one copy per step
-    np.testing.assert_allclose(norms[0][1], out["ref_norm"], rtol=1e-4)
+    per_variable = out["train:health/gradients/variable_stats"]
+    assert [s for s, _ in per_variable] == [0, 1]  # one copy per step
+    index = next(v for s, v in out["train:health/gradients"] if s == 0)
+    kernel = [v["path"] for v in json.loads(index)["variables"]].index("m/out/kernel")
+    norm = list(metadata.GRADIENT_VARIABLE_STATS).index(metadata.GRAD_NORM)
+    np.testing.assert_allclose(per_variable[0][1][kernel][norm], out["ref_norm"], rtol=1e-4)
     counts = out["train:health/predictions/count"]
     assert [c for _, c in counts] == [32, 32]  # the global batch
     val = out["validation:health/predictions/count"]
@@ -425,10 +428,10 @@ def test_shared_functions_are_called_without_grappler():
     again); the caller's options are restored after the call."""
     from tensorflow.core.protobuf import config_pb2
     from tensorflow.python.eager import context
-    from tb_plugin import callback
+    from tb_plugin import shared_functions
 
     before = context.context().function_call_options.config_proto_serialized
-    double = callback._shared_function(("test_double",), lambda x: x * 2.0)
+    double = shared_functions.shared_function(("test_double",), lambda x: x * 2.0)
 
     @tf.function
     def outer(x):
@@ -509,7 +512,7 @@ def test_recording_traced_once_per_process_not_per_fit(tmp_path):
     """A second fit of a freshly built model of the same kind (as in a seed
     sweep) reuses the traced statistics and write functions; its records go
     to its own writer."""
-    from tb_plugin import callback
+    from tb_plugin import shared_functions
 
     x, y = data(n=128)
     counts = []
@@ -521,7 +524,7 @@ def test_recording_traced_once_per_process_not_per_fit(tmp_path):
                   callbacks=[HealthCallback(str(tmp_path / str(i)), log_every_n_steps=2,
                                             report_findings=False)])
         counts.append({key: fn.experimental_get_tracing_count()
-                       for key, fn in callback._SHARED_FUNCTIONS.items()})
+                       for key, fn in shared_functions.SHARED_FUNCTIONS.items()})
     assert any(key[0] == "train_record" for key in counts[1])
     assert any(key == ("gradient_stats",) for key in counts[1])
     assert counts[1] == counts[0]
@@ -709,9 +712,9 @@ def test_online_loader_samples_like_tensorboards_reservoir():
     from tensorboard.data import provider as provider_lib
     from tensorboard.util import tensor_util
 
-    from tb_plugin.callback import _StoredTag
+    from tb_plugin.health_event_store import StoredTag
 
-    tag = _StoredTag(plugin="scalars", scalar=True, content=b"", description="", size=100)
+    tag = StoredTag(plugin="scalars", scalar=True, content=b"", description="", size=100)
     ref = reservoir.Reservoir(100)
     for step in range(2500):
         tensor = tensor_util.make_tensor_proto(np.float32(step * 0.5))

@@ -18,9 +18,9 @@ import tensorflow as tf
 import keras  # noqa: E402
 
 import tb_plugin
+from recorded_events import summary_values  # noqa: E402
 from tb_plugin import diagnosis  # noqa: E402
 from tb_plugin.callback import HealthCallback  # noqa: E402
-from tensorboard.backend.event_processing import event_file_loader  # noqa: E402
 
 # The model methods the callback guards while it is installed (see
 # tb_plugin.fit_guard), and the tag every train prediction record holds.
@@ -56,11 +56,7 @@ def health(log_dir, **kwargs):
 def steps(run_dir, tag=ENTROPY):
     """The steps of `tag`'s values in the order they were written (repeats
     kept), as TensorBoard's event loader reads the run's files."""
-    out = []
-    for path in sorted(glob.glob(os.path.join(str(run_dir), "events.out.tfevents.*"))):
-        for event in event_file_loader.EventFileLoader(path).Load():
-            out += [event.step for v in event.summary.value if v.tag == tag]
-    return out
+    return [step for step, t, _, _, _ in summary_values(str(run_dir)) if t == tag]
 
 
 def on_disk(log_dir):
@@ -324,14 +320,8 @@ def test_gradient_accumulation_records_each_optimizer_step_once(tmp_path):
 
 
 def _values(run_dir, tag):
-    from tensorboard.util import tensor_util
-
-    out = []
-    for path in sorted(glob.glob(os.path.join(str(run_dir), "events.out.tfevents.*"))):
-        for event in event_file_loader.EventFileLoader(path).Load():
-            out += [(event.step, float(tensor_util.make_ndarray(v.tensor)))
-                    for v in event.summary.value if v.tag == tag]
-    return out
+    return [(step, float(value)) for step, t, value, _, _ in summary_values(str(run_dir))
+            if t == tag]
 
 
 class ManualStep(keras.Sequential):

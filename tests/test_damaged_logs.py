@@ -352,10 +352,14 @@ def _nonfinite(v):
     """NaN in every gradient norm, Inf in every entropy, both in histogram
     counts and edges."""
     content = v.tensor.tensor_content
-    if len(content) == 4 and v.tag.endswith(("/norm", "/entropy")):
-        v.tensor.tensor_content = struct.pack("<f", np.nan if v.tag.endswith("norm") else np.inf)
-    elif v.tensor.dtype == 2 and content:
-        a = np.frombuffer(content, "<f8").copy()
+    if len(content) == 4 and v.tag.endswith("/entropy"):
+        v.tensor.tensor_content = struct.pack("<f", np.inf)
+    elif v.tag.endswith("/" + metadata.GRAD_VARIABLE_STATS):
+        a = np.frombuffer(content, "<f4").copy().reshape(-1, len(metadata.GRADIENT_VARIABLE_STATS))
+        a[:, metadata.GRADIENT_VARIABLE_STATS.index(metadata.GRAD_NORM)] = np.nan
+        v.tensor.tensor_content = a.tobytes()
+    elif v.tensor.dtype in (1, 2) and content and v.tensor.tensor_shape.dim:
+        a = np.frombuffer(content, "<f8" if v.tensor.dtype == 2 else "<f4").copy()
         a[::7], a[1::11] = np.nan, np.inf
         v.tensor.tensor_content = a.tobytes()
 
@@ -365,6 +369,8 @@ def _zero_counts(v):
         a = np.frombuffer(v.tensor.tensor_content, "<f8").copy().reshape(-1, 3)
         a[:, 2] = 0
         v.tensor.tensor_content = a.tobytes()
+    elif v.tag.endswith("/" + metadata.GRAD_LOG10_HIST):  # [variables, bins] counts
+        v.tensor.tensor_content = bytes(len(v.tensor.tensor_content))
 
 
 def _bad_metadata(v):

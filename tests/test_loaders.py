@@ -2,9 +2,10 @@
 and Time Series shows only the headline series.
 
 Writes ~1200 records with the summary functions, fits a multi-layer,
-two-output model with HealthCallback, and adds a log directory written in
+two-output model with HealthCallback, and adds log directories written in
 format 1 (tests/data/format1, by tb_plugin before the series moved to the
-``health`` plugin). Then starts TensorBoard as `tensorboard --logdir` does,
+``health`` plugin) and format 2 (tests/data/format2, before a gradient
+record's per-variable series became two tensors). Then starts TensorBoard as `tensorboard --logdir` does,
 with the plugins its entry points bring (the Health plugin's loader sets
 the points kept per ``health`` tag), on both loaders:
 
@@ -15,7 +16,7 @@ the points kept per ``health`` tag), on both loaders:
 
 A user must see >= 1000 points of every scalar series and >= 100 records of
 every histogram series in the Health tab, at most 8 health cards per run in
-Time Series, and the format-1 runs as before.
+Time Series, and the runs of earlier formats as before.
 """
 
 import os
@@ -37,8 +38,9 @@ FIT_STEPS = 40
 MIN_SCALARS = 1000
 MIN_HISTOGRAMS = 100
 MAX_HEADLINE = 8
-FORMAT1 = os.path.join(os.path.dirname(__file__), "data", "format1")
-FORMAT1_STEPS = 6  # train records in FORMAT1 (its validation run has one)
+DATA = os.path.join(os.path.dirname(__file__), "data")
+EARLIER_FORMATS = ("format1", "format2")  # under DATA
+EARLIER_STEPS = 6  # train records in each (their validation runs have one)
 
 
 @pytest.fixture(scope="module")
@@ -93,7 +95,8 @@ def logdir(tmp_path_factory):
               steps_per_epoch=FIT_STEPS,
               callbacks=[HealthCallback(str(root / "fit"), log_every_n_steps=1,
                                         report_findings=False)])
-    shutil.copytree(FORMAT1, root / "format1")
+    for name in EARLIER_FORMATS:
+        shutil.copytree(os.path.join(DATA, name), root / name)
     return str(root)
 
 
@@ -129,7 +132,8 @@ def _loaded(provider):
     last = {run: max((ts.max_step for ts in tags.values()), default=-1)
             for run, tags in listing.items()}
     return (last.get("train") == RECORDS - 1 and last.get("fit/train") == FIT_STEPS - 1
-            and "fit/validation" in last and last.get("format1/train") == FORMAT1_STEPS - 1)
+            and "fit/validation" in last
+            and all(last.get(f + "/train") == EARLIER_STEPS - 1 for f in EARLIER_FORMATS))
 
 
 @pytest.fixture(scope="module", params=["python", "rust"])
@@ -242,9 +246,10 @@ def test_headline_series_aggregate_the_families_written_together(tensorboard):
     np.testing.assert_array_equal(values["health/gradient_nonfinite"], 0)
 
 
-def test_format1_logdir_reads_as_before(tensorboard):
+@pytest.mark.parametrize("earlier", EARLIER_FORMATS)
+def test_earlier_formats_read_as_before(tensorboard, earlier):
     _, provider = tensorboard
-    train = reader.read_run(provider, None, "", "format1/train")
+    train = reader.read_run(provider, None, "", earlier + "/train")
     assert not train.warnings and train.manifest["output_layer"]
     pred = train.predictions["predictions"]
     assert len(pred.scalars) == 7 and len(pred.histograms) == 4
@@ -253,8 +258,8 @@ def test_format1_logdir_reads_as_before(tensorboard):
     lengths = {len(x) for x in pred.scalars.values()} | {len(x) for x in pred.histograms.values()}
     lengths |= {len(x) for by_path in grad.stats.values() for x in by_path.values()}
     lengths |= {len(x) for x in grad.log10_histograms.values()}
-    assert lengths == {FORMAT1_STEPS}
-    validation = reader.read_run(provider, None, "", "format1/validation")
+    assert lengths == {EARLIER_STEPS}
+    validation = reader.read_run(provider, None, "", earlier + "/validation")
     assert {len(x) for x in validation.predictions["predictions"].scalars.values()} == {1}
 
 

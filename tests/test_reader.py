@@ -183,7 +183,9 @@ def test_read_run_makes_four_filtered_provider_calls(provider):
     scalars_call = next(k for n, k in counting.calls if n == "read_scalars")
     tags = scalars_call["run_tag_filter"].tags
     assert tags and all(t.startswith("health/") for t in tags)
-    assert "health/gradients/kernel0/norm" in tags
+    # A gradient record's per-variable series are one tensor, not a tag each.
+    assert not any(t.startswith("health/gradients/kernel0/") for t in tags)
+    assert "health/gradients/variable_stats" in counting.calls[3][1]["run_tag_filter"].tags
 
 
 def test_read_run_filters_ask_only_for_what_is_wanted(provider):
@@ -194,10 +196,10 @@ def test_read_run_filters_ask_only_for_what_is_wanted(provider):
                            variables=["bias0"], include_manifest=False,
                            include_scalars=False)
     assert [(n, k["plugin_name"], k["run_tag_filter"].tags) for n, k in counting.calls] == [
-        ("list_tensors", metadata.PLUGIN_NAME, {"health/gradients"}),
+        ("list_tensors", metadata.PLUGIN_NAME,
+         {"health/gradients", "health/gradients/variable_stats", "health/gradients/log10_abs"}),
         ("read_tensors", metadata.PLUGIN_NAME, {"health/gradients"}),
-        ("read_tensors", metadata.PLUGIN_NAME,
-         {metadata.variable_tag("gradients", "bias0", metadata.GRAD_LOG10_HIST)}),
+        ("read_tensors", metadata.PLUGIN_NAME, {"health/gradients/log10_abs"}),
     ]
     assert part.manifest is None and not part.predictions
     grad = part.gradients["gradients"]
@@ -219,7 +221,8 @@ def test_read_run_histograms_filter(provider):
     part = reader.read_run(counting, None, eid, "exp1/train",
                            histograms=[metadata.PRED_PREDICTED_CLASSES])
     hist_tags = counting.calls[-1][1]["run_tag_filter"].tags
-    assert hist_tags == {metadata.stat_tag("predictions", metadata.PRED_PREDICTED_CLASSES)}
+    assert hist_tags == {metadata.stat_tag("predictions", metadata.PRED_PREDICTED_CLASSES),
+                         "health/gradients/variable_stats"}
     assert list(part.predictions["predictions"].histograms) == [metadata.PRED_PREDICTED_CLASSES]
     assert part.gradients["gradients"].log10_histograms == {}
     assert part.predictions["predictions"].scalars.keys() == \
@@ -228,8 +231,7 @@ def test_read_run_histograms_filter(provider):
     counting.calls.clear()
     reader.read_run(counting, None, eid, "exp1/train", histograms=[metadata.GRAD_LOG10_HIST])
     hist_tags = counting.calls[-1][1]["run_tag_filter"].tags
-    assert hist_tags == {metadata.variable_tag("gradients", p, metadata.GRAD_LOG10_HIST)
-                         for p in full.gradients["gradients"].variables}
+    assert hist_tags == {"health/gradients/log10_abs", "health/gradients/variable_stats"}
 
 
 def test_gradient_matrix_aligns_every_variable_on_common_steps(provider):
@@ -302,3 +304,64 @@ def test_reader_and_diagnosis_import_without_tensorflow(logdir):
                          text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == str(["exp1/train", "exp1/validation"])
+
+
+def test_compact_gradient_records_that_do_not_fit_the_index_are_left_out(tmp_path):
+    """A gradient record's per-variable tensors hold one row per variable of
+    the family's index: a record with another row count, or tensors whose
+    metadata does not say their columns or bins, are left out with a
+    warning naming the tag and steps; the good records are read."""
+    variables = _variables()
+    grads = [tf.fill([4, 3], 1e-3), tf.zeros([3]), tf.fill([3, 2], 1.0)]
+    writer = tf.summary.create_file_writer(str(tmp_path / "run"))
+    with writer.as_default():
+        for step in range(3):
+            health.gradient_magnitudes("gradients", grads, variables, step=step)
+        # Step 3: the statistics of two variables only, the index lists three.
+        stats_tag = metadata.stat_tag("gradients", metadata.GRAD_VARIABLE_STATS)
+        stats_md = metadata.create_series_metadata(
+            metadata.SERIES_VARIABLE_STATS, columns=list(metadata.GRADIENT_VARIABLE_STATS))
+        tf.summary.write(stats_tag, tf.ones([2, 6]), step=3, metadata=stats_md)
+        # Another family whose tensors' metadata names no columns or range.
+        health.gradient_magnitudes("bare", grads, variables, step=0)
+    writer.close()
+    _strip_series_fields(tmp_path / "run", "health/bare/")
+
+    prov, eid = reader.open_logdir(str(tmp_path))
+    run = reader.read_run(prov, None, eid, "run")
+    grad = run.gradients["gradients"]
+    assert [len(s) for s in grad.stats[metadata.GRAD_NORM].values()] == [3, 3, 3]
+    np.testing.assert_allclose(grad.stats[metadata.GRAD_NORM]["kernel1"].values,
+                               np.sqrt(6.0), rtol=1e-6)
+    assert "update_ratio" not in grad.stats  # no updates given
+    assert [len(h) for h in grad.log10_histograms.values()] == [3, 3, 3]
+    assert ("%s: not one row for each of the index's 3 variables at step 3; left out"
+            % stats_tag) in run.warnings
+    bare = run.gradients["bare"]
+    assert bare.stats == {} and bare.log10_histograms == {}
+    assert "health/bare/variable_stats: its metadata does not name its 5 columns; left out" \
+        in run.warnings
+    assert "health/bare/log10_abs: its metadata has no bin range; left out" in run.warnings
+
+
+def _strip_series_fields(run_dir, prefix):
+    """Rewrites `run_dir`'s event file: the series metadata of the tags
+    under `prefix` keep only their kind and version."""
+    import glob
+    import json
+
+    from tensorboard.backend.event_processing import event_file_loader
+
+    (path,) = glob.glob(os.path.join(str(run_dir), "events.out.tfevents.*"))
+    events = list(event_file_loader.EventFileLoader(path).Load())
+    for event in events:
+        for v in event.summary.value:
+            content = v.metadata.plugin_data.content
+            if v.tag.startswith(prefix) and content and metadata.series_kind(content):
+                fields = json.loads(content)
+                v.metadata.plugin_data.content = json.dumps(
+                    {"version": fields["version"], "series": fields["series"]}).encode()
+    os.remove(path)
+    with tf.io.TFRecordWriter(path) as out:
+        for event in events:
+            out.write(event.SerializeToString())

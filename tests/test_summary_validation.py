@@ -5,8 +5,6 @@ path stay apart, reserved family names are refused, and labels that cannot
 be scored raise eagerly and are counted inside tf.function."""
 
 import functools
-import glob
-import os
 import warnings
 
 import numpy as np
@@ -15,20 +13,16 @@ import pytest
 import tensorflow as tf
 
 import tb_plugin.summary as health
+from recorded_events import summary_values  # noqa: E402
 from tb_plugin import metadata
 from tb_plugin import reader
-from tensorboard.backend.event_processing import event_file_loader
-from tensorboard.util import tensor_util
 
 
 def read_scalars(logdir):
     """{tag: [(step, value)]} of every event file under `logdir`."""
     out = {}
-    for path in sorted(glob.glob(os.path.join(logdir, "events.out.tfevents.*"))):
-        for event in event_file_loader.EventFileLoader(path).Load():
-            for v in event.summary.value:
-                out.setdefault(v.tag, []).append(
-                    (event.step, tensor_util.make_ndarray(v.tensor)))
+    for step, tag, value, _, _ in summary_values(logdir):
+        out.setdefault(tag, []).append((step, value))
     return out
 
 

@@ -13,13 +13,11 @@ gradients have no public read (batch_counter, accumulated_gradient: no
 fallback).
 """
 
-import glob
-import os
 
 import keras
 import numpy as np
-from tensorboard.backend.event_processing import event_file_loader
 
+from recorded_events import summary_values  # noqa: E402
 from tb_plugin import diagnosis, tf_internals
 from tb_plugin.callback import HealthCallback
 
@@ -78,10 +76,8 @@ def _seed000_fit(log_dir):
 
 def _tags(run_dir):
     tags = {}
-    for path in glob.glob(os.path.join(str(run_dir), "events.out.tfevents.*")):
-        for event in event_file_loader.EventFileLoader(path).Load():
-            for value in event.summary.value:
-                tags.setdefault(value.tag, set()).add(event.step)
+    for step, tag, _, _, _ in summary_values(str(run_dir)):
+        tags.setdefault(tag, set()).add(step)
     return tags
 
 
