@@ -321,7 +321,9 @@ class _AlternatingHooks(TrainStepHooks):
     """The recording installed with train steps that alternate between
     Keras's plain train function and the one with the recording behind its
     conds (what short runs on CPU use, see
-    TrainStepHooks.use_single_function), with the time of every call."""
+    TrainStepHooks.use_single_function), with the time of every call. The
+    calls with the conds run with the recording's Grappler call options, as
+    in a fit with the callback."""
 
     times = None  # {"plain": [seconds], "conds": [seconds]} of the last fit
 
@@ -336,13 +338,16 @@ class _AlternatingHooks(TrainStepHooks):
             model.make_train_function(force=True)
             functions[kind] = (model.train_function, recording)
         calls = [0]
+        lean = self._lean_options
 
         def train_function(iterator):
             calls[0] += 1
             kind = "conds" if calls[0] % 2 else "plain"
             function, recorder.recording = functions[kind]
+            options = lean if kind == "conds" else None
             start = time.perf_counter()
-            out = function(iterator)
+            with tf_internals.calls_with(options):
+                out = function(iterator)
             times[kind].append(time.perf_counter() - start)
             return out
 

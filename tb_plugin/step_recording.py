@@ -187,10 +187,16 @@ class StepRecorder:
             result = apply(grads, trainable_variables)
             self._write_pending_predictions()
             return result
-        # The statistics of the gradients run before the update: once the
+        # Recorded unconditionally (a train function of logged steps), the
+        # statistics of the gradients run before the update: once the
         # optimizer's ops are their last readers, it can reuse their
         # buffers in place (a reader after it would cost fresh buffers).
-        with tf.control_dependencies(list(grad_stats.values())):
+        # Behind a cond (one train function), no such barrier: on the steps
+        # that are not logged it would hold every update back until the
+        # last gradient is computed (+3-5% a step on a ResNet or a
+        # Transformer, see benchmarks/README.md).
+        barrier = list(grad_stats.values()) if should is None else []
+        with tf.control_dependencies(barrier):
             if self._update_ratio:
                 with _captured_updates(self._optimizer, variables) as updates:
                     result = apply(grads, trainable_variables)
