@@ -37,8 +37,8 @@ import os
 import warnings
 import weakref
 
-# summary_v2 raises a clear ImportError when TensorFlow is missing.
-from tb_plugin import summary_v2
+# summary_args raises a clear ImportError when TensorFlow is missing.
+from tb_plugin import summary_args
 
 import keras
 import numpy as np
@@ -61,14 +61,14 @@ def _check_log_dir(log_dir):
         path = None
     if not isinstance(path, str) or not path:
         raise ValueError("log_dir must be a non-empty path (str or os.PathLike), got %s"
-                         % summary_v2._got(log_dir))
+                         % summary_args.got(log_dir))
 
 
 def _check_names(predictions_name, gradients_name):
     """ValueError unless the record family names are valid, distinct and not
     the train-mode record's (tb_plugin.train_mode.FitRecording's default)."""
-    summary_v2._check_name(predictions_name, "predictions_name")
-    summary_v2._check_name(gradients_name, "gradients_name")
+    summary_args.check_name(predictions_name, "predictions_name")
+    summary_args.check_name(gradients_name, "gradients_name")
     for arg, name in (("predictions_name", predictions_name), ("gradients_name", gradients_name)):
         if name == "train_mode":
             raise ValueError("%s 'train_mode' is the train-mode record's family name; "
@@ -221,16 +221,16 @@ class HealthCallback(keras.callbacks.Callback):
             raise ValueError("thresholds must be None, a dict name -> value or a "
                              "tb_plugin.diagnosis.Thresholds, got %r" % (thresholds,))
         stop_on = diagnosis.validate_kinds(stop_on, "stop_on")
-        if task is not None and task not in summary_v2._TASKS:
-            raise ValueError("task must be one of %s or None, got %r" % (summary_v2._TASKS, task))
+        if task is not None and task not in summary_args.TASKS:
+            raise ValueError("task must be one of %s or None, got %r" % (summary_args.TASKS, task))
         _check_log_dir(log_dir)
         flags = dict(record_predictions=record_predictions, record_gradients=record_gradients,
                      record_update_ratio=record_update_ratio,
                      record_train_mode=record_train_mode, report_findings=report_findings)
         for arg, value in flags.items():
-            summary_v2._check_bool(value, arg)
+            summary_args.check_bool(value, arg)
         if from_logits is not None:
-            summary_v2._check_bool(from_logits, "from_logits")
+            summary_args.check_bool(from_logits, "from_logits")
         _check_names(predictions_name, gradients_name)
         self.log_dir = os.fspath(log_dir)
         self.log_every_n_steps = None if log_every_n_steps is None else int(log_every_n_steps)

@@ -21,7 +21,7 @@ import re
 import tensorflow as tf
 
 from tb_plugin import metadata
-from tb_plugin import summary_v2
+from tb_plugin import summary_args
 from tb_plugin.manifest import loss_info
 
 
@@ -103,7 +103,7 @@ def _shape_problem(tensor, task):
         return None
     try:
         with tf.Graph().as_default():
-            summary_v2._check_outputs(tf.compat.v1.placeholder(dtype, shape), None, task)
+            summary_args.check_outputs(tf.compat.v1.placeholder(dtype, shape), None, task)
     except ValueError as e:
         return str(e)
     except Exception:  # noqa: BLE001

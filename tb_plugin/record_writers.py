@@ -25,7 +25,8 @@ import tempfile
 import tensorflow as tf
 
 from tb_plugin import event_files
-from tb_plugin import summary_v2
+from tb_plugin import summary_args
+from tb_plugin import summary_writes
 
 
 def cluster_role(resolver):
@@ -96,14 +97,14 @@ class RecordWriters:
     def train_scope(self):
         """Where the train step's records are written: the train writer,
         always recording."""
-        with summary_v2.writer_scope(self.train), tf.summary.record_if(True):
+        with summary_writes.writer_scope(self.train), tf.summary.record_if(True):
             yield
 
     def count_train_write(self, written):
         """Counts a train record once its write (`written`: the write's
         result) has run: in a step's graph, each time the step writes it
         (see check). Not under a multi-replica strategy."""
-        if self.graph_writes is None or summary_v2._replica_context() is not None:
+        if self.graph_writes is None or summary_writes.replica_context() is not None:
             return
         with tf.control_dependencies([written]):
             self.graph_writes.assign_add(1)
@@ -116,7 +117,7 @@ class RecordWriters:
                 w.flush()
             except Exception as e:  # noqa: BLE001 - never break training
                 self._warn(("flush", run), "%s records may be lost: could not flush them "
-                           "(%s: %s)" % (run, type(e).__name__, summary_v2._short(str(e), 300)))
+                           "(%s: %s)" % (run, type(e).__name__, summary_args.short(str(e), 300)))
 
     def check(self, step_now):
         """Warns once per run when records given to its writer are not in

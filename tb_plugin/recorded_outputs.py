@@ -12,6 +12,7 @@ import tensorflow as tf
 
 from tb_plugin import outputs as outputs_lib
 from tb_plugin import summary_v2
+from tb_plugin import summary_writes
 from tb_plugin.manifest import build_manifest
 from tb_plugin.manifest import loss_info
 
@@ -41,7 +42,7 @@ class RecordedOutputs:
         """Writes the manifest at step 0 with `writers` (the fit's
         tb_plugin.record_writers.RecordWriters)."""
         _, _, from_logits = loss_info(getattr(self._model, "loss", None))
-        with summary_v2.writer_scope(writers.train), tf.summary.record_if(True):
+        with summary_writes.writer_scope(writers.train), tf.summary.record_if(True):
             # from_logits= fills in what the loss does not say (a plain
             # function); it does not hide what the loss says.
             self.manifest = build_manifest(
@@ -85,7 +86,7 @@ class RecordedOutputs:
             return
         try:
             self.manifest.update(outputs_lib.coverage(self.heads, self.not_recorded))
-            with summary_v2.writer_scope(writers.train), tf.summary.record_if(True):
+            with summary_writes.writer_scope(writers.train), tf.summary.record_if(True):
                 summary_v2.manifest(self.manifest, step=int(optimizer.iterations.numpy()))
             writers.writes["train"] += 1
             self._coverage_written = len(self.not_recorded)

@@ -22,6 +22,8 @@ from tb_plugin import metadata
 from tb_plugin import outputs as outputs_lib
 from tb_plugin import stats
 from tb_plugin import summary_v2
+from tb_plugin import summary_args
+from tb_plugin import summary_writes
 from tb_plugin import tf_internals
 from tb_plugin.shared_functions import shared_function
 
@@ -90,7 +92,7 @@ class StepRecorder:
             try:
                 y_h, y_pred_h = outputs_lib.select(head, y, y_pred)
                 # Validate shapes now (trace time) so that errors surface here.
-                summary_v2._check_outputs(y_pred_h, y_h, head.task)
+                summary_args.check_outputs(y_pred_h, y_h, head.task)
             except Exception as e:  # noqa: BLE001 - the other outputs are still recorded
                 self._drop_head(head, e)
                 continue
@@ -109,7 +111,7 @@ class StepRecorder:
         if not parts:
             return
 
-        ctx = summary_v2._replica_context()
+        ctx = summary_writes.replica_context()
         if ctx is None:
 
             def predictions():
@@ -128,7 +130,7 @@ class StepRecorder:
             for head, y_h, y_pred_h, w_h in parts:
                 hist_range = None
                 if head.task == metadata.TASK_REGRESSION:
-                    hist_range = summary_v2._regression_range(y_pred_h, ctx)
+                    hist_range = summary_v2.regression_range(y_pred_h, ctx)
                 reduced.append((head, summary_v2.all_reduce_sums(
                     ctx, prediction_sums(head, y_pred_h, y_h, hist_range, w_h)), hist_range))
 
@@ -224,7 +226,7 @@ class StepRecorder:
                 self._write_train_mode(step, train_mode)
                 return written
 
-            with tf.name_scope("health_" + summary_v2._scope_name(self._gradients_name)):
+            with tf.name_scope("health_" + summary_writes.scope_name(self._gradients_name)):
                 _run_gated(should, write)
         except Exception as e:  # noqa: BLE001
             self._warn("gradients", "gradients not recorded (%s: %s)" % (type(e).__name__, e))
@@ -251,7 +253,7 @@ class StepRecorder:
         entries = summary_v2.gradient_entries(self._gradients_name, grads, variables)
         if not entries:
             raise ValueError("no variable has a gradient")
-        ctx = summary_v2._replica_context()
+        ctx = summary_writes.replica_context()
         if ctx is not None:
             # Collectives cannot run inside a tf.cond: reduce first.
             reduced = ctx.all_reduce(
@@ -263,10 +265,10 @@ class StepRecorder:
             return shared_function(("gradient_stats",), stats.gradient_stats_many)(
                 [g for _, g, _, _ in entries])
 
-        with tf.name_scope("health_" + summary_v2._scope_name(self._gradients_name)):
+        with tf.name_scope("health_" + summary_writes.scope_name(self._gradients_name)):
             if should is None:
                 return entries, compute()
-            return entries, summary_v2.lazy_cond(
+            return entries, summary_writes.lazy_cond(
                 should, compute, lambda: stats.zero_gradient_stats(len(entries)))
 
     # -- the writes ----------------------------------------------------------
@@ -283,7 +285,7 @@ class StepRecorder:
             layout = tuple((p, tuple(g.shape.as_list())) for p, g, _, _ in entries)
             grad_args = (
                 grad_stats,
-                [summary_v2._variable_value(v) for _, _, v, _ in entries],
+                [summary_v2.variable_value(v) for _, _, v, _ in entries],
                 [u for _, _, _, u in entries],
             )
         heads = pred_args = None
@@ -295,17 +297,17 @@ class StepRecorder:
         key = ("train_record", heads, weighted,
                self._gradients_name if gradients is not None else None, layout)
         # The values' metadata only until the write has run once: one write
-        # (one set of tags) per writer (see summary_v2._one_write).
+        # (one set of tags) per writer (see summary_writes.one_write).
         if self._metadata_key is None:
             self._metadata_key = key
         written = None
-        if key == self._metadata_key and summary_v2._replica_context() is None:
+        if key == self._metadata_key and summary_writes.replica_context() is None:
             written = self._metadata_written
         impl = train_record_impl(heads, self._gradients_name, layout)
         with self._writers.train_scope():
-            writer = summary_v2._summary_writer_resource()
+            writer = summary_writes.summary_writer_resource()
             write = impl if writer is None else shared_function(key, impl)
-            result = summary_v2._gated(
+            result = summary_writes.gated(
                 lambda: write(step, writer, written, pred_args, grad_args))
         self._writers.count_train_write(result)
         return result
@@ -330,20 +332,20 @@ def train_record_impl(heads, gradients_name, layout):
     items)], aligned with `predictions`) and its gradient statistics, weights
     and updates (`layout`: [(variable path, gradient shape)]), with one write
     op to `writer` (a summary writer's resource handle; `written`: see
-    summary_v2._one_write)."""
+    summary_writes.one_write)."""
 
     def write_record(step, writer, written, predictions, gradients):
-        with summary_v2._one_write(step, writer, written):
+        with summary_writes.one_write(step, writer, written):
             for (name, task, num_classes, from_logits, extra), (sums, hist_range) in zip(
                     heads or (), predictions or ()):
-                summary_v2._write_prediction_sums(
+                summary_v2.write_prediction_record(
                     name, sums, task, num_classes, step, from_logits, hist_range,
                     None, index_extra=dict(extra))
             if gradients is not None:
                 grad_stats, weights, updates = gradients
-                st, has_update = summary_v2._gradient_statistics(
+                st, has_update = summary_v2.gradient_statistics(
                     None, weights, updates, grad_stats)
-                summary_v2._write_gradient_rows(
+                summary_v2.write_gradient_record(
                     gradients_name, layout, st, has_update, step, None)
         return tf.constant(True)
 
@@ -360,7 +362,7 @@ def _label_weights(head, y, y_pred, sample_weight):
     if w is None:
         return None
     try:
-        return summary_v2.check_sample_weight(w, y_pred)
+        return summary_args.check_sample_weight(w, y_pred)
     except ValueError:
         return None  # weights of another shape: not recorded
 
@@ -403,7 +405,7 @@ def prediction_sums(head, y_pred, y, hist_range, sample_weight=None, packed=None
 def _run_gated(should, fn):
     if should is None:
         return fn()
-    return summary_v2.lazy_cond(should, fn, lambda: tf.constant(False))
+    return summary_writes.lazy_cond(should, fn, lambda: tf.constant(False))
 
 
 def _inside(graph):
@@ -450,7 +452,7 @@ def _captured_updates(optimizer, variables):
     def assign(variable, value):
         if id(variable) in index:
             add(variable, stats.to_float(value) - stats.to_float(
-                summary_v2._variable_value(variable)))
+                summary_v2.variable_value(variable)))
         return originals["assign"](variable, value)
 
     def assign_add(variable, value):

@@ -61,6 +61,8 @@ import tensorflow as tf
 
 from tb_plugin import metadata
 from tb_plugin import summary_v2
+from tb_plugin import summary_args
+from tb_plugin import summary_writes
 from tb_plugin import tf_internals
 
 KIND_DROPOUT = "dropout"  # Dropout, SpatialDropout1D/2D/3D: zeroes a share `rate`
@@ -340,9 +342,9 @@ class Recorder:
                 continue  # not built yet
             with tf.init_scope():
                 self._bn_prev[id(layer)] = (
-                    tf.Variable(summary_v2._variable_value(mm), trainable=False,
+                    tf.Variable(summary_v2.variable_value(mm), trainable=False,
                                 name="health_bn_prev_mean"),
-                    tf.Variable(summary_v2._variable_value(mv), trainable=False,
+                    tf.Variable(summary_v2.variable_value(mv), trainable=False,
                                 name="health_bn_prev_variance"))
 
     @contextlib.contextmanager
@@ -463,7 +465,7 @@ class Recorder:
         """(index, tags' stats layout, float32 values) of a record of `notes`
         (see take); computed where called (the record's branch)."""
         self.create_variables()
-        replicas = summary_v2._replica_context() is not None
+        replicas = summary_writes.replica_context() is not None
         entries, layout, values = [], [], []
         for layer, path, kind, note in notes:
             entry = {"path": path, "class": type(layer).__name__, "kind": kind,
@@ -499,7 +501,7 @@ class Recorder:
         out = []
         for stat, var, copy in ((metadata.TM_MEAN_CHANGE, layer.moving_mean, prev[0]),
                                 (metadata.TM_VARIANCE_CHANGE, layer.moving_variance, prev[1])):
-            now = tf.cast(summary_v2._variable_value(var), tf.float32)
+            now = tf.cast(summary_v2.variable_value(var), tf.float32)
             change = tf.reduce_max(tf.abs(now - copy.read_value()))
             with tf.control_dependencies([change]):
                 assign = copy.assign(now)
@@ -570,11 +572,11 @@ def write_values(name, index, layout, values, step, description=None):
     """Writes a train-mode record (from Recorder.record_values) as one
     event: the per-layer scalars ``health/<name>/<layer path>/<stat>`` and
     the index ``health/<name>``."""
-    with summary_v2._one_write(step):
+    with summary_writes.one_write(step):
         if layout:
             tags = [metadata.variable_tag(name, path, stat) for path, stat in layout]
-            summary_v2._write_scalars(tags, values, step, description)
-        return summary_v2._write_json(metadata.index_tag(name), index, step, description)
+            summary_writes.write_scalars(tags, values, step, description)
+        return summary_writes.write_json(metadata.index_tag(name), index, step, description)
 
 
 class FitRecording:
@@ -622,21 +624,21 @@ class FitRecording:
         if self._metadata_key is None:
             self._metadata_key = key
         written = None
-        if key == self._metadata_key and summary_v2._replica_context() is None:
+        if key == self._metadata_key and summary_writes.replica_context() is None:
             written = self.written
         name = self.name
 
         def impl(step, writer, written, values):
-            with summary_v2._one_write(step, writer, written):
+            with summary_writes.one_write(step, writer, written):
                 if layout:
-                    summary_v2._write_scalars(
+                    summary_writes.write_scalars(
                         [metadata.variable_tag(name, p, s) for p, s in layout], values, step)
-                summary_v2._write_json(metadata.index_tag(name), index, step)
+                summary_writes.write_json(metadata.index_tag(name), index, step)
             return tf.constant(True)
 
-        writer = summary_v2._summary_writer_resource()
+        writer = summary_writes.summary_writer_resource()
         fn = impl if writer is None else shared_function(key, impl)
-        return summary_v2._gated(lambda: fn(step, writer, written, values))
+        return summary_writes.gated(lambda: fn(step, writer, written, values))
 
 
 # ---------------------------------------------------------------------------
@@ -734,10 +736,10 @@ def train_mode(probe, step=None, name="train_mode", description=None):
     if not isinstance(probe, TrainModeProbe):
         raise ValueError("probe must come from train_mode_probe(model), got %s"
                          % type(probe).__name__)
-    step = summary_v2._resolve_step(step)
+    step = summary_args.resolve_step(step)
     notes = probe.recorder.take()
     if not notes:
-        summary_v2._warn_once(
+        summary_args.warn_once(
             ("train_mode_empty", id(probe)),
             "tb_plugin: train_mode(): no train-mode layer ran inside `with probe:` in this "
             "step (call the model inside it, in the same tf.function); nothing written")
@@ -747,5 +749,5 @@ def train_mode(probe, step=None, name="train_mode", description=None):
         index, layout, values = probe.recorder.record_values(notes)
         return write_values(name, index, layout, values, step, description)
 
-    with tf.name_scope("health_" + summary_v2._scope_name(name)):
-        return summary_v2._gated(write)
+    with tf.name_scope("health_" + summary_writes.scope_name(name)):
+        return summary_writes.gated(write)

@@ -24,7 +24,7 @@ import keras
 import tensorflow as tf
 
 from tb_plugin import record_cadence
-from tb_plugin import summary_v2
+from tb_plugin import summary_args
 from tb_plugin import tf_internals
 
 
@@ -329,7 +329,7 @@ class TrainStepHooks:
         on_disk = writers.on_disk_until("train", record_cadence.step_now(self._optimizer))
         self._warn(("write_failed", writers.event_files.get("train")), (
             "train records lost: writing them failed (%s: %s); %s; recording stopped, "
-            "training goes on" % (type(error).__name__, summary_v2._short(where[0], 300),
+            "training goes on" % (type(error).__name__, summary_args.short(where[0], 300),
                                   on_disk)))
         self._patches.restore()
         return True

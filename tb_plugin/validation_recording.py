@@ -14,6 +14,8 @@ from tb_plugin import metadata
 from tb_plugin import outputs as outputs_lib
 from tb_plugin import stats
 from tb_plugin import summary_v2
+from tb_plugin import summary_args
+from tb_plugin import summary_writes
 from tb_plugin.step_recording import prediction_sums
 
 
@@ -75,8 +77,8 @@ class ValidationRecorder:
         try:
             writer = self._writers.validation_writer()
             step = int(self._optimizer.iterations.numpy())
-            with summary_v2.writer_scope(writer), tf.summary.record_if(True), \
-                    summary_v2._one_write(step):
+            with summary_writes.writer_scope(writer), tf.summary.record_if(True), \
+                    summary_writes.one_write(step):
                 for head, sums, hist_range in records:
                     summary_v2.write_prediction_sums_numpy(
                         head.name, sums, head.spec[0], head.spec[1], step,
@@ -88,7 +90,7 @@ class ValidationRecorder:
 
     def _warn_lost(self, e):
         self._warn("validation", "validation not recorded (%s: %s)" % (
-            type(e).__name__, summary_v2._short(str(e), 300)))
+            type(e).__name__, summary_args.short(str(e), 300)))
 
     def end_fit(self):
         for head in self._heads:
@@ -134,7 +136,7 @@ class ValidationRecorder:
         # traced once per process, not into every fit's test step.
         packed = prediction_sums(head, y_pred, y if head.spec[2] else None, hist_range,
                                  packed=head.acc_spec)
-        ctx = summary_v2._replica_context()
+        ctx = summary_writes.replica_context()
         if ctx is not None:
             packed = ctx.all_reduce(tf.distribute.ReduceOp.SUM, packed)
         acc.assign_add(packed)

@@ -15,6 +15,7 @@ from tb_plugin import diagnosis  # noqa: E402
 from tb_plugin import metadata  # noqa: E402
 from tb_plugin import reader  # noqa: E402
 from tb_plugin import stats  # noqa: E402
+from tb_plugin import summary_args  # noqa: E402
 from tb_plugin import summary_v2  # noqa: E402
 from tb_plugin.callback import HealthCallback  # noqa: E402
 
@@ -96,7 +97,7 @@ def test_multilabel_binary_sums_match_numpy():
                                   np.bincount(y.astype(int).ravel(), minlength=2))
     assert summary_v2.index_extra("binary", (None, 5)) == {"labels": 5}
     with pytest.raises(ValueError, match="5 values per row"):
-        summary_v2._check_outputs(tf.constant(logits), tf.constant(y[:, :2]), "binary")
+        summary_args.check_outputs(tf.constant(logits), tf.constant(y[:, :2]), "binary")
 
 
 # ---------------------------------------------------------------------------

@@ -328,7 +328,8 @@ def test_import_without_tensorflow():
         import sys
         sys.modules["tensorflow"] = None  # import tensorflow -> ImportError
         import tb_plugin, tb_plugin.metadata
-        for mod in ["tb_plugin.summary_v2", "tb_plugin.summary", "tb_plugin.callback"]:
+        for mod in ["tb_plugin.summary_v2", "tb_plugin.summary_args", "tb_plugin.summary_writes",
+                    "tb_plugin.summary", "tb_plugin.callback"]:
             try:
                 __import__(mod)
             except ImportError as e:
@@ -424,24 +425,24 @@ def _values(logdir):
 def test_tensor_header_is_serialize_tensors(shape, dtype):
     """The hand-built TensorProto prefix is what serialize_tensor writes
     before a tensor's raw content."""
-    from tb_plugin import summary_v2
+    from tb_plugin import summary_writes
 
     blob = tf.io.serialize_tensor(tf.zeros(shape, dtype)).numpy()
     content = int(np.prod(shape)) * dtype.size
-    assert summary_v2._tensor_header(shape, dtype) == blob[:len(blob) - content]
+    assert summary_writes.tensor_header(shape, dtype) == blob[:len(blob) - content]
 
 
 @pytest.mark.parametrize("mode", ["graph", "eager", "numpy"])
 def test_one_write_per_record_is_byte_identical_to_tf_summary_write(tmp_path, mode):
     """A record is written by one op, as one event; every value in it is
     byte-for-byte what tf.summary.write would have written."""
-    from tb_plugin import summary_v2
+    from tb_plugin import summary_writes
 
     vals = np.array([0.5, -1e-30, np.nan, np.inf, 3.25], np.float32)
     hist = np.random.default_rng(0).random((2, 32, 3))
     tags = ["health/x/%s" % c for c in "abcde"]
     htags = ["health/x/h1", "health/x/h2"]
-    md = summary_v2._metadata_bytes
+    md = summary_writes.metadata_bytes
     ref = tf.summary.create_file_writer(str(tmp_path / "ref"))
     with ref.as_default():
         for t, v in zip(tags, vals):
@@ -454,15 +455,15 @@ def test_one_write_per_record_is_byte_identical_to_tf_summary_write(tmp_path, mo
     writer = tf.summary.create_file_writer(str(tmp_path / mode))
 
     def record():
-        with summary_v2.writer_scope(writer), tf.summary.record_if(True):
-            with summary_v2._one_write(tf.constant(3, tf.int64)):
+        with summary_writes.writer_scope(writer), tf.summary.record_if(True):
+            with summary_writes.one_write(tf.constant(3, tf.int64)):
                 if mode == "numpy":
-                    summary_v2._write_rows(tags, vals, 3, "scalar")
-                    summary_v2._write_rows(htags, hist, 3, "histogram", "d")
+                    summary_writes.write_rows(tags, vals, 3, "scalar")
+                    summary_writes.write_rows(htags, hist, 3, "histogram", "d")
                 else:
-                    summary_v2._write_rows(tags, tf.constant(vals), 3, "scalar")
-                    summary_v2._write_rows(htags, tf.constant(hist), 3, "histogram", "d")
-                summary_v2._write_json("health/x", {"kind": "x"}, 3)
+                    summary_writes.write_rows(tags, tf.constant(vals), 3, "scalar")
+                    summary_writes.write_rows(htags, tf.constant(hist), 3, "histogram", "d")
+                summary_writes.write_json("health/x", {"kind": "x"}, 3)
         return True
 
     (tf.function(record, autograph=False) if mode == "graph" else record)()

@@ -221,11 +221,11 @@ def test_variables_sharing_a_path_are_recorded_apart(tmp_path, writer):
 def test_renamed_paths_keep_their_leaf_and_avoid_real_paths():
     """A repeated Keras path is renamed at its layer (``bias`` stays the leaf,
     which the diagnosis reads), never onto a path that is already taken."""
-    from tb_plugin import summary_v2
+    from tb_plugin import summary_args
 
     with warnings.catch_warnings(record=True):
         warnings.simplefilter("always")
-        paths = summary_v2._unique_paths(
+        paths = summary_args.unique_paths(
             "g", ["dense/bias", "dense/bias", "dense#2/bias", "Variable", "Variable"])
     assert paths == ["dense/bias", "dense#3/bias", "dense#2/bias", "Variable", "Variable#2"]
 
