@@ -459,8 +459,8 @@ def bench(app, run, layers, width):
     q = quote(run)
     variables = ["model/dense_%d/%s" % (i, kb) for i in range(layers)
                  for kb in ("kernel", "bias")]
-    plugin._cache.clear()
-    plugin._partial.clear()
+    plugin._runs._cache.clear()
+    plugin._runs._partial.clear()
     cold, body = _timed(c, base + "runs")
     mem = memory()
     warm, body = _timed(c, base + "runs", repeat=5)
@@ -478,8 +478,8 @@ def bench(app, run, layers, width):
             url = base + path + ("&width=%d" % w if w else "")
             colds = []
             for _ in range(3):  # median of 3: the machine may be shared
-                plugin._cache.clear()  # nothing of the run cached: cold
-                plugin._partial.clear()
+                plugin._runs._cache.clear()  # nothing of the run cached: cold
+                plugin._runs._partial.clear()
                 colds.append(_timed(c, url)[0])
             cold_t = statistics.median(colds)
             warm_t, body = _timed(c, url, repeat=9)

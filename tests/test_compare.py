@@ -446,9 +446,9 @@ def test_compare_route_serves_the_cli_document(health_tb, health_logdir):
     assert served["health"]["differs"] and served["final"]["k"] == 2
     # The health part comes from the plugin's cached diagnoses; the rest
     # follows the parameters.
-    misses = health_tb.plugin._stats["miss"]
+    misses = health_tb.plugin._runs.stats["miss"]
     again = _route(health_tb, query.replace("band=sd", "band=minmax") + "&runs=1")
-    assert health_tb.plugin._stats["miss"] == misses and misses > 0
+    assert health_tb.plugin._runs.stats["miss"] == misses and misses > 0
     assert again["health"] == served["health"] and again["band"]["kind"] == "minmax"
     assert [len(r["steps"]) for g in again["groups"] for r in g["runs"]] == [3] * 6
     assert "steps" not in served["groups"][0]["runs"][0]

@@ -26,6 +26,7 @@ from werkzeug.test import Client
 
 from tb_plugin import health_plugin
 from tb_plugin import metadata
+from tb_plugin import route_json
 
 BASE = "/data/plugin/health/"
 HTML_RUN = "<b>bold<img src=x onerror=alert(1)>"
@@ -457,7 +458,7 @@ def test_broken_run_does_not_break_others(tb, monkeypatch):
             raise RuntimeError("disk on fire")
         return real(provider, ctx, eid, run, **filters)
 
-    tb.plugin._cache.clear()
+    tb.plugin._runs._cache.clear()
     monkeypatch.setattr(reader, "read_run", flaky)
     try:
         runs = runs_by_name(tb)
@@ -469,7 +470,7 @@ def test_broken_run_does_not_break_others(tb, monkeypatch):
         strict_json(r.get_data())
     finally:
         monkeypatch.setattr(reader, "read_run", real)
-        tb.plugin._cache.clear()
+        tb.plugin._runs._cache.clear()
     assert runs_by_name(tb)[TIES_RUN]["status"] == "unhealthy"
 
 
@@ -769,7 +770,7 @@ def test_cache_hit_and_invalidation_on_new_data(tmp_path):
 
     write(range(5))
     t = TB(logdir, "python")
-    stats = t.plugin._stats
+    stats = t.plugin._runs.stats
     try:
         # A detail route on a cold cache reads only what it shows.
         body = get_json(t, BASE + "predictions?run=grow&name=predictions")
@@ -788,7 +789,7 @@ def test_cache_hit_and_invalidation_on_new_data(tmp_path):
         # The overview reads what the rules read (diagnosis.read_for_diagnosis),
         # not the probability histograms: without its own read, the
         # predictions route reads them.
-        t.plugin._partial.clear()
+        t.plugin._runs._partial.clear()
         body = get_json(t, BASE + "predictions?run=grow&name=predictions")
         assert body["histograms"][metadata.PRED_TOP1_HIST]["steps"][-1] == 4
         assert stats["miss"] == 1 and stats["partial_miss"] == 2
@@ -832,7 +833,7 @@ def test_cold_detail_routes_read_only_what_they_show(health_logdir, monkeypatch)
             q(KERAS_TRAIN), q(var))
         cached = get_json(t, url)  # served by the gradients family just read
         assert seen == []
-        t.plugin._partial.clear()
+        t.plugin._runs._partial.clear()
         body = get_json(t, url)
         assert body == cached
         assert len(body["steps"]) >= 2
@@ -851,7 +852,7 @@ def test_cold_detail_routes_read_only_what_they_show(health_logdir, monkeypatch)
 
 
 def test_downsample_indices():
-    ds = health_plugin.downsample_indices
+    ds = route_json.downsample_indices
     assert ds(0, 5).tolist() == []
     assert ds(3, 5).tolist() == [0, 1, 2]
     assert ds(10, 2).tolist() == [0, 9]
@@ -934,8 +935,8 @@ def test_bucket_values_units():
     s = Series(steps=np.array([0, 1, 2, 3, 5, 8, 9]),
                values=np.array([0, 3, 1, np.nan, 2, 7, 1.0]))
     cols = np.array([0, 2, 4, 6, 7, 9])
-    last, present = health_plugin._bucket_values(s, cols, use_max=False)
+    last, present = route_json.bucket_values(s, cols, use_max=False)
     assert present.tolist() == [True, True, True, True, False, True]
     assert np.allclose(last[present], [0, 1, np.nan, 2, 1], equal_nan=True)
-    top, _ = health_plugin._bucket_values(s, cols, use_max=True)
+    top, _ = route_json.bucket_values(s, cols, use_max=True)
     assert np.allclose(top[present], [0, 3, np.nan, 2, 7], equal_nan=True)
