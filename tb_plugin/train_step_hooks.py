@@ -69,19 +69,26 @@ class TrainStepHooks:
         tf.conds on the step, rather than in a train function of its own.
 
         Two functions cost one more trace of the train step (a fixed ~0.1-0.3
-        s at the start of fit) but nothing on the steps that are not logged;
-        the conds cost a few tens of microseconds per step on CPU (on an
-        accelerator the host would also wait for the device on every step to
-        read the cond's predicate). So: two functions when every step is
-        logged (the plain one is then never traced), on GPU/TPU, or when the
-        run is long or of unknown length; one for short runs on CPU, and when
-        a call of the train function runs several steps (the logged step is
-        then picked in the graph). "Short": fewer planned steps than the
-        callback's SINGLE_FUNCTION_MAX_STEPS.
+        s at the start of fit on small models, seconds on large ones) but
+        nothing on the steps that are not logged; the conds cost a few tens
+        of microseconds to ~1.5% per step on CPU (on an accelerator the host
+        would also wait for the device on every step to read the cond's
+        predicate). So: two functions when every step is logged (the plain
+        one is then never traced), on GPU/TPU, under a multi-replica
+        strategy (the statistics' all-reduce then runs on logged steps
+        only), or when the run is long or of unknown length; one for short
+        runs on CPU, and when a call of the train function runs several
+        steps (the logged step is then picked in the graph). "Short": fewer
+        planned steps than the callback's SINGLE_FUNCTION_MAX_STEPS.
         """
         if self._spe > 1:
             return True
         if self._cadence.every == 1 or not (self._record_preds or self._record_gradients):
+            return False
+        strategy = getattr(self._model, "distribute_strategy", None)
+        if strategy is not None and strategy.num_replicas_in_sync > 1:
+            # Collectives cannot sit behind a cond: with one function every
+            # step would all-reduce the statistics' inputs.
             return False
         try:
             if tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("TPU"):

@@ -315,7 +315,7 @@ import keras
 from tb_plugin.callback import HealthCallback
 from tensorboard.backend.event_processing import event_file_loader
 from tensorboard.util import tensor_util
-logdir = %r
+logdir, every, epochs = %r, %d, %d
 strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
 rng = np.random.default_rng(0)
 x = rng.normal(size=(64, 6)).astype(np.float32); y = rng.integers(0, 3, 64)
@@ -325,9 +325,10 @@ with strategy.scope():
     model.compile(keras.optimizers.SGD(0.1),
                   keras.losses.SparseCategoricalCrossentropy(from_logits=True))
 w0 = [w.copy() for w in model.get_weights()]
-model.fit(x, y, batch_size=32, epochs=1, shuffle=False, verbose=0, validation_data=(x, y),
-          callbacks=[HealthCallback(logdir, log_every_n_steps=1, report_findings=False)])
-out = {}
+cb = HealthCallback(logdir, log_every_n_steps=every, report_findings=False)
+model.fit(x, y, batch_size=32, epochs=epochs, shuffle=False, verbose=0,
+          validation_data=(x, y), callbacks=[cb])
+out = {"single_function": cb._train_step.single_function}
 for run in ["train", "validation"]:
     for f in glob.glob(logdir + "/" + run + "/events*"):
         for e in event_file_loader.EventFileLoader(f).Load():
@@ -348,7 +349,7 @@ print("RESULT" + json.dumps(out, default=lambda b: b.decode()))
 def test_callback_under_mirrored_strategy(tmp_path):
     import subprocess
     import sys
-    r = subprocess.run([sys.executable, "-c", MIRRORED_CODE % str(tmp_path)],
+    r = subprocess.run([sys.executable, "-c", MIRRORED_CODE % (str(tmp_path), 1, 1)],
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
     out = json.loads(r.stdout.split("RESULT", 1)[1])
@@ -362,6 +363,25 @@ def test_callback_under_mirrored_strategy(tmp_path):
     assert [c for _, c in counts] == [32, 32]  # the global batch
     val = out["validation:health/predictions/count"]
     assert val == [[2, 64]]
+
+
+def test_mirrored_strategy_records_from_a_second_train_function(tmp_path):
+    """Under a multi-replica strategy the statistics are all-reduced, which
+    cannot happen behind a cond: the recording gets a train function of its
+    own, so steps that are not logged run Keras's own, without the
+    all-reduce; the logged steps are recorded once each."""
+    import subprocess
+    import sys
+    r = subprocess.run([sys.executable, "-c", MIRRORED_CODE % (str(tmp_path), 2, 3)],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    out = json.loads(r.stdout.split("RESULT", 1)[1])
+    assert out["single_function"] is False
+    assert [s for s, _ in out["train:health/gradients/variable_stats"]] == [0, 2, 4]
+    assert [c for _, c in out["train:health/predictions/count"]] == [32, 32, 32]
+    norm = list(metadata.GRADIENT_VARIABLE_STATS).index(metadata.GRAD_NORM)
+    kernel = out["train:health/gradients/variable_stats"][0][1][0]  # m/out/kernel first
+    np.testing.assert_allclose(kernel[norm], out["ref_norm"], rtol=1e-4)
 
 
 @pytest.mark.parametrize("single", [True, False])
