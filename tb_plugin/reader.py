@@ -738,15 +738,16 @@ def read_run(provider, ctx, experiment_id, run, names=None, variables=None,
     gradients = {}
     for name, v in grad_vars.items():
         var_scal, scal, hists = grad_tags[name]
-        stats = {}
-        for (s, p), series in _collect(scalars, var_scal, _series, _is_number,
-                                       warnings).items():
-            stats.setdefault(s, {})[p] = series
-        log10_histograms = _collect(histograms, hists, _histogram_series, _is_histogram,
-                                    warnings)
         if name in compact_tags:
             stats, log10_histograms = _compact_gradient_series(
                 v, compact_tags[name], histograms, series_contents, warnings)
+        else:  # format 1 or 2 (or a compact family without variables): a tag a series
+            stats = {}
+            for (s, p), series in _collect(scalars, var_scal, _series, _is_number,
+                                           warnings).items():
+                stats.setdefault(s, {})[p] = series
+            log10_histograms = _collect(histograms, hists, _histogram_series,
+                                        _is_histogram, warnings)
         gradients[name] = GradientRecords(
             name=name,
             variables=v.paths,
